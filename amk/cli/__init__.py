@@ -1,0 +1,39 @@
+"""The ``amk`` command. Exit codes: 0 ok, 1 failure (bad input, a failed check), 2 usage error.
+
+Each command group lives in its own module and is added to :data:`main` here; commands import what
+they need when they run, so ``amk --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from amk import __version__
+from amk.cli.context import AppContext, AmkGroup
+from amk.cli.config_cmd import config_group
+from amk.cli.corpus_cmd import corpus_group
+from amk.cli.plugins_cmd import plugins_command
+
+
+@click.group(cls=AmkGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="amk")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar=None,
+              help="Config file to use (default: $AMK_CONFIG, ./amk.toml, or [tool.amk] in ./pyproject.toml).")
+@click.option("--store", "store_url", metavar="URL",
+              help="Store to use instead of the config's: jsonl:PATH, sqlite:PATH or postgresql://...")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, store_url: str | None) -> None:
+    """amk: a corpus of every measured kernel-tuning point, turned into warm starts, a learned
+    ranking prior and a tuning loop."""
+    ctx.obj = AppContext(config_path=config_path, store_url=store_url)
+
+
+main.add_command(plugins_command)
+main.add_command(config_group)
+main.add_command(corpus_group)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""``amk config show``: the effective config and where each value came from."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from amk.cli.context import AppContext, pass_app
+
+
+@click.group("config")
+def config_group() -> None:
+    """Inspect amk's configuration."""
+
+
+@config_group.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@pass_app
+def show(app: AppContext, as_json: bool) -> None:
+    """Print the effective config: each kind's implementation and options, with their origins."""
+    import attrs
+
+    from amk.core.config import find_config_file
+    from amk.core.plugins import KINDS
+
+    config = app.config
+    config.validate()
+    _, why = find_config_file(app.config_path) if not app.config_path else (None, "--config")
+    out = {"file": str(config.path) if config.path else None, "found_by": why, "sections": {}}
+    for kind in KINDS:
+        sel = config.selection(kind)
+        options = attrs.asdict(config.options(kind))
+        out["sections"][kind] = {
+            "name": {"value": sel.name, "from": sel.origins.get("name")},
+            "options": {k: {"value": v, "from": sel.origins.get(k, "option default")} for k, v in options.items()},
+        }
+    if as_json:
+        click.echo(json.dumps(out, indent=2, default=str))
+        return
+    click.echo(f"# config file: {out['file'] or 'none'} ({why})")
+    for kind, section in out["sections"].items():
+        click.echo(f"[{kind}]")
+        click.echo(f"name = {section['name']['value']!r:<40} # {section['name']['from']}")
+        for key, item in section["options"].items():
+            click.echo(f"{key} = {item['value']!r:<40} # {item['from']}")
+        click.echo("")

@@ -1,0 +1,47 @@
+"""What every command shares: the effective config, opened lazily, and amk's error handling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from amk.core.errors import AmkError
+
+
+class AmkGroup(click.Group):
+    """A click group that prints an AmkError as one line on stderr and exits 1 (no traceback)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AmkError as exc:
+            click.echo(f"amk: error: {exc}", err=True)
+            ctx.exit(1)
+
+
+class AppContext:
+    """The config (loaded on first use, so ``--help`` reads no file) and the store it selects."""
+
+    def __init__(self, config_path: str | None = None, store_url: str | None = None) -> None:
+        self.config_path = config_path
+        self.store_url = store_url
+        self._config = None
+
+    @property
+    def config(self):
+        if self._config is None:
+            from amk.core.config import load_config
+
+            config = load_config(self.config_path)
+            if self.store_url:
+                config = config.with_store_url(self.store_url, origin="--store")
+            self._config = config
+        return self._config
+
+    def open_store(self):
+        """The selected store, opened."""
+        return self.config.create("store")
+
+
+pass_app = click.make_pass_decorator(AppContext)

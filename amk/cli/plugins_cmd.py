@@ -1,0 +1,47 @@
+"""``amk plugins``: every installed store, featurizer, ranker and backend, and who provides it."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def plugins_command(as_json: bool) -> None:
+    """List installed implementations, the plugins that provide them, and plugins that failed to load."""
+    from amk.core.plugins import KINDS, get_registry
+
+    registry = get_registry()
+    rows = []
+    for kind in KINDS:
+        for name in registry.names(kind):
+            impl = registry.get(kind, name) if (kind, name) not in registry.duplicates else registry.implementations[kind][name]
+            missing = impl.missing_requirements
+            rows.append({
+                "kind": kind, "name": name, "plugin": impl.plugin, "distribution": impl.distribution,
+                "version": impl.version,
+                "usable": not missing,
+                "missing": sorted(missing),
+                "install": f"pip install 'amk[{','.join(sorted(set(missing.values())))}]'" if missing else None,
+            })
+    plugins = [{"name": p.name, "distribution": p.distribution, "version": p.version, "hooks": list(p.hooks)}
+               for p in registry.plugins]
+    problems = [{"plugin": p.plugin, "distribution": p.distribution, "message": p.message}
+                for p in registry.problems]
+    if as_json:
+        click.echo(json.dumps({"implementations": rows, "plugins": plugins, "problems": problems}, indent=2))
+        return
+    widths = [10, 14, 28, 22]
+    click.echo(f"{'KIND':<{widths[0]}}{'NAME':<{widths[1]}}{'PROVIDED BY':<{widths[2]}}{'STATUS'}")
+    for row in rows:
+        provider = f"{row['distribution']} {row['version']}"
+        status = "ok" if row["usable"] else f"needs {', '.join(row['missing'])}: {row['install']}"
+        click.echo(f"{row['kind']:<{widths[0]}}{row['name']:<{widths[1]}}{provider:<{widths[2]}}{status}")
+    click.echo("")
+    click.echo("Plugins and the hooks they implement:")
+    for p in plugins:
+        click.echo(f"  {p['name']} ({p['distribution']} {p['version']}): {', '.join(p['hooks']) or 'no hooks'}")
+    for p in problems:
+        click.echo(f"  problem: {p['plugin']} ({p['distribution']}): {p['message']}", err=True)

@@ -1,0 +1,1 @@
+"""amk's core: domain types, records and migrations, hookspecs, the plugin manager, config, errors."""

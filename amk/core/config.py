@@ -1,0 +1,225 @@
+"""amk's config: which store, featurizer, ranker and backend to use, and their options.
+
+Looked for, first found wins: ``--config FILE``, ``$AMK_CONFIG``, ``./amk.toml``, ``[tool.amk]`` in
+``./pyproject.toml``; with none, the embedded defaults. A file looks like::
+
+    [store]
+    name = "jsonl"            # or: url = "sqlite:corpus.db"
+    path = ".amk/corpus.jsonl"  # every other key is an option of the chosen implementation
+
+    [ranker]
+    name = "lightgbm"
+    n_estimators = 300
+
+Relative paths in a store's ``path`` option are relative to the file that sets them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.errors import ClassValidationError
+
+from amk.core.errors import ConfigError
+from amk.core.plugins import KINDS, Registry, get_registry
+
+ENV_VAR = "AMK_CONFIG"
+CONFIG_FILE = "amk.toml"
+DEFAULT_STORE_PATH = ".amk/corpus.jsonl"
+DEFAULT_NAMES: dict[str, str] = {"store": "jsonl", "featurizer": "amk", "ranker": "knn", "backend": "roofline"}
+DEFAULT_ORIGIN = "embedded default"
+
+# Sections that configure amk itself rather than select a plugin: section -> its attrs settings class,
+# as "module:Class" so reading a config imports nothing it does not need.
+SETTINGS_SECTIONS: dict[str, str] = {}
+
+_options_converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+
+
+@attrs.frozen
+class Selection:
+    """The implementation chosen for one kind, its raw options, and where each value came from."""
+
+    kind: str
+    name: str
+    options: dict[str, Any]
+    origins: dict[str, str]  # "name" and each option key -> where it was set
+    base_dir: Path  # relative paths in options resolve against this
+
+
+def structure_options(options_cls: type, raw: Mapping[str, Any], *, where: str, label: str) -> Any:
+    """Structure ``raw`` into ``options_cls``; unknown keys and bad values name ``where`` and ``label``."""
+    allowed = [f.name for f in attrs.fields(options_cls)]
+    unknown = sorted(set(raw) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {unknown} for {label}; allowed keys are {allowed or 'none'}."
+        )
+    try:
+        return _options_converter.structure(dict(raw), options_cls)
+    except ClassValidationError as exc:
+        details = "; ".join(cattrs.transform_error(exc, path=label))
+        raise ConfigError(f"{where}: {details}; fix the value in that section.") from None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{where}: bad value for {label}: {exc}; fix the value in that section.") from None
+
+
+def parse_store_url(url: str, registry: Registry) -> tuple[str, dict[str, Any]]:
+    """``jsonl:PATH`` / ``sqlite:PATH`` / ``postgresql://...`` -> (store name, options)."""
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    for name in registry.names("store"):
+        cls = registry.get("store", name).cls
+        if scheme in getattr(cls, "url_schemes", ()):
+            return name, cls.options_from_url(url)
+    schemes = sorted(s for n in registry.names("store") for s in getattr(registry.get("store", n).cls, "url_schemes", ()))
+    raise ConfigError(f"store URL {url!r} has no known scheme; use one of {[s + ':' for s in schemes]}.")
+
+
+@attrs.define
+class AmkConfig:
+    """The effective config: a selection per kind plus amk's own settings sections."""
+
+    path: Path | None
+    selections: dict[str, Selection]
+    settings: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    registry: Registry = attrs.field(factory=get_registry, repr=False)
+
+    @property
+    def source(self) -> str:
+        return str(self.path) if self.path else DEFAULT_ORIGIN
+
+    def selection(self, kind: str) -> Selection:
+        return self.selections[kind]
+
+    def options(self, kind: str) -> Any:
+        """The selected implementation's Options, checked against its Options class."""
+        sel = self.selections[kind]
+        impl = self.registry.get(kind, sel.name)
+        raw = dict(sel.options)
+        if kind == "store" and isinstance(raw.get("path"), str) and not Path(raw["path"]).is_absolute():
+            raw["path"] = str(sel.base_dir / raw["path"])
+        where = sel.origins.get("name", self.source)
+        return structure_options(impl.cls.Options, raw, where=where, label=f"[{kind}] {sel.name!r}")
+
+    def create(self, kind: str) -> Any:
+        """An instance of the selected implementation of ``kind``."""
+        return self.registry.create(kind, self.selections[kind].name, self.options(kind))
+
+    def validate(self) -> None:
+        """Check every selection names an installed implementation and its options fit."""
+        for kind in KINDS:
+            self.options(kind)
+        for section in self.settings:
+            self.settings_for(section)
+
+    def settings_for(self, section: str) -> Any:
+        """amk's own settings section structured into its settings class (defaults when absent)."""
+        module_name, _, cls_name = SETTINGS_SECTIONS[section].partition(":")
+        import importlib
+
+        cls = getattr(importlib.import_module(module_name), cls_name)
+        return structure_options(cls, self.settings.get(section, {}), where=self.source, label=f"[{section}]")
+
+    def with_store_url(self, url: str, origin: str) -> AmkConfig:
+        """A copy that uses the store a URL names (``--store`` on the command line)."""
+        name, options = parse_store_url(url, self.registry)
+        selections = dict(self.selections)
+        selections["store"] = Selection("store", name, options,
+                                        {"name": origin, **{k: origin for k in options}}, Path.cwd())
+        return attrs.evolve(self, selections=selections)
+
+
+def find_config_file(explicit: str | os.PathLike | None = None, cwd: Path | None = None) -> tuple[Path | None, str]:
+    """The config file to read and why it was chosen; (None, reason) when there is none."""
+    cwd = cwd or Path.cwd()
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} given by --config does not exist; check the path.")
+        return path, "--config"
+    env = os.environ.get(ENV_VAR)
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise ConfigError(f"config file {env!r} named by ${ENV_VAR} does not exist; fix or unset ${ENV_VAR}.")
+        return path, f"${ENV_VAR}"
+    if (cwd / CONFIG_FILE).is_file():
+        return cwd / CONFIG_FILE, CONFIG_FILE
+    pyproject = cwd / "pyproject.toml"
+    if pyproject.is_file() and "amk" in _read_toml(pyproject).get("tool", {}):
+        return pyproject, "[tool.amk] in pyproject.toml"
+    return None, "no config file found; embedded defaults"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file.") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror}); check its permissions.") from None
+
+
+def load_config(explicit: str | os.PathLike | None = None, cwd: Path | None = None,
+                registry: Registry | None = None) -> AmkConfig:
+    """Read the effective config (see the module docstring for where it is looked for)."""
+    registry = registry or get_registry()
+    cwd = cwd or Path.cwd()
+    path, _why = find_config_file(explicit, cwd)
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = _read_toml(path)
+        if path.name == "pyproject.toml" and explicit is None:
+            data = data.get("tool", {}).get("amk", {})
+        elif path.name == "pyproject.toml":
+            data = data.get("tool", {}).get("amk", data)
+    where = str(path) if path else DEFAULT_ORIGIN
+    base_dir = path.parent.resolve() if path else cwd
+
+    unknown = sorted(set(data) - set(KINDS) - set(SETTINGS_SECTIONS))
+    if unknown:
+        allowed = list(KINDS) + sorted(SETTINGS_SECTIONS)
+        raise ConfigError(f"{where}: unknown section(s) {unknown}; allowed sections are {allowed}.")
+
+    selections: dict[str, Selection] = {}
+    for kind in KINDS:
+        section = data.get(kind, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"{where}: [{kind}] must be a table of keys, got {section!r}.")
+        section = dict(section)
+        if kind == "store" and "url" in section:
+            if "name" in section:
+                raise ConfigError(f"{where}: [store] sets both 'url' and 'name'; keep one of them.")
+            url = section.pop("url")
+            if not isinstance(url, str):
+                raise ConfigError(f"{where}: [store] url must be a string, got {url!r}.")
+            name, url_options = parse_store_url(url, registry)
+            section = {**url_options, **section}
+            origins = {"name": where, **{k: where for k in section}}
+        else:
+            name = section.pop("name", None)
+            origins = {k: where for k in section}
+            origins["name"] = where if name is not None else DEFAULT_ORIGIN
+            if name is None:
+                name = DEFAULT_NAMES[kind]
+            if not isinstance(name, str):
+                raise ConfigError(f"{where}: [{kind}] name must be a string, got {name!r}.")
+        if kind == "store" and name == DEFAULT_NAMES["store"] and "path" not in section:
+            section["path"] = DEFAULT_STORE_PATH
+            origins["path"] = DEFAULT_ORIGIN
+        if origins["name"] != DEFAULT_ORIGIN:  # embedded defaults are checked when they are used
+            try:
+                registry.get(kind, name)
+            except Exception as exc:
+                raise ConfigError(f"{where}: [{kind}] {exc}") from None
+        selections[kind] = Selection(kind, name, section, origins, base_dir if path else cwd)
+
+    settings = {s: dict(data[s]) for s in SETTINGS_SECTIONS if s in data}
+    return AmkConfig(path=path, selections=selections, settings=settings, registry=registry)

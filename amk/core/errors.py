@@ -1,0 +1,55 @@
+"""amk's error hierarchy: every error a user can cause derives from :class:`AmkError`.
+
+Each message is one sentence that names the bad value and says what to do next; the CLI prints it
+without a traceback and exits 1 (2 for usage errors).
+"""
+
+from __future__ import annotations
+
+
+class AmkError(Exception):
+    """Base of every error amk raises for bad input or an unusable environment."""
+
+
+class ConfigError(AmkError):
+    """A config file, section, key or value is wrong."""
+
+
+class PluginError(AmkError):
+    """A plugin could not be loaded, is registered twice, or is not installed."""
+
+
+class UnknownNameError(PluginError):
+    """A store, featurizer, ranker or backend name that no installed plugin provides."""
+
+
+class MissingDependencyError(AmkError):
+    """An optional dependency an implementation needs is not installed."""
+
+
+class ValidationError(AmkError):
+    """A value (a shape, a config, a device spec) is outside its legal range."""
+
+
+class RecordError(AmkError):
+    """A corpus record is malformed; the message says where it came from."""
+
+
+class SchemaVersionError(RecordError):
+    """A record was written by a newer amk than this one."""
+
+
+class StoreError(AmkError):
+    """A corpus store cannot be opened, read or written."""
+
+
+class ImportFormatError(AmkError):
+    """A file given to ``amk corpus import`` is not in a format amk can read."""
+
+
+class BackendError(AmkError):
+    """A kernel backend cannot run here, or refused a workload or config."""
+
+
+class InvalidConfigError(BackendError):
+    """A backend refused one config (outside the search space or breaking a constraint)."""

@@ -1,0 +1,133 @@
+"""The store interface: append records durably, query them back, report what could not be read."""
+
+from __future__ import annotations
+
+import collections
+from abc import abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, ClassVar
+
+import attrs
+
+from amk.core.interfaces import Implementation
+from amk.core.records import MeasurementKind, Record, Verdict
+
+
+@attrs.frozen
+class CorpusQuery:
+    """Which records to return; every field left None matches everything."""
+
+    device: str | None = None
+    workload_kind: str | None = None
+    workload_name: str | None = None
+    workload_shape: Mapping[str, Any] | None = None  # exact match of the whole shape mapping
+    verdict: Verdict | None = None
+    kind: MeasurementKind | None = None
+    since: float | None = None  # provenance.timestamp >= since
+    until: float | None = None  # provenance.timestamp < until
+
+    def matches(self, record: Record) -> bool:
+        w, m, ts = record.workload, record.measurement, record.provenance.timestamp
+        return (
+            (self.device is None or record.device.name == self.device)
+            and (self.workload_kind is None or w.kind == self.workload_kind)
+            and (self.workload_name is None or w.name == self.workload_name)
+            and (self.workload_shape is None or w.shape == dict(self.workload_shape))
+            and (self.verdict is None or m.verdict == self.verdict)
+            and (self.kind is None or m.kind == self.kind)
+            and (self.since is None or (ts is not None and ts >= self.since))
+            and (self.until is None or (ts is not None and ts < self.until))
+        )
+
+
+@attrs.frozen
+class CorpusProblem:
+    """A stored entry that could not be read: where it is and why."""
+
+    where: str
+    reason: str
+
+
+@attrs.frozen
+class CorpusStats:
+    """Counts of a corpus by device, workload, kind and verdict, plus the unreadable entries."""
+
+    total: int
+    by_device: dict[str, int]
+    by_workload: dict[str, int]
+    by_kind: dict[str, int]
+    by_verdict: dict[str, int]
+    shapes: dict[str, dict[str, Any]]  # workload label -> its shape
+    problems: int
+
+    @classmethod
+    def of(cls, records: Iterable[Record], problems: int = 0) -> CorpusStats:
+        counters = {k: collections.Counter() for k in ("device", "workload", "kind", "verdict")}
+        shapes: dict[str, dict[str, Any]] = {}
+        total = 0
+        for r in records:
+            total += 1
+            label = f"{r.workload.kind}:{r.workload.name}"
+            counters["device"][r.device.name] += 1
+            counters["workload"][label] += 1
+            counters["kind"][r.measurement.kind.value] += 1
+            counters["verdict"][r.measurement.verdict.value] += 1
+            shapes.setdefault(label, dict(r.workload.shape))
+        return cls(total, *(dict(sorted(counters[k].items())) for k in counters), shapes, problems)
+
+
+class Store(Implementation):
+    """A durable, append-only home for records. Subclasses implement ``append`` and ``_scan``.
+
+    ``url_schemes`` lists the URL schemes that select this store (``jsonl:PATH``); ``options_from_url``
+    turns such a URL into this store's options.
+    """
+
+    url_schemes: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def options_from_url(cls, url: str) -> dict[str, Any]:
+        raise NotImplementedError(f"the {cls.name!r} store cannot be opened from a URL")
+
+    @abstractmethod
+    def append(self, records: Iterable[Record]) -> int:
+        """Durably append every record (all or nothing per call where the store can); returns the count."""
+
+    @abstractmethod
+    def _scan(self) -> Iterator[Record]:
+        """Every readable record, in append order; unreadable entries go to ``problems()``."""
+
+    def query(self, query: CorpusQuery | None = None) -> Iterator[Record]:
+        """The records that match ``query`` (all when None), in append order."""
+        query = query or CorpusQuery()
+        return (r for r in self._scan() if query.matches(r))
+
+    def count(self, query: CorpusQuery | None = None) -> int:
+        return sum(1 for _ in self.query(query))
+
+    def problems(self) -> list[CorpusProblem]:
+        """Entries found unreadable by the last full read (malformed, torn, from a newer schema)."""
+        return []
+
+    def stats(self) -> CorpusStats:
+        records = list(self.query())
+        return CorpusStats.of(records, problems=len(self.problems()))
+
+    def migrate(self) -> str:
+        """Rewrite every record in the current schema, keeping a backup; returns a one-line report."""
+        from amk.core.errors import StoreError
+
+        raise StoreError(f"the {self.name!r} store does not support migrate; copy it into a new store instead.")
+
+    def describe(self) -> str:
+        """Where this store keeps its records, for messages."""
+        return self.name
+
+    def close(self) -> None:
+        """Release files, connections and locks."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,73 @@
+"""``Workload``: what is tuned, as a kind, a name and a shape.
+
+amk's own decode workload has kind ``decode`` and a :class:`~amk.core.shapes.ModelShape` as its shape
+(plus, optionally, a ``dtype``); an imported Kernel Tuner kernel has kind ``kernel_tuner``, its kernel
+name, and ``{"problem_size": [...]}``. Any other kernel fits the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Union
+
+import attrs
+
+from amk.core.errors import ValidationError
+from amk.core.shapes import SHAPE_FIELDS, ModelShape
+
+DECODE_KIND = "decode"
+KERNEL_TUNER_KIND = "kernel_tuner"
+
+ShapeValue = Union[int, float, str, bool, list]
+
+
+def _check_text(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"Workload.{attribute.name} must be a non-empty string, got {value!r}.")
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (int, float, str, bool))
+
+
+def _to_shape(value: Any) -> dict[str, ShapeValue]:
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"Workload.shape must be a mapping of name -> value, got {value!r}.")
+    shape: dict[str, ShapeValue] = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not key:
+            raise ValidationError(f"Workload.shape keys must be non-empty strings, got {key!r}.")
+        if isinstance(item, (list, tuple)):
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in item):
+                raise ValidationError(f"Workload.shape[{key!r}]={item!r} must be a list of numbers.")
+            item = list(item)
+        elif not _is_scalar(item):
+            raise ValidationError(
+                f"Workload.shape[{key!r}]={item!r} must be a number, a string, a bool or a list of numbers."
+            )
+        shape[key] = item
+    return shape
+
+
+@attrs.frozen
+class Workload:
+    """What is tuned; two workloads are the same when kind, name and shape are equal."""
+
+    kind: str = attrs.field(validator=_check_text)
+    name: str = attrs.field(validator=_check_text)
+    shape: dict[str, ShapeValue] = attrs.field(factory=dict, converter=_to_shape, hash=False)
+
+    @classmethod
+    def decode(cls, name: str, shape: ModelShape, **extra: ShapeValue) -> Workload:
+        """amk's own LLM decode workload for a model shape (``extra`` e.g. ``dtype="bf16"``)."""
+        return cls(DECODE_KIND, name, {**shape.to_dict(), **extra})
+
+    def model_shape(self) -> ModelShape:
+        """The ModelShape of a decode workload (its shape's ModelShape fields; others ignored)."""
+        return ModelShape.from_mapping({k: v for k, v in self.shape.items() if k in SHAPE_FIELDS})
+
+    @property
+    def key(self) -> str:
+        """A canonical string that identifies the workload (kind, name and shape)."""
+        return json.dumps([self.kind, self.name, self.shape], sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,1 @@
+"""Built-in corpus stores, each a plugin registered through ``register_stores``."""
