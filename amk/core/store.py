@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from amk.core.columns import CorpusColumns
 from amk.core.interfaces import Implementation
 from amk.core.records import MeasurementKind, Record, Verdict
 
@@ -104,6 +105,10 @@ class Store(Implementation):
 
     def count(self, query: CorpusQuery | None = None) -> int:
         return sum(1 for _ in self.query(query))
+
+    def columns(self, query: CorpusQuery | None = None) -> CorpusColumns:
+        """The matching records as factorised columns (what training and warm starts read)."""
+        return CorpusColumns.from_records(self.query(query))
 
     def problems(self) -> list[CorpusProblem]:
         """Entries found unreadable by the last full read (malformed, torn, from a newer schema)."""

@@ -1,0 +1,139 @@
+"""``CorpusColumns``: the corpus as factorised columns, the form training and warm starts read.
+
+Rows are records; workloads, devices and configs are stored once each in unique tables and referenced
+by integer index columns, so a million records that share a few thousand configs featurize each config
+once. Stores may build this faster than from records (one SQL query); the result must be the same.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+import numpy as np
+
+from amk.core.devices import Device
+from amk.core.records import MeasurementKind, Record, Verdict
+from amk.core.workload import Workload
+
+VERDICT_CODES: tuple[Verdict, ...] = tuple(Verdict)
+KIND_CODES: tuple[MeasurementKind, ...] = tuple(MeasurementKind)
+
+
+def config_key(config: Mapping[str, Any]) -> str:
+    """Canonical JSON of a config: equal configs have equal keys."""
+    return json.dumps(config, sort_keys=True, separators=(",", ":"))
+
+
+@attrs.frozen
+class CorpusColumns:
+    """Factorised columns of a set of records (see the module docstring)."""
+
+    workloads: list[Workload]  # unique table
+    devices: list[Device]  # unique table
+    configs: list[dict[str, Any]]  # unique table
+    workload_index: np.ndarray  # int32 per row -> workloads
+    device_index: np.ndarray  # int32 per row -> devices
+    config_index: np.ndarray  # int32 per row -> configs
+    latency_us: np.ndarray  # float64 per row; NaN where there is none
+    bound_us: np.ndarray  # float64 per row; NaN where unknown
+    verdict: np.ndarray  # int8 per row -> VERDICT_CODES
+    kind: np.ndarray  # int8 per row -> KIND_CODES
+    timestamp: np.ndarray  # float64 per row; NaN where unknown
+
+    def __len__(self) -> int:
+        return int(self.latency_us.shape[0])
+
+    @classmethod
+    def from_records(cls, records: Iterable[Record]) -> CorpusColumns:
+        builder = ColumnsBuilder()
+        for record in records:
+            builder.add(record)
+        return builder.build()
+
+    def mask(self, *, device: str | None = None, verdicts: Iterable[Verdict] | None = None,
+             kinds: Iterable[MeasurementKind] | None = None, workload_kind: str | None = None) -> np.ndarray:
+        """A boolean row mask for the given filters (None matches everything)."""
+        keep = np.ones(len(self), dtype=bool)
+        if device is not None:
+            ids = [i for i, d in enumerate(self.devices) if d.name == device]
+            keep &= np.isin(self.device_index, ids)
+        if workload_kind is not None:
+            ids = [i for i, w in enumerate(self.workloads) if w.kind == workload_kind]
+            keep &= np.isin(self.workload_index, ids)
+        if verdicts is not None:
+            keep &= np.isin(self.verdict, [VERDICT_CODES.index(v) for v in verdicts])
+        if kinds is not None:
+            keep &= np.isin(self.kind, [KIND_CODES.index(k) for k in kinds])
+        return keep
+
+    def take(self, rows: np.ndarray) -> CorpusColumns:
+        """The subset of rows selected by a boolean mask or an index array (unique tables kept whole)."""
+        return attrs.evolve(
+            self, **{f: getattr(self, f)[rows] for f in (
+                "workload_index", "device_index", "config_index", "latency_us", "bound_us", "verdict",
+                "kind", "timestamp")}
+        )
+
+
+class ColumnsBuilder:
+    """Accumulates rows and interns workloads, devices and configs into unique tables."""
+
+    def __init__(self) -> None:
+        self._workloads: dict[str, int] = {}
+        self._devices: dict[Device, int] = {}
+        self._configs: dict[str, int] = {}
+        self.workloads: list[Workload] = []
+        self.devices: list[Device] = []
+        self.configs: list[dict[str, Any]] = []
+        self._rows: dict[str, list] = {f: [] for f in (
+            "workload_index", "device_index", "config_index", "latency_us", "bound_us", "verdict", "kind",
+            "timestamp")}
+
+    def add(self, record: Record) -> None:
+        self.add_row(record.workload, record.device, record.config, record.measurement.latency_us,
+                     record.measurement.bound_us, record.measurement.verdict, record.measurement.kind,
+                     record.provenance.timestamp)
+
+    def add_row(self, workload: Workload, device: Device, config: Mapping[str, Any], latency_us: float | None,
+                bound_us: float | None, verdict: Verdict, kind: MeasurementKind, timestamp: float | None,
+                config_json: str | None = None) -> None:
+        wkey = workload.key
+        wi = self._workloads.get(wkey)
+        if wi is None:
+            wi = self._workloads[wkey] = len(self.workloads)
+            self.workloads.append(workload)
+        di = self._devices.get(device)
+        if di is None:
+            di = self._devices[device] = len(self.devices)
+            self.devices.append(device)
+        ckey = config_json if config_json is not None else config_key(config)
+        ci = self._configs.get(ckey)
+        if ci is None:
+            ci = self._configs[ckey] = len(self.configs)
+            self.configs.append(dict(config))
+        rows = self._rows
+        rows["workload_index"].append(wi)
+        rows["device_index"].append(di)
+        rows["config_index"].append(ci)
+        rows["latency_us"].append(np.nan if latency_us is None else latency_us)
+        rows["bound_us"].append(np.nan if bound_us is None else bound_us)
+        rows["verdict"].append(VERDICT_CODES.index(Verdict(verdict)))
+        rows["kind"].append(KIND_CODES.index(MeasurementKind(kind)))
+        rows["timestamp"].append(np.nan if timestamp is None else timestamp)
+
+    def build(self) -> CorpusColumns:
+        r = self._rows
+        return CorpusColumns(
+            workloads=self.workloads, devices=self.devices, configs=self.configs,
+            workload_index=np.asarray(r["workload_index"], dtype=np.int32),
+            device_index=np.asarray(r["device_index"], dtype=np.int32),
+            config_index=np.asarray(r["config_index"], dtype=np.int32),
+            latency_us=np.asarray(r["latency_us"], dtype=np.float64),
+            bound_us=np.asarray(r["bound_us"], dtype=np.float64),
+            verdict=np.asarray(r["verdict"], dtype=np.int8),
+            kind=np.asarray(r["kind"], dtype=np.int8),
+            timestamp=np.asarray(r["timestamp"], dtype=np.float64),
+        )
