@@ -28,6 +28,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "amk.featurizers.amk",
     "amk.featurizers.generic",
     "amk.rankers.knn",
+    "amk.rankers.gbr",
+    "amk.rankers.lightgbm",
 )
 
 
