@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 import attrs
 import numpy as np
 
+from amk.core.interfaces import Ranker
 from amk.core.records import MeasurementKind
 from amk.core.training import DEFAULT_KINDS, Corpus, TrainingSet, load_points
 
@@ -132,7 +133,7 @@ def _score_rows(prior, data: TrainingSet, rows: np.ndarray) -> np.ndarray:
 
 
 def evaluate(corpus: Corpus | TrainingSet, *, splits: Sequence[str] = ("device",),
-             rankers: Sequence[str] = ("knn",), featurizer: str = "amk", baseline: bool = True,
+             rankers: Sequence[str | Ranker] = ("knn",), featurizer: str = "amk", baseline: bool = True,
              kinds: Sequence[MeasurementKind] = DEFAULT_KINDS, min_group: int = 2) -> list[EvalResult]:
     """Leave-one-out evaluation of each ranker (and the pooled-replay baseline) on the corpus.
 
@@ -155,10 +156,10 @@ def evaluate(corpus: Corpus | TrainingSet, *, splits: Sequence[str] = ("device",
             scorers: list[tuple[str, float, object]] = []
             if baseline:
                 scorers.append((POOLED_REPLAY, 0.0, None))
-            for name in rankers:
+            for spec in rankers:
                 start = time.perf_counter()
-                prior = fit_prior(train, featurizer, name)
-                scorers.append((name, time.perf_counter() - start, prior))
+                prior = fit_prior(train, featurizer, spec)
+                scorers.append((prior.ranker.name, time.perf_counter() - start, prior))
             for name, fit_seconds, prior in scorers:
                 for rows in group_rows:
                     if prior is None:

@@ -45,7 +45,8 @@ class LightGBMRanker(Ranker):
         min_data_in_leaf: int = 20
         feature_fraction: float = 0.9
         max_bin: int = 255
-        num_threads: int = 0  # 0: LightGBM's default (all cores)
+        num_threads: int = 0  # 0: one per 50,000 rows, up to the number of cores
+        max_query: int = 1000  # lambdarank: larger groups are split at random into queries of this size
         seed: int = 0
 
         @objective.validator
@@ -53,17 +54,17 @@ class LightGBMRanker(Ranker):
             if value not in OBJECTIVES:
                 raise ConfigError(f"lightgbm objective {value!r} is not one of {list(OBJECTIVES)}.")
 
-    def _params(self) -> dict:
+    def _params(self, n_rows: int) -> dict:
         o = self.options
+        # OpenMP threads spin while they wait: on small data (or a busy machine) more threads are much slower.
+        threads = o.num_threads or max(1, min(os.cpu_count() or 1, n_rows // 50_000))
         params = {
             "objective": "lambdarank" if o.objective == "lambdarank" else "regression",
             "num_leaves": o.num_leaves, "learning_rate": o.learning_rate,
             "min_data_in_leaf": o.min_data_in_leaf, "feature_fraction": o.feature_fraction,
             "max_bin": o.max_bin, "seed": o.seed, "verbose": -1, "deterministic": True,
-            "force_col_wise": True,
+            "force_col_wise": True, "num_threads": threads,
         }
-        if o.num_threads:
-            params["num_threads"] = o.num_threads
         if o.objective == "lambdarank":
             params["label_gain"] = [float(2 ** (i / 2) - 1) for i in range(RELEVANCE_LEVELS + 1)]
             params["lambdarank_truncation_level"] = 30
@@ -77,19 +78,31 @@ class LightGBMRanker(Ranker):
         if self.options.objective == "lambdarank":
             if groups is None:
                 raise ValueError("the lambdarank objective needs groups (one per workload + device)")
-            order = np.argsort(groups, kind="stable")
+            # LightGBM caps a query at 10,000 rows: split each group at random into queries of max_query rows.
+            rng = np.random.default_rng(self.options.seed)
+            shuffled = rng.permutation(len(y))
+            position = np.empty(len(y), dtype=np.int64)
+            order_in_group = np.argsort(np.asarray(groups)[shuffled], kind="stable")
+            sorted_groups = np.asarray(groups)[shuffled][order_in_group]
+            starts = np.r_[0, np.nonzero(np.diff(sorted_groups))[0] + 1]
+            rank_in_group = np.arange(len(y)) - np.repeat(starts, np.diff(np.r_[starts, len(y)]))
+            position[shuffled[order_in_group]] = rank_in_group
+            query = np.asarray(groups, dtype=np.int64) * (len(y) + 1) + position // max(1, self.options.max_query)
+            order = np.argsort(query, kind="stable")
             X, y = X[order], y[order]
-            _, sizes = np.unique(groups[order], return_counts=True)
+            _, sizes = np.unique(query[order], return_counts=True)
             data = lightgbm.Dataset(X, label=relevance(y), group=sizes, free_raw_data=True)
         else:
             data = lightgbm.Dataset(X, label=y, free_raw_data=True)
-        self.booster_ = lightgbm.train(self._params(), data, num_boost_round=self.options.n_estimators)
+        self.booster_ = lightgbm.train(self._params(len(y)), data, num_boost_round=self.options.n_estimators)
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         if not hasattr(self, "booster_"):
             raise NotFittedError(f"the {self.name!r} ranker is used before fit; fit it (or load a saved one) first.")
-        scores = self.booster_.predict(np.asarray(X, dtype=np.float32))
+        X = np.asarray(X, dtype=np.float32)
+        threads = self.options.num_threads or max(1, min(os.cpu_count() or 1, len(X) // 50_000))
+        scores = self.booster_.predict(X, num_threads=threads)
         # lambdarank scores grow with relevance; amk's scores are lower = better.
         return -scores if self.options.objective == "lambdarank" else scores
 
