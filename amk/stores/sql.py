@@ -130,7 +130,8 @@ def workload_row(workload: Workload) -> tuple[str, str, str, str]:
 def where_clause(query: CorpusQuery | None, ph: str) -> tuple[str, list[Any]]:
     """``query`` as a WHERE clause over ``amk_records r`` with ``ph`` placeholders, and its parameters."""
     query = query or CorpusQuery()
-    parts, params = [], []
+    # Rows from a newer schema are refused (and reported by problems()), so no query counts them.
+    parts, params = [f"r.schema_version <= {ph}"], [SCHEMA_VERSION]
     if query.device is not None:
         parts.append(f"r.device_id IN (SELECT id FROM amk_devices WHERE name = {ph})")
         params.append(query.device)
@@ -153,7 +154,7 @@ def where_clause(query: CorpusQuery | None, ph: str) -> tuple[str, list[Any]]:
     if query.until is not None:
         parts.append(f"r.timestamp < {ph}")
         params.append(query.until)
-    return (" AND ".join(parts) or "TRUE"), params
+    return " AND ".join(parts), params
 
 
 class UniqueTables:
@@ -347,10 +348,8 @@ class SqlStore(Store):
         return int(self._fetchall(f"SELECT COUNT(*) FROM amk_records r WHERE {where}", params)[0][0])
 
     def columns(self, query: CorpusQuery | None = None) -> CorpusColumns:
-        # Rows from a newer schema are refused by query(), so they stay out of the columns too.
         where, params = where_clause(query, self.ph)
-        rows = self._fetchall(f"SELECT {RECORD_COLUMNS} FROM amk_records r WHERE {where}"
-                              f" AND r.schema_version <= {self.ph} ORDER BY r.id", [*params, SCHEMA_VERSION])
+        rows = self._fetchall(f"SELECT {RECORD_COLUMNS} FROM amk_records r WHERE {where} ORDER BY r.id", params)
         return columns_from_rows(rows, self._tables)
 
     def workloads(self, device: str | None = None, workload_kind: str | None = None) -> list[Workload]:
@@ -374,8 +373,6 @@ class SqlStore(Store):
             raise ValueError(f"per_workload={per_workload!r} must be >= 1")
         ph = self.ph
         where, params = where_clause(CorpusQuery(device=device, workload_kind=workload_kind, verdict=Verdict.PASS), ph)
-        where += f" AND r.schema_version <= {ph}"
-        params.append(SCHEMA_VERSION)
         if kinds is not None:
             values = [MeasurementKind(k).value for k in kinds]
             where += f" AND r.kind IN ({', '.join([ph] * len(values)) or 'NULL'})"
