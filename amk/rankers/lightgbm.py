@@ -39,8 +39,8 @@ class LightGBMRanker(Ranker):
     @attrs.frozen
     class Options:
         objective: str = attrs.field(default="regression")
-        n_estimators: int = 200
-        num_leaves: int = 63
+        n_estimators: int = 100
+        num_leaves: int = 127
         learning_rate: float = 0.1
         min_data_in_leaf: int = 20
         feature_fraction: float = 0.9
