@@ -9,7 +9,14 @@ from amk.core.prior import MIN_ROWS_TO_RANK, Prior, make_ranker, rank
 from amk.core.records import MeasurementKind
 from amk.core.schedule import ScheduleConfig
 from tests.prior_helpers import (
-    SMALL, decode, grid_configs, kernel, landscape_latency, landscape_records, record, schedule,
+    SMALL,
+    decode,
+    grid_configs,
+    kernel,
+    landscape_latency,
+    landscape_records,
+    record,
+    schedule,
 )
 
 RANKERS = ["knn", "gbr", "lightgbm"]
