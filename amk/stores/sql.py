@@ -96,24 +96,28 @@ def _encode_value(value: Any) -> str:
 
 def record_rows(records: Iterable[Record]) -> list[RecordRow]:
     """Rows for ``records``; what many records share (a config, a provenance) is serialised once."""
-    shared_json: dict[Any, str] = {}
+    # Keyed by id(): each entry keeps its object alive, so an id cannot be reused within the call.
+    by_object: dict[int, tuple[Any, str]] = {}
+    by_origin: dict[tuple, str] = {}
+    verdicts = {v: v.value for v in Verdict}
+    kinds = {k: k.value for k in MeasurementKind}
     rows = []
     for r in records:
-        if not isinstance(r, Record):
+        if type(r) is not Record and not isinstance(r, Record):
             raise TypeError(f"a store appends Record objects, got {type(r).__name__}")
         cfg, m, p = r.config, r.measurement, r.provenance
-        ckey = shared_json.get(id(cfg))
-        if ckey is None:
-            ckey = shared_json[id(cfg)] = config_key(cfg)
-        extra = shared_json.get(id(p.extra))
+        found = by_object.get(id(cfg))
+        if found is None:
+            found = by_object[id(cfg)] = (cfg, config_key(cfg))
+        extra = by_object.get(id(p.extra))
         if extra is None:
-            extra = shared_json[id(p.extra)] = _dumps(p.extra)
+            extra = by_object[id(p.extra)] = (p.extra, _dumps(p.extra))
         origin = _provenance_values(p)
-        provenance = shared_json.get(origin)
+        provenance = by_origin.get(origin)
         if provenance is None:
-            provenance = shared_json[origin] = _dumps(dict(zip(_PROVENANCE_FIELDS, origin)))[1:-1]
-        body = _BODY_TEMPLATE % (*map(_encode_value, _measurement_values(m)), provenance, extra)
-        rows.append(RecordRow(r.workload, r.device, ckey, m.verdict.value, m.kind.value, m.latency_us,
+            provenance = by_origin[origin] = _dumps(dict(zip(_PROVENANCE_FIELDS, origin)))[1:-1]
+        body = _BODY_TEMPLATE % (*map(_encode_value, _measurement_values(m)), provenance, extra[1])
+        rows.append(RecordRow(r.workload, r.device, found[1], verdicts[m.verdict], kinds[m.kind], m.latency_us,
                               m.bound_us, p.timestamp, body))
     return rows
 
