@@ -24,13 +24,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from amk.core.columns import config_key  # noqa: E402
-from amk.core.config import open_store  # noqa: E402
-from amk.core.records import record_to_json  # noqa: E402
-from amk.core.shapes import ModelShape  # noqa: E402
-from amk.core.store import CorpusQuery  # noqa: E402
-from bench import seed_baseline  # noqa: E402
-from bench.synthetic import synthetic_records  # noqa: E402
+from amk.core.columns import config_key
+from amk.core.config import open_store
+from amk.core.records import record_to_json
+from amk.core.shapes import ModelShape
+from amk.core.store import CorpusQuery
+from bench import seed_baseline
+from bench.synthetic import synthetic_records
 
 DEVICE = "h100"
 K = 3
@@ -150,7 +150,7 @@ def main() -> None:
                                           args.baseline_repeats)
         for name, url in urls.items():
             with open_store(url) as store:
-                s, cols = timed(lambda: store.columns(CorpusQuery(device=DEVICE)), 3)  # noqa: B023
+                s, cols = timed(lambda: store.columns(CorpusQuery(device=DEVICE)), 3)
             row(f"{name}: load {DEVICE}'s training columns ({len(cols)} rows)", s, base_train_s)
         print(f"  (baseline loaded {len(base_points)} usable points)")
 

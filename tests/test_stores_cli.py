@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from store_helpers import make_record
 
 from amk.core.config import open_store
 from amk.core.records import record_to_json
-from store_helpers import make_record
 
 pytest_plugins = ["store_fixtures"]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from store_helpers import column_rows, make_record, unknown_device_record
 
 from amk.core.columns import CorpusColumns
 from amk.core.records import MeasurementKind, Verdict, record_to_json
 from amk.core.store import CorpusQuery, CorpusStats, Store
-from store_helpers import column_rows, make_record, unknown_device_record
 
 pytest_plugins = ["store_fixtures"]
 

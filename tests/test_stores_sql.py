@@ -5,12 +5,12 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from store_helpers import make_record
 
 from amk.core.config import load_config, open_store
 from amk.core.errors import StoreError
 from amk.stores.postgres import PostgresStore
 from amk.stores.sqlite import SqliteStore
-from store_helpers import make_record
 
 pytest_plugins = ["store_fixtures"]
 
