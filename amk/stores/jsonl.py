@@ -55,6 +55,8 @@ class JsonlStore(Store):
         super().__init__(options)
         self.path = Path(self.options.path)
         self._problems: list[CorpusProblem] = []
+        # The columns of the file as last read, by (inode, size, mtime): one command asks several times.
+        self._columns_memo: tuple | None = None
 
     @classmethod
     def options_from_url(cls, url: str) -> dict[str, Any]:
@@ -188,10 +190,19 @@ class JsonlStore(Store):
         from amk.stores.jsonl_columns import cached_columns
 
         try:
-            cols, problems = cached_columns(self.path, self._read_lines)
-        except OSError as exc:
-            raise StoreError(f"cannot read {self.path}: {exc.strerror}; check the path and permissions.") from None
-        self._problems = problems
+            stat = os.stat(self.path)
+            version = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        except FileNotFoundError:
+            version = None
+        if self._columns_memo is not None and version is not None and self._columns_memo[0] == version:
+            cols, problems = self._columns_memo[1:]
+        else:
+            try:
+                cols, problems = cached_columns(self.path, self._read_lines)
+            except OSError as exc:
+                raise StoreError(f"cannot read {self.path}: {exc.strerror}; check the path and permissions.") from None
+            self._columns_memo = (version, cols, problems) if version is not None else None
+        self._problems = list(problems)
         return cols
 
     def columns(self, query: CorpusQuery | None = None) -> CorpusColumns:
