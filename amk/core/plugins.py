@@ -25,6 +25,9 @@ KINDS: tuple[str, ...] = ("store", "featurizer", "ranker", "backend")
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "amk.stores.jsonl",
+    "amk.featurizers.amk",
+    "amk.featurizers.generic",
+    "amk.rankers.knn",
     "amk.stores.memory",
     "amk.backends.replay",
     "amk.backends.roofline",
