@@ -53,6 +53,7 @@ class RecordedData:
         self.knob_order: dict[tuple[str, str], list[str]] = {}
         self.declared_choices: dict[tuple[str, str], dict[str, list[Any]]] = {}
         self.labels: dict[tuple[str, str], str] = {}
+        self._knobs: dict[tuple[str, str], list[Knob]] = {}
         for record in records:
             key = _target_key(record.workload, record.device)
             table = self.by_target.setdefault(key, {})
@@ -80,6 +81,8 @@ class RecordedData:
     def knobs(self, workload: Workload, device: Device) -> list[Knob]:
         key = _target_key(workload, device)
         table = self.table(workload, device)
+        if key in self._knobs:
+            return self._knobs[key]
         declared = self.declared_choices.get(key, {})
         knobs = []
         for name in self.knob_order[key]:
@@ -88,6 +91,7 @@ class RecordedData:
             # Keep the declared order; add values seen in the data the header did not declare.
             values += [v for v in _sorted_values(seen.values()) if v not in values]
             knobs.append(Knob(name, tuple(values)))
+        self._knobs[key] = knobs
         return knobs
 
 
