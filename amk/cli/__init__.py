@@ -15,6 +15,7 @@ from amk.cli.context import AppContext, AmkGroup
 from amk.cli.config_cmd import config_group
 from amk.cli.corpus_cmd import corpus_group
 from amk.cli.plugins_cmd import plugins_command
+from amk.cli.prior_cmd import evaluate_command, rank_command, warm_start_command
 
 
 @click.group(cls=AmkGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,6 +34,9 @@ def main(ctx: click.Context, config_path: str | None, store_url: str | None) -> 
 main.add_command(plugins_command)
 main.add_command(config_group)
 main.add_command(corpus_group)
+main.add_command(warm_start_command)
+main.add_command(rank_command)
+main.add_command(evaluate_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -61,6 +61,10 @@ class TrainingSet:
     def latency_us(self) -> np.ndarray:
         return self.columns.latency_us
 
+    def take(self, rows: np.ndarray) -> TrainingSet:
+        """The subset of rows selected by a boolean mask or an index array (targets kept as they were)."""
+        return TrainingSet(self.columns.take(rows), self.target[rows], self.groups[rows], self.group_keys, 0)
+
     def group_label(self, group: int) -> str:
         wi, di = self.group_keys[group]
         w = self.columns.workloads[wi]
