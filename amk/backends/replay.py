@@ -166,8 +166,8 @@ class ReplayBackend(Backend):
         return SearchSpace(
             knobs,
             constraints=(lambda config: config_key(config) in table,),
-            constraint_texts=("'recorded in the replay data' (Kernel Tuner only records configs its "
-                              "restrictions allow)",),
+            constraint_texts=(("'recorded in the replay data' (Kernel Tuner only records configs its "
+                               "restrictions allow)"),),
         )
 
     def measure(self, workload: Workload, device: Device, config: Mapping[str, Any]) -> Measurement:

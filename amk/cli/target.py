@@ -1,106 +1,85 @@
-"""How commands name a tuning target on the command line: ``--workload`` and ``--device``.
-
-One parser for every command that takes a target (``amk tune``, ``amk warm-start``, ...), so they read
-the same. A workload is ``KIND:NAME[:SHAPE]`` with SHAPE as comma-separated ``key=value`` pairs, or a
-JSON object ``{"kind": ..., "name": ..., "shape": {...}}``::
-
-    decode:llama-1b:hidden=2048,n_layers=16,n_heads=32,n_kv_heads=8,head_dim=64,intermediate=8192,vocab=128256
-    kernel_tuner:convolution_kernel:problem_size=4096x4096
-
-A value is an integer, a number, ``AxBxC`` (a list of integers, e.g. a problem size) or text.
-A device is a name amk resolves (``h100``, ``"NVIDIA RTX A6000"``; see ``amk.core.devices``).
+"""How commands name a tuning target on the command line, shared by ``amk warm-start``, ``amk rank`` and
+``amk tune`` so they read the same: ``--workload KIND:NAME``, ``--shape``, ``--problem-size``, ``--device``.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
-from amk.core.devices import Device, resolve_device
-from amk.core.errors import AmkError, ValidationError
-from amk.core.workload import Workload
+from amk.core.errors import ValidationError
 
-WORKLOAD_HELP = ("The workload: KIND:NAME[:key=value,...] (e.g. kernel_tuner:convolution_kernel:"
-                 "problem_size=4096x4096) or a JSON object with kind, name and shape.")
-DEVICE_HELP = "The device, by name (h100, a100, 'NVIDIA RTX A6000', ...)."
+KIND_CHOICES = ("measured", "predicted", "replayed")
+
+WORKLOAD_HELP = """\b
+Name the workload and device like this:
+  --workload decode:NAME --shape hidden=2048,n_layers=16,n_heads=32,n_kv_heads=8,head_dim=64,intermediate=8192,vocab=128256
+  --workload kernel_tuner:convolution_kernel --problem-size 4096,4096
+  --device h100   (or any device string: "NVIDIA A100-PCIE-40GB" resolves to a100)
+A workload is KIND:NAME; its shape is --shape KEY=VALUE,... and, for Kernel Tuner kernels,
+--problem-size N,N,... (the cache header's problem_size; a single N is a number, "N," a list
+of one). Decode workloads match by shape (the nearest shape transfers whatever its name); other
+kinds only within the same kernel."""
 
 
-def _value(text: str) -> Any:
-    for cast in (int, float):
+def _parse_value(text: str) -> Any:
+    for convert in (int, float):
         try:
-            return cast(text)
+            return convert(text)
         except ValueError:
             pass
-    if "x" in text and all(part.isdigit() for part in text.split("x")):
-        return [int(part) for part in text.split("x")]
     return text
 
 
-def parse_workload(text: str) -> Workload:
-    """The workload ``text`` names (see the module docstring); ValidationError says what is wrong."""
-    text = text.strip()
-    if text.startswith("{"):
+def parse_workload(spec: str, shape: str | None, problem_size: str | None):
+    """A Workload from ``KIND:NAME``, ``KEY=VALUE,...`` and ``N,N,...``."""
+    from amk.core.shapes import SHAPE_FIELDS
+    from amk.core.workload import DECODE_KIND, Workload
+
+    kind, sep, name = spec.partition(":")
+    if not sep or not kind or not name:
+        raise ValidationError(f"--workload {spec!r} must be KIND:NAME, e.g. decode:llama-1b or kernel_tuner:my_kernel.")
+    values: dict[str, Any] = {}
+    for item in (shape or "").split(","):
+        if not item.strip():
+            continue
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ValidationError(f"--shape item {item!r} must be KEY=VALUE, e.g. hidden=2048.")
+        values[key.strip()] = _parse_value(value.strip())
+    if problem_size:
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(f"workload {text!r} is not valid JSON ({exc}); fix the quoting.") from None
-        if not isinstance(data, dict) or set(data) - {"kind", "name", "shape"}:
-            raise ValidationError(f"workload JSON {text!r} must be an object with kind, name and shape only.")
-        return Workload(data.get("kind"), data.get("name"), data.get("shape", {}))
-    parts = text.split(":", 2)
-    if len(parts) < 2 or not parts[0] or not parts[1]:
-        raise ValidationError(
-            f"workload {text!r} must be KIND:NAME[:key=value,...], e.g. "
-            "kernel_tuner:convolution_kernel:problem_size=4096x4096."
-        )
-    shape: dict[str, Any] = {}
-    if len(parts) == 3 and parts[2]:
-        for pair in parts[2].split(","):
-            key, sep, value = pair.partition("=")
-            if not sep or not key.strip():
-                raise ValidationError(f"workload shape item {pair!r} in {text!r} must be key=value.")
-            shape[key.strip()] = _value(value.strip())
-    return Workload(parts[0], parts[1], shape)
+            sizes = [int(p) for p in problem_size.split(",") if p.strip()]
+        except ValueError:
+            raise ValidationError(f"--problem-size {problem_size!r} must be integers separated by commas.") from None
+        # Kernel Tuner keeps a problem size as given, a list or a single number: "4096" names the number,
+        # "4096," a list of one.
+        values["problem_size"] = sizes[0] if len(sizes) == 1 and "," not in problem_size else sizes
+    if kind == DECODE_KIND:
+        unknown = sorted(set(values) - set(SHAPE_FIELDS) - {"dtype"})
+        if unknown:
+            raise ValidationError(
+                f"decode shape key(s) {unknown} are unknown; use {list(SHAPE_FIELDS)} (and dtype)."
+            )
+    return Workload(kind, name, values)
 
 
-def format_workload(workload: Workload) -> str:
-    """The ``KIND:NAME:SHAPE`` text that :func:`parse_workload` reads back as ``workload``."""
-    def fmt(v: Any) -> str:
-        return "x".join(str(i) for i in v) if isinstance(v, list) else str(v)
-
-    shape = ",".join(f"{k}={fmt(v)}" for k, v in workload.shape.items())
-    return f"{workload.kind}:{workload.name}" + (f":{shape}" if shape else "")
-
-
-class WorkloadType(click.ParamType):
-    name = "workload"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> Workload:
-        if isinstance(value, Workload):
-            return value
-        try:
-            return parse_workload(str(value))
-        except AmkError as exc:
-            self.fail(str(exc), param, ctx)
+def workload_options(func):
+    for option in reversed((
+        click.option("--workload", "workload_spec", required=True, metavar="KIND:NAME",
+                     help="The workload: decode:NAME or kernel_tuner:KERNEL (any kind:name)."),
+        click.option("--shape", metavar="KEY=VALUE,...", help="The workload's shape."),
+        click.option("--problem-size", metavar="N,N,...", help="Kernel Tuner problem size (shape problem_size)."),
+        click.option("--device", required=True, help="The device: h100, a100, 'NVIDIA RTX A6000', ..."),
+        click.option("--kind", "kinds", multiple=True, type=click.Choice(KIND_CHOICES),
+                     help="Measurement kinds to learn from (repeatable; default: measured)."),
+    )):
+        func = option(func)
+    return func
 
 
-class DeviceType(click.ParamType):
-    name = "device"
+def _kinds(kinds: tuple[str, ...]):
+    from amk.core.records import MeasurementKind
 
-    def convert(self, value: Any, param: Any, ctx: Any) -> Device:
-        if isinstance(value, Device):
-            return value
-        try:
-            return resolve_device(str(value))
-        except AmkError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-def workload_option(**kwargs: Any):
-    return click.option("--workload", "workload", type=WorkloadType(), help=WORKLOAD_HELP, **kwargs)
-
-
-def device_option(**kwargs: Any):
-    return click.option("--device", "device", type=DeviceType(), help=DEVICE_HELP, **kwargs)
+    return tuple(MeasurementKind(k) for k in (kinds or ("measured",)))

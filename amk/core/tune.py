@@ -90,15 +90,15 @@ def _knob_features(space: SearchSpace, candidates: Sequence[Mapping[str, Any]]) 
     return np.asarray(columns, dtype=np.float64).T.reshape(len(candidates), len(space.knobs))
 
 
-def transfer_features(columns: CorpusColumns, workload: Workload, device: Device,
-                      record_keys: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+def transfer_features(columns: CorpusColumns, workload: Workload, device: Device, record_keys: Sequence[str],
+                      kinds: Sequence[MeasurementKind] = (MeasurementKind.MEASURED,)) -> tuple[np.ndarray, list[str]]:
     """Per candidate, the log of its latency relative to the best on each other device that measured this
     exact workload (a failure: the worst there plus a penalty; unmeasured: that device's mean)."""
     if len(columns) == 0:
         return np.zeros((len(record_keys), 0)), []
     widx = [i for i, w in enumerate(columns.workloads) if w.key == workload.key]
     rows = np.flatnonzero(np.isin(columns.workload_index, widx)) if widx else np.zeros(0, dtype=np.int64)
-    rows = rows[columns.mask(kinds=(MeasurementKind.MEASURED,))[rows]]
+    rows = rows[columns.mask(kinds=tuple(kinds))[rows]]
     pass_code = VERDICT_CODES.index(Verdict.PASS)
     per_device: dict[int, list[int]] = {}
     for r in rows:
@@ -135,7 +135,7 @@ def transfer_features(columns: CorpusColumns, workload: Workload, device: Device
 
 
 def portfolio_warm_start(workload: Workload, device: Device, corpus: CorpusColumns, settings: TuneSettings,
-                         backend: Backend) -> list:
+                         kinds: Sequence[MeasurementKind]) -> list:
     """The corpus's warm-start seeds, best first, with room for ones the search space refuses.
 
     With rows for the target device, its own best configs. Without, ``warm_start`` transfers from the
@@ -148,14 +148,14 @@ def portfolio_warm_start(workload: Workload, device: Device, corpus: CorpusColum
     k = max(settings.warm_start * 4, settings.warm_start)
     # The caller checks each seed against the target's search space (warm_start would check it against
     # each seed's own device).
-    seeds = warm_start(workload, device, corpus, k=k, shape_radius=settings.shape_radius)
+    seeds = warm_start(workload, device, corpus, k=k, shape_radius=settings.shape_radius, kinds=kinds)
     if not seeds or seeds[0].device == device.name:
         return seeds
     devices = [seeds[0].device]
     for name in (d.name for d in corpus.devices):
         if name not in devices and name != device.name:
             devices.append(name)
-    per_device = [warm_start(workload, name, corpus, k=k, shape_radius=settings.shape_radius)
+    per_device = [warm_start(workload, name, corpus, k=k, shape_radius=settings.shape_radius, kinds=kinds)
                   for name in devices]
     merged = []
     for rank in range(k):
@@ -186,13 +186,17 @@ class TuneTarget:
 
     @property
     def target_id(self) -> str:
-        return json.dumps([self.workload.key, self.device.name, self.backend.name], separators=(",", ":"))
+        return target_id(self.workload, self.device, self.backend.name)
 
     @classmethod
     def prepare(cls, workload: Workload, device: Device, backend: Backend, corpus: CorpusColumns,
                 settings: TuneSettings, *, featurizer: Any = "amk", ranker: Any = "knn",
-                prior: Any = None) -> TuneTarget:
-        from amk.core.prior import make_ranker, warm_start
+                prior: Any = None, kinds: Sequence[MeasurementKind] | None = None) -> TuneTarget:
+        """Search space, seeds, prior scores and features of a target; the prior and the warm start learn
+        from the corpus rows of ``kinds`` (measured only by default)."""
+        from amk.core.prior import DEFAULT_KINDS, make_ranker
+
+        kinds = tuple(kinds) if kinds else DEFAULT_KINDS
 
         space = backend.search_space(workload, device)
         candidates = []
@@ -210,7 +214,8 @@ class TuneTarget:
         record_configs = [backend.record_config(workload, c) for c in candidates]
 
         if prior is None:
-            prior = make_ranker(corpus, featurizer=featurizer, ranker=ranker, workload_kind=workload.kind)
+            prior = make_ranker(corpus, featurizer=featurizer, ranker=ranker, workload_kind=workload.kind,
+                                kinds=kinds)
         scores = prior.score(workload, device, record_configs)
         uncertainty = prior.uncertainty(workload, device, record_configs)
         prior_column = np.where(np.isfinite(scores), scores, 0.0)
@@ -219,13 +224,13 @@ class TuneTarget:
         transfer_names: list[str] = []
         if settings.transfer:
             transfer, transfer_names = transfer_features(corpus, workload, device,
-                                                         [config_key(c) for c in record_configs])
+                                                         [config_key(c) for c in record_configs], kinds)
             feats.append(transfer)
         if prior.trained:
             feats.append(prior_column[:, None])
 
         seeds, sources, skipped = [], [], 0
-        for seed in portfolio_warm_start(workload, device, corpus, settings, backend):
+        for seed in portfolio_warm_start(workload, device, corpus, settings, kinds):
             try:
                 key = config_key(space.canonical(backend.knob_config(workload, seed.config)))
             except InvalidConfigError:
@@ -281,10 +286,30 @@ class TuneResult:
         return None
 
 
-def default_state_path(settings: TuneSettings, target: TuneTarget) -> Path:
-    digest = hashlib.sha256(target.target_id.encode()).hexdigest()[:12]
-    slug = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in target.workload.name)[:40]
-    return Path(settings.state_dir) / f"{slug}-{target.device.name}-{target.backend.name}-{digest}.state.json"
+def target_id(workload: Workload, device: Device, backend_name: str) -> str:
+    """What identifies a tune target: a state file is only resumed for the same one."""
+    return json.dumps([workload.key, device.name, backend_name], separators=(",", ":"))
+
+
+def run_stem(workload: Workload, device: Device, backend_name: str) -> str:
+    """A file-name stem for a target's state and report files."""
+    digest = hashlib.sha256(target_id(workload, device, backend_name).encode()).hexdigest()[:10]
+    slug = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in workload.name)[:40]
+    return f"{slug}-{device.name}-{backend_name}-{digest}"
+
+
+def default_state_path(settings: TuneSettings, workload: Workload, device: Device, backend_name: str) -> Path:
+    return Path(settings.state_dir) / f"{run_stem(workload, device, backend_name)}.state.json"
+
+
+def without_run(corpus: CorpusColumns, run_id: str) -> CorpusColumns:
+    """The corpus without the records a run wrote itself, so a resumed run learns from what it started with."""
+    if corpus.source is None or len(corpus) == 0:
+        return corpus
+    prefix = f"amk tune {run_id} "
+    mine = np.fromiter((isinstance(s, str) and s.startswith(prefix) for s in corpus.source), dtype=bool,
+                       count=len(corpus))
+    return corpus.take(~mine) if mine.any() else corpus
 
 
 class _Session:
