@@ -86,7 +86,7 @@ def ab_decision(incumbent: Sequence[float], challenger: Sequence[float], *, min_
     """Keep the challenger only when its median beats the incumbent's by more than the noise.
 
     The margin is the larger of ``min_gain`` of the incumbent's median and ``noise_factor`` standard
-    errors of the difference of medians (estimated from each side's interquartile range), so a gain
+    errors of the difference of medians (from each side's standard deviation), so a gain
     smaller than the run-to-run spread is never taken for an improvement.
     """
     if not incumbent or not challenger:
@@ -97,9 +97,10 @@ def ab_decision(incumbent: Sequence[float], challenger: Sequence[float], *, min_
     def sigma(xs: Sequence[float]) -> float:
         if len(xs) < 2:
             return 0.0
-        q = statistics.quantiles(xs, n=4, method="inclusive")
-        # IQR / 1.349 estimates a standard deviation; the median's error is about 1.25 sigma / sqrt(n).
-        return (q[2] - q[0]) / 1.349 * 1.25 / len(xs) ** 0.5
+        # The median's standard error is about 1.25 standard deviations / sqrt(n). The sample standard
+        # deviation, not the IQR: from a handful of repeats the IQR is too often tiny by luck, and an
+        # outlier that inflates the deviation only makes the test more cautious.
+        return statistics.stdev(xs) * 1.25 / len(xs) ** 0.5
 
     noise = (sigma(incumbent) ** 2 + sigma(challenger) ** 2) ** 0.5
     margin = max(min_gain * inc, noise_factor * noise)
