@@ -233,3 +233,16 @@ def test_the_minutes_limit_stops_the_loop():
     result = tune(target, settings, budget=0, minutes=0.2 / 60)
     assert result.state.stop_reason.startswith("time limit")
     assert 1 <= len(result.state.trials) < 16
+
+
+def test_the_progress_bar_is_quiet_when_stderr_is_not_a_terminal():
+    import io
+
+    from amk.core.progress import ProgressBar
+
+    quiet, shown = io.StringIO(), io.StringIO()
+    target, settings = target_for(ToyBackend())
+    tune(target, settings, budget=3, progress=ProgressBar(3, stream=quiet))
+    tune(target, settings, budget=3, progress=ProgressBar(3, stream=shown, enabled=True))
+    assert quiet.getvalue() == ""
+    assert "3/3" in shown.getvalue() and shown.getvalue().endswith("\n")

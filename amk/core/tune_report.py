@@ -82,6 +82,7 @@ def write_plot(result: TuneResult, path: Path) -> str | None:
 def write_report(result: TuneResult, settings: TuneSettings, directory: Path, stem: str,
                  store: str | None) -> dict[str, Any]:
     """Write ``STEM.report.json`` and ``STEM.best.png`` into ``directory``; returns the report."""
+    directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
     report = report_dict(result, settings, store)
     png = directory / f"{stem}.best.png"
