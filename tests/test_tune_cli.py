@@ -110,3 +110,13 @@ def test_simulate_on_a_folder_without_caches_says_what_it_needs(run_amk, tmp_pat
     (tmp_path / "empty").mkdir()
     out = run_amk("simulate", "--caches", str(tmp_path / "empty"))
     assert out.returncode == 1 and "no Kernel Tuner cache files" in out.stderr
+
+
+def test_the_tune_section_of_the_config_sets_the_loop_and_unknown_keys_are_named(run_amk, tmp_path):
+    (tmp_path / "amk.toml").write_text('[tune]\nbudget = 4\npolicy = "prior"\n')
+    out = run_amk("tune", *DECODE, "--device", "h100", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["evaluations"] == 4 and json.loads(out.stdout)["policy"] == "prior"
+    (tmp_path / "amk.toml").write_text("[tune]\nbudgit = 4\n")
+    out = run_amk("tune", *DECODE, "--device", "h100")
+    assert out.returncode == 1 and "budgit" in out.stderr

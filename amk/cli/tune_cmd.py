@@ -75,7 +75,7 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
 
     from amk.core.devices import resolve_device
     from amk.core.progress import ProgressBar
-    from amk.core.tune import TuneTarget, default_state_path, run_stem, tune, without_run
+    from amk.core.tune import TuneTarget, default_state_path, run_stem, target_id, tune, without_run
     from amk.core.tune_report import write_report
     from amk.core.tune_state import TuneState
 
@@ -94,8 +94,7 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
             click.echo(f"amk: {len(problems)} unreadable entries in {store.describe()} left out "
                        "(run 'amk corpus validate' on the file to list them)", err=True)
         if resume:
-            previous = TuneState.load(state_path, json.dumps([workload.key, dev.name, backend.name],
-                                                             separators=(",", ":")))
+            previous = TuneState.load(state_path, target_id(workload, dev, backend.name))
             corpus = without_run(corpus, previous.run_id)
         target = TuneTarget.prepare(workload, dev, backend, corpus, settings,
                                     featurizer=config.create("featurizer"), ranker=config.create("ranker"),

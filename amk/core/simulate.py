@@ -226,8 +226,9 @@ def simulate(root: Path, *, budget: int = 500, seeds: int = 5, strategies: Seque
             n = len(target.candidates)
 
             def row(strategy: str, per_seed: dict[str, list[int | None]] | None,
-                    values: dict[str, float | None], note: str = "") -> None:
-                r = SimulationRow(kernel, held.device_label, strategy, values["5pct"], values["1pct"],
+                    values: dict[str, float | None], note: str = "", *, kernel: str = kernel,
+                    device: str = held.device_label, n: int = n, optimum: float = optimum) -> None:
+                r = SimulationRow(kernel, device, strategy, values["5pct"], values["1pct"],
                                   per_seed["5pct"] if per_seed else None, per_seed["1pct"] if per_seed else None,
                                   n, optimum, budget, note)
                 rows.append(r)
