@@ -25,6 +25,8 @@ KINDS: tuple[str, ...] = ("store", "featurizer", "ranker", "backend")
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "amk.stores.jsonl",
+    "amk.backends.cpu",
+    "amk.backends.cuda",
 )
 
 
