@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 CACHE_ENV_VAR = "AMK_CACHE_DIR"
+MEASUREMENT_SUFFIX = "_bandwidth.json"  # the cached once-per-machine measurements end in this
 
 
 def cache_dir() -> Path:
@@ -70,3 +71,12 @@ def write_cached(name: str, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
     os.replace(tmp, path)
+
+
+def forget_measurements() -> list[Path]:
+    """Delete the cached once-per-machine measurements (bandwidths) so the next use measures again."""
+    removed = []
+    for path in cache_dir().glob(f"*{MEASUREMENT_SUFFIX}"):
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed

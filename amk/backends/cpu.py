@@ -22,8 +22,12 @@ from typing import Any
 
 import attrs
 
-from amk.backends.cache_dir import cache_dir, cpu_model_name, machine_fingerprint, read_cached, write_cached
-from amk.backends.gemv_step import StepPlan, latency_stats, output_error, plan_decode_step, torch_dtype
+from amk.backends.cache_dir import (
+    MEASUREMENT_SUFFIX, cache_dir, cpu_model_name, machine_fingerprint, read_cached, write_cached,
+)
+from amk.backends.gemv_step import (
+    StepPlan, latency_stats, output_error, plan_decode_step, replicate_layer, torch_dtype,
+)
 from amk.core.devices import Device
 from amk.core.errors import BackendError, InvalidConfigError
 from amk.core.interfaces import Backend, Knob, SearchSpace
@@ -32,7 +36,7 @@ from amk.core.records import Measurement, MeasurementKind, Verdict
 from amk.core.workload import Workload
 
 SOURCE = Path(__file__).with_name("cpu_gemv.cpp")
-BANDWIDTH_CACHE = "cpu_bandwidth.json"
+BANDWIDTH_CACHE = "cpu" + MEASUREMENT_SUFFIX
 
 # Code-shaping knobs: must match kCols / kUnrolls in cpu_gemv.cpp (checked against the build on load).
 COLS_PER_THREAD = (1, 2, 4, 8)
@@ -201,6 +205,10 @@ class CpuBackend(Backend):
                 return False, "ninja is not installed (torch extensions build with it): pip install ninja"
         return True, f"torch {torch.__version__}, {Path(compiler).name}; kernel cached under {cache_dir() / 'cpu'}"
 
+    def measured_bandwidth_gbps(self) -> float:
+        """This machine's memory read bandwidth (a STREAM-like read, measured once and cached)."""
+        return measure_bandwidth_gbps()
+
     def local_device(self) -> Device:
         """This machine's CPU, with its measured memory bandwidth (measured once, cached)."""
         return local_cpu_device(measure_bandwidth_gbps())
@@ -296,7 +304,8 @@ class CpuBackend(Backend):
 
     def _prepare(self, workload: Workload) -> _Prepared:
         """Random weights for the planned step (one layer, copied to every layer and replica), inputs,
-        outputs and torch's fp32 results; kept for the next config on the same workload."""
+        outputs and torch's fp32 results; kept for the next config on the same workload. Identical
+        layers still live at distinct addresses, so the step streams all of its bytes from memory."""
         import torch
 
         key = (workload.key, self.options)
@@ -314,12 +323,7 @@ class CpuBackend(Backend):
         if self.options.cold_cache:
             wanted = math.ceil(4 * last_level_cache_bytes() / plan.weight_bytes)
             n_replicas = max(1, min(wanted, budget // plan.weight_bytes))
-        replicas = []
-        for r in range(n_replicas):
-            weights = []
-            for l_ in range(plan.layers):
-                weights.extend(layer if (r == 0 and l_ == 0) else [w.clone() for w in layer])
-            replicas.append(weights)
+        replicas = replicate_layer(layer, plan.layers, n_replicas)
         ys = [torch.empty(p.n, dtype=dtype) for _ in range(plan.layers) for p in plan.projections]
         self._prepared = _Prepared(key, plan, replicas, xs * plan.layers, ys, references)
         return self._prepared

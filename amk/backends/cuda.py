@@ -21,8 +21,10 @@ from typing import Any
 
 import attrs
 
-from amk.backends.cache_dir import cache_dir, read_cached, write_cached
-from amk.backends.gemv_step import StepPlan, latency_stats, output_error, plan_decode_step, torch_dtype
+from amk.backends.cache_dir import MEASUREMENT_SUFFIX, cache_dir, read_cached, write_cached
+from amk.backends.gemv_step import (
+    StepPlan, latency_stats, output_error, plan_decode_step, replicate_layer, torch_dtype,
+)
 from amk.core.devices import KNOWN_DEVICES, Device, resolve_device
 from amk.core.errors import BackendError
 from amk.core.interfaces import Backend, Knob, SearchSpace
@@ -34,7 +36,7 @@ from amk.core.workload import Workload
 HERE = Path(__file__).parent
 KERNEL_HEADER = HERE / "gemv_cuda.cuh"
 KERNEL_LIBRARY_SOURCE = HERE / "gemv_cuda.cu"
-BANDWIDTH_CACHE = "cuda_bandwidth.json"
+BANDWIDTH_CACHE = "cuda" + MEASUREMENT_SUFFIX
 
 THREADS_PER_BLOCK = (128, 256, 512)
 N_TILES = (8, 16, 32, 64, 128, 256)
@@ -253,6 +255,11 @@ class CudaBackend(Backend):
         return True, (f"{torch.cuda.get_device_name(0)} (sm_{major}{minor}), torch {torch.__version__} "
                       f"CUDA {torch.version.cuda}, nvcc {nvcc}; kernels cached under {cache_dir() / 'cuda'}")
 
+    def measured_bandwidth_gbps(self) -> float:
+        """The live GPU's memory bandwidth, measured once (copy and read) and cached."""
+        self._require_gpu()
+        return measure_bandwidth_gbps()
+
     def local_device(self) -> Device:
         """The GPU this process measures on."""
         self._require_gpu()
@@ -379,8 +386,8 @@ class CudaBackend(Backend):
             l2 = getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 50 << 20) or (50 << 20)
             wanted = math.ceil(4 * l2 / plan.weight_bytes)
             n_replicas = max(1, min(wanted, (self.options.memory_budget_mb << 20) // plan.weight_bytes))
-        replicas = [[w if (r == 0 and l_ == 0) else w.clone() for l_ in range(plan.layers) for w in layer]
-                    for r in range(n_replicas)]
+        replicas = replicate_layer(layer, plan.layers, n_replicas)
+        del layer
         ys = [torch.empty(p.n, dtype=dtype, device="cuda") for _ in range(plan.layers) for p in plan.projections]
         self._prepared = _Prepared(key, plan, replicas, xs * plan.layers, ys, references)
         return self._prepared

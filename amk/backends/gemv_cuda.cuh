@@ -121,6 +121,17 @@ gemv_register(const T* __restrict__ w, const T* __restrict__ x, T* __restrict__ 
   }
 }
 
+// Start copying stage `it` (16 bytes per lane of each of the warp's CPA_COLS rows) into its ring slot.
+template <int CPA_STAGES, int CPA_COLS>
+__device__ __forceinline__ void issue_stage(uint4* ring, const uint4* const (&rows)[CPA_COLS], int it, int lane,
+                                            int kv) {
+  const int i = it * 32 + lane;
+  const bool valid = i < kv;
+  uint4* slot = ring + (it % CPA_STAGES) * CPA_COLS * 32;
+#pragma unroll
+  for (int c = 0; c < CPA_COLS; ++c) cp_async_16(slot + c * 32 + lane, rows[c] + (valid ? i : 0), valid);
+}
+
 template <int CPA_STAGES, int CPA_COLS, int THREADS>
 constexpr size_t cpasync_smem_bytes() {
   return static_cast<size_t>(THREADS / 32) * CPA_STAGES * CPA_COLS * 32 * sizeof(uint4);
@@ -150,20 +161,13 @@ gemv_cpasync(const T* __restrict__ w, const T* __restrict__ x, T* __restrict__ y
       rows[c] = reinterpret_cast<const uint4*>(w + static_cast<size_t>(min(r + c, tile_end - 1)) * k);
     }
     // Each lane copies, and later reads, only its own 16 bytes of each row: no cross-lane sync needed.
-    auto issue = [&](int it) {
-      const int i = it * 32 + lane;
-      const bool valid = i < kv;
-      uint4* slot = ring + (it % CPA_STAGES) * CPA_COLS * 32;
-#pragma unroll
-      for (int c = 0; c < CPA_COLS; ++c) cp_async_16(slot + c * 32 + lane, rows[c] + (valid ? i : 0), valid);
-    };
 #pragma unroll
     for (int s = 0; s < CPA_STAGES - 1; ++s) {
-      if (s < iters) issue(s);
+      if (s < iters) issue_stage<CPA_STAGES, CPA_COLS>(ring, rows, s, lane, kv);
       cp_async_commit();  // commit even when empty: group g always holds stage g
     }
     for (int it = 0; it < iters; ++it) {
-      if (it + CPA_STAGES - 1 < iters) issue(it + CPA_STAGES - 1);
+      if (it + CPA_STAGES - 1 < iters) issue_stage<CPA_STAGES, CPA_COLS>(ring, rows, it + CPA_STAGES - 1, lane, kv);
       cp_async_commit();
       cp_async_wait<CPA_STAGES - 1>();  // stage `it` has landed
       const int i = it * 32 + lane;

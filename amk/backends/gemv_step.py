@@ -106,3 +106,26 @@ def latency_stats(samples_s: Sequence[float]) -> tuple[float, float]:
         return median, us[-1] - us[0]
     q1, _q2, q3 = statistics.quantiles(us, n=4, method="inclusive")
     return median, q3 - q1
+
+
+def replicate_layer(layer: Sequence[torch.Tensor], layers: int, replicas: int) -> list[list[torch.Tensor]]:
+    """``replicas`` copies of a step of ``layers`` identical layers, as 2-D views into one allocation
+    (one large copy instead of thousands of small ones), layer-major within each replica.
+
+    Every view starts at a multiple of its own size, so a row is 16-byte aligned whenever
+    ``k * element size`` is a multiple of 16 (what vector loads need)."""
+    import torch
+
+    flat = torch.cat([w.reshape(-1) for w in layer])
+    block = flat.repeat(layers * replicas)
+    sizes = [w.numel() for w in layer]
+    out: list[list[torch.Tensor]] = []
+    offset = 0
+    for _r in range(replicas):
+        step = []
+        for _l in range(layers):
+            for w, size in zip(layer, sizes):
+                step.append(block[offset:offset + size].view(w.shape))
+                offset += size
+        out.append(step)
+    return out

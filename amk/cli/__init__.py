@@ -14,6 +14,7 @@ from amk import __version__
 from amk.cli.context import AppContext, AmkGroup
 from amk.cli.config_cmd import config_group
 from amk.cli.corpus_cmd import corpus_group
+from amk.cli.doctor_cmd import doctor_command
 from amk.cli.plugins_cmd import plugins_command
 
 
@@ -33,6 +34,7 @@ def main(ctx: click.Context, config_path: str | None, store_url: str | None) -> 
 main.add_command(plugins_command)
 main.add_command(config_group)
 main.add_command(corpus_group)
+main.add_command(doctor_command)
 
 
 if __name__ == "__main__":  # pragma: no cover
