@@ -10,16 +10,16 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the cpu backend needs torch (pip install 'amk[torch]')")
 
-from amk.backends import cpu as cpu_backend  # noqa: E402
-from amk.backends.cache_dir import CACHE_ENV_VAR  # noqa: E402
-from amk.backends.gemv_step import latency_stats, output_error, plan_decode_step  # noqa: E402
-from amk.core.devices import Device  # noqa: E402
-from amk.core.errors import BackendError, ValidationError  # noqa: E402
-from amk.core.plugins import create  # noqa: E402
-from amk.core.records import Provenance, Record, Verdict, record_from_dict, record_to_dict  # noqa: E402
-from amk.core.shapes import ModelShape  # noqa: E402
-from amk.core.workload import Workload  # noqa: E402
-from tests.kernels_helpers import RAGGED_SHAPE, TINY_SHAPE, tiny_workload  # noqa: E402
+from amk.backends import cpu as cpu_backend
+from amk.backends.cache_dir import CACHE_ENV_VAR
+from amk.backends.gemv_step import check_step_outputs, latency_stats, output_error, plan_decode_step
+from amk.core.devices import Device
+from amk.core.errors import BackendError, ValidationError
+from amk.core.plugins import create
+from amk.core.records import Provenance, Record, Verdict, record_from_dict, record_to_dict
+from amk.core.shapes import ModelShape
+from amk.core.workload import Workload
+from tests.kernels_helpers import RAGGED_SHAPE, TINY_SHAPE, tiny_workload
 
 FAST = {"warmup": 1, "repeats": 5, "memory_budget_mb": 64}
 
@@ -58,12 +58,12 @@ def test_default_config_passes_and_is_timed_above_the_floor(backend, device, dty
 def test_every_compiled_kernel_matches_torch_including_ragged_tails(backend, device, dtype):
     workload = tiny_workload(dtype, RAGGED_SHAPE)
     ext = cpu_backend.load_extension()
-    prepared = backend._prepare(workload)
+    prepared = backend.prepare(workload)
     for cols, unroll, prefetch in itertools.product(cpu_backend.COLS_PER_THREAD, cpu_backend.K_UNROLLS, (0, 8)):
         for y in prepared.ys:
             y.fill_(float("nan"))
         ext.gemv_step(prepared.replicas[0], prepared.xs, prepared.ys, cols, unroll, prefetch, 2, 16)
-        assert backend._check_outputs(prepared) is None, (cols, unroll, prefetch)
+        assert check_step_outputs(prepared) is None, (cols, unroll, prefetch)
 
 
 def test_output_check_names_outputs_beyond_the_dtype_tolerance():
@@ -143,7 +143,7 @@ def test_bandwidth_is_measured_once_then_read_from_the_cache(backend, monkeypatc
     monkeypatch.setenv(CACHE_ENV_VAR, str(tmp_path))  # the kernel stays loaded; only the measurement moves
     first = cpu_backend.measure_bandwidth_gbps(buffer_mb=64)
     cached = json.loads((tmp_path / cpu_backend.BANDWIDTH_CACHE).read_text())
-    assert list(cached.values())[0]["gbps"] == first
+    assert next(iter(cached.values()))["gbps"] == first
     start = time.perf_counter()
     assert cpu_backend.measure_bandwidth_gbps(buffer_mb=64) == first
     assert time.perf_counter() - start < 0.5

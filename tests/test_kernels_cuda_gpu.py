@@ -6,11 +6,11 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the cuda backend needs torch (pip install 'amk[torch]')")
 
-from amk.backends import cuda as cuda_backend  # noqa: E402
-from amk.core.devices import Device  # noqa: E402
-from amk.core.plugins import create  # noqa: E402
-from amk.core.records import Verdict  # noqa: E402
-from tests.kernels_helpers import TINY_SHAPE, tiny_workload  # noqa: E402
+from amk.backends import cuda as cuda_backend
+from amk.core.devices import Device
+from amk.core.plugins import create
+from amk.core.records import Verdict
+from tests.kernels_helpers import TINY_SHAPE, tiny_workload
 
 pytestmark = [
     pytest.mark.gpu,

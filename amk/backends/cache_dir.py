@@ -51,7 +51,7 @@ def _cpu_flags() -> str:
 
 def machine_fingerprint() -> str:
     """A short hash of what a ``-march=native`` build depends on: CPU model and flags, OS and machine."""
-    text = "|".join([cpu_model_name(), _cpu_flags(), platform.system(), platform.machine()])
+    text = f"{cpu_model_name()}|{_cpu_flags()}|{platform.system()}|{platform.machine()}"
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

@@ -18,18 +18,29 @@ import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
 from amk.backends.cache_dir import (
-    MEASUREMENT_SUFFIX, cache_dir, cpu_model_name, machine_fingerprint, read_cached, write_cached,
+    MEASUREMENT_SUFFIX,
+    cache_dir,
+    cpu_model_name,
+    machine_fingerprint,
+    read_cached,
+    write_cached,
 )
 from amk.backends.gemv_step import (
-    StepPlan, latency_stats, output_error, plan_decode_step, replicate_layer, torch_dtype,
+    PreparedStep,
+    StepPlan,
+    check_step_outputs,
+    latency_stats,
+    plan_decode_step,
+    replicate_layer,
+    torch_dtype,
 )
 from amk.core.devices import Device
-from amk.core.errors import BackendError, InvalidConfigError
+from amk.core.errors import BackendError
 from amk.core.interfaces import Backend, Knob, SearchSpace
 from amk.core.markers import hookimpl
 from amk.core.records import Measurement, MeasurementKind, Verdict
@@ -127,7 +138,7 @@ def measure_bandwidth_gbps(refresh: bool = False, buffer_mb: int | None = None) 
     per_threads: dict[int, float] = {}
     for threads in thread_choices():
         ext.read_sum(buffer, threads)  # warm-up: page faults, thread start
-        best = min(_timed(lambda: ext.read_sum(buffer, threads)) for _ in range(7))
+        best = min(_timed(lambda t=threads: ext.read_sum(buffer, t)) for _ in range(7))
         per_threads[threads] = buffer.numel() * 4 / best / 1e9
     gbps = max(per_threads.values())
     data = read_cached(BANDWIDTH_CACHE)
@@ -156,25 +167,13 @@ def local_cpu_device(bandwidth_gbps: float | None = None) -> Device:
                   memory_gb=memory_gb)
 
 
-@attrs.frozen
-class _Prepared:
-    """The tensors of one workload's step, built once and reused for every config measured on it."""
-
-    key: tuple
-    plan: StepPlan
-    replicas: list  # per replica: the step's weight tensors, layer-major
-    xs: list
-    ys: list
-    references: list  # per projection, fp32 torch result
-
-
 class CpuBackend(Backend):
     """Times the decode step's GEMVs on this machine's CPU with a compiled, knob-parameterised kernel."""
 
     name = "cpu"
     version = "1"
     measurement_kind = MeasurementKind.MEASURED
-    requires = {"torch": "torch"}
+    requires: ClassVar[dict[str, str]] = {"torch": "torch"}
 
     @attrs.frozen
     class Options:
@@ -187,7 +186,7 @@ class CpuBackend(Backend):
 
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
-        self._prepared: _Prepared | None = None
+        self._prepared: PreparedStep | None = None
 
     # -- what can run here -------------------------------------------------------------------------
     def availability(self) -> tuple[bool, str]:
@@ -255,7 +254,7 @@ class CpuBackend(Backend):
             self.validate(workload, device, config)
         except BackendError as exc:
             return Measurement(verdict=Verdict.REJECTED, kind=self.measurement_kind, reason=str(exc))
-        prepared = self._prepare(workload)
+        prepared = self.prepare(workload)
         floor = prepared.plan.floor_us(measure_bandwidth_gbps())
         ext = load_extension()
         knobs = (int(config["cols_per_thread"]), int(config["k_unroll"]), int(config["prefetch_lines"]),
@@ -265,7 +264,7 @@ class CpuBackend(Backend):
                 ext.gemv_step(prepared.replicas[replica], prepared.xs, prepared.ys, *knobs)
 
             run(0)
-            wrong = self._check_outputs(prepared)
+            wrong = check_step_outputs(prepared)
             if wrong:
                 return Measurement(verdict=Verdict.FAIL, kind=self.measurement_kind, bound_us=floor, reason=wrong)
             n_replicas = len(prepared.replicas)
@@ -277,7 +276,7 @@ class CpuBackend(Backend):
                 start = time.perf_counter()
                 run(replica)
                 samples.append(time.perf_counter() - start)
-            wrong = self._check_outputs(prepared)  # the last timed run's outputs, too
+            wrong = check_step_outputs(prepared)  # the last timed run's outputs, too
             if wrong:
                 return Measurement(verdict=Verdict.FAIL, kind=self.measurement_kind, bound_us=floor, reason=wrong)
         except RuntimeError as exc:
@@ -293,16 +292,7 @@ class CpuBackend(Backend):
         return Measurement(verdict=Verdict.PASS, kind=self.measurement_kind, latency_us=median_us,
                            spread_us=iqr_us, samples=len(samples), bound_us=floor)
 
-    def _check_outputs(self, prepared: _Prepared) -> str | None:
-        n_proj = len(prepared.plan.projections)
-        for i, y in enumerate(prepared.ys):
-            projection = prepared.plan.projections[i % n_proj]
-            wrong = output_error(y, prepared.references[i % n_proj], prepared.plan.dtype)
-            if wrong:
-                return f"layer {i // n_proj} {projection.name}: {wrong}"
-        return None
-
-    def _prepare(self, workload: Workload) -> _Prepared:
+    def prepare(self, workload: Workload) -> PreparedStep:
         """Random weights for the planned step (one layer, copied to every layer and replica), inputs,
         outputs and torch's fp32 results; kept for the next config on the same workload. Identical
         layers still live at distinct addresses, so the step streams all of its bytes from memory."""
@@ -325,7 +315,7 @@ class CpuBackend(Backend):
             n_replicas = max(1, min(wanted, budget // plan.weight_bytes))
         replicas = replicate_layer(layer, plan.layers, n_replicas)
         ys = [torch.empty(p.n, dtype=dtype) for _ in range(plan.layers) for p in plan.projections]
-        self._prepared = _Prepared(key, plan, replicas, xs * plan.layers, ys, references)
+        self._prepared = PreparedStep(key, plan, replicas, xs * plan.layers, ys, references)
         return self._prepared
 
 

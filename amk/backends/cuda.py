@@ -17,13 +17,19 @@ import math
 import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
 from amk.backends.cache_dir import MEASUREMENT_SUFFIX, cache_dir, read_cached, write_cached
 from amk.backends.gemv_step import (
-    StepPlan, latency_stats, output_error, plan_decode_step, replicate_layer, torch_dtype,
+    PreparedStep,
+    StepPlan,
+    check_step_outputs,
+    latency_stats,
+    plan_decode_step,
+    replicate_layer,
+    torch_dtype,
 )
 from amk.core.devices import KNOWN_DEVICES, Device, resolve_device
 from amk.core.errors import BackendError
@@ -190,7 +196,6 @@ def measure_bandwidth_gbps(refresh: bool = False) -> float:
     data = read_cached(BANDWIDTH_CACHE)
     data[key] = {"gbps": gbps, "copy_gbps": copy_gbps, "read_gbps": read_gbps}
     write_cached(BANDWIDTH_CACHE, data)
-    del a, b
     return gbps
 
 
@@ -209,23 +214,13 @@ def _best_event_time(fn, repeats: int = 10) -> float:
     return best
 
 
-@attrs.frozen
-class _Prepared:
-    key: tuple
-    plan: StepPlan
-    replicas: list  # per replica: the step's weight tensors on the GPU, layer-major
-    xs: list
-    ys: list
-    references: list
-
-
 class CudaBackend(Backend):
     """Times the decode step's GEMVs on the live NVIDIA GPU, one built kernel per distinct knob set."""
 
     name = "cuda"
     version = "1"
     measurement_kind = MeasurementKind.MEASURED
-    requires = {"torch": "torch"}
+    requires: ClassVar[dict[str, str]] = {"torch": "torch"}
 
     @attrs.frozen
     class Options:
@@ -237,7 +232,7 @@ class CudaBackend(Backend):
 
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
-        self._prepared: _Prepared | None = None
+        self._prepared: PreparedStep | None = None
 
     def availability(self) -> tuple[bool, str]:
         try:
@@ -306,7 +301,7 @@ class CudaBackend(Backend):
             library = build_kernel(kernel_variant(config), torch.cuda.get_device_capability(0))
         except BackendError as exc:
             return Measurement(verdict=Verdict.CRASH, kind=self.measurement_kind, bound_us=floor, reason=str(exc))
-        prepared = self._prepare(workload)
+        prepared = self.prepare(workload)
         n_tile = int(config["n_tile"])
         dtype = prepared.plan.dtype
         try:
@@ -317,11 +312,11 @@ class CudaBackend(Backend):
 
             run(0)  # also opts the kernel into its shared memory before any capture
             torch.cuda.synchronize()
-            wrong = self._check_outputs(prepared)
+            wrong = check_step_outputs(prepared)
             if wrong:
                 return Measurement(verdict=Verdict.FAIL, kind=self.measurement_kind, bound_us=floor, reason=wrong)
             samples = self._time_graphs(prepared, run)
-            wrong = self._check_outputs(prepared)
+            wrong = check_step_outputs(prepared)
             if wrong:
                 return Measurement(verdict=Verdict.FAIL, kind=self.measurement_kind, bound_us=floor, reason=wrong)
         except RuntimeError as exc:
@@ -337,7 +332,7 @@ class CudaBackend(Backend):
         return Measurement(verdict=Verdict.PASS, kind=self.measurement_kind, latency_us=median_us,
                            spread_us=iqr_us, samples=len(samples), bound_us=floor)
 
-    def _time_graphs(self, prepared: _Prepared, run) -> list[float]:
+    def _time_graphs(self, prepared: PreparedStep, run) -> list[float]:
         """Capture the step once per replica in a CUDA graph (no launch overhead between GEMVs), then
         time replays with CUDA events, rotating replicas so each replay reads cold weights."""
         import torch
@@ -358,15 +353,7 @@ class CudaBackend(Backend):
             raise BackendError(f"projections {odd} of {workload.name!r} have K not a multiple of {per_vec}, "
                                "which the 16-byte vector loads of the cuda GEMV need.")
 
-    def _check_outputs(self, prepared: _Prepared) -> str | None:
-        n_proj = len(prepared.plan.projections)
-        for i, y in enumerate(prepared.ys):
-            wrong = output_error(y, prepared.references[i % n_proj], prepared.plan.dtype)
-            if wrong:
-                return f"layer {i // n_proj} {prepared.plan.projections[i % n_proj].name}: {wrong}"
-        return None
-
-    def _prepare(self, workload: Workload) -> _Prepared:
+    def prepare(self, workload: Workload) -> PreparedStep:
         import torch
 
         key = (workload.key, self.options)
@@ -389,7 +376,7 @@ class CudaBackend(Backend):
         replicas = replicate_layer(layer, plan.layers, n_replicas)
         del layer
         ys = [torch.empty(p.n, dtype=dtype, device="cuda") for _ in range(plan.layers) for p in plan.projections]
-        self._prepared = _Prepared(key, plan, replicas, xs * plan.layers, ys, references)
+        self._prepared = PreparedStep(key, plan, replicas, xs * plan.layers, ys, references)
         return self._prepared
 
 

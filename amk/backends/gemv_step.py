@@ -49,6 +49,19 @@ class StepPlan:
         return self.weight_bytes / (bandwidth_gbps * 1e9) * 1e6
 
 
+@attrs.frozen(eq=False)
+class PreparedStep:
+    """The tensors of one workload's step, built once and reused for every config measured on it (and
+    by benchmarks, to time other implementations on the same data)."""
+
+    key: tuple  # (workload key, backend options): what they were built for
+    plan: StepPlan
+    replicas: list  # per replica: the step's weight tensors, layer-major (see ``replicate_layer``)
+    xs: list  # one input per GEMV of the step
+    ys: list  # one output per GEMV of the step
+    references: list  # per projection of a layer: torch's fp32 result
+
+
 def plan_decode_step(workload: Workload, memory_budget_bytes: int) -> StepPlan:
     """The step to time for ``workload``: its layer count, scaled down so the weights fit the budget."""
     if workload.kind != DECODE_KIND:
@@ -93,6 +106,16 @@ def output_error(y: torch.Tensor, reference: torch.Tensor, dtype: str) -> str | 
         worst = int(torch.argmax(err))
         return (f"{int(bad.sum())} of {got.numel()} outputs differ from torch beyond the {dtype} tolerance "
                 f"{tol:g} (worst: output {worst}, {float(got[worst]):.6g} vs {float(ref[worst]):.6g})")
+    return None
+
+
+def check_step_outputs(prepared: PreparedStep) -> str | None:
+    """Why some output of the step's last run is wrong (which layer and projection), or None."""
+    n_proj = len(prepared.plan.projections)
+    for i, y in enumerate(prepared.ys):
+        wrong = output_error(y, prepared.references[i % n_proj], prepared.plan.dtype)
+        if wrong:
+            return f"layer {i // n_proj} {prepared.plan.projections[i % n_proj].name}: {wrong}"
     return None
 
 

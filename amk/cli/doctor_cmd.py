@@ -36,7 +36,7 @@ def _tool_version(tool: str, flag: str = "--version") -> dict[str, str | None]:
     if path is None:
         return {"path": None, "version": None}
     try:
-        out = subprocess.run([path, flag], capture_output=True, text=True, timeout=30).stdout.strip().splitlines()
+        out = subprocess.run([path, flag], capture_output=True, text=True, timeout=30, check=False).stdout.strip().splitlines()
     except (OSError, subprocess.TimeoutExpired):
         out = []
     # nvcc names its version on the line that says "release"; compilers and ninja on the first line.
@@ -55,7 +55,7 @@ def _backend_report(registry, name: str, measure: bool) -> dict:
     backend = registry.create("backend", name)
     try:
         ok, why = backend.availability()
-    except Exception as exc:  # a plugin's broken availability check must not hide the others
+    except Exception as exc:  # noqa: BLE001  (a plugin's broken availability check must not hide the others)
         ok, why = False, f"its availability check raised {type(exc).__name__}: {exc}"
     row["can_run"], row["why"] = ok, why
     if ok and measure:
