@@ -40,3 +40,24 @@ def test_doctor_reports_the_memory_bandwidth_measured_here(run_amk):
     assert cpu_row["can_run"] is True
     assert cpu_row["measured_bandwidth_gbps"] == pytest.approx(expected)
     assert cpu_row["device"]["name"].startswith("cpu-")
+
+
+def test_doctor_require_fails_naming_why_a_required_backend_cannot_run(run_amk):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("the cuda backend can run here, so requiring it cannot fail")
+    result = run_amk("doctor", "--no-measure", "--require", "cuda")
+    assert result.returncode == 1
+    assert "the required backend 'cuda' cannot run here" in result.stderr
+
+
+def test_doctor_require_passes_for_a_backend_that_can_run(run_amk):
+    pytest.importorskip("torch")
+    result = run_amk("doctor", "--no-measure", "--require", "cpu")
+    assert result.returncode == 0, result.stderr
+
+
+def test_doctor_require_of_an_unknown_backend_lists_the_known_ones(run_amk):
+    result = run_amk("doctor", "--no-measure", "--require", "tpu")
+    assert result.returncode == 1
+    assert "no backend named 'tpu'" in result.stderr and "cpu" in result.stderr

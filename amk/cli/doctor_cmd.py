@@ -81,7 +81,9 @@ def _backend_report(registry, name: str, measure: bool) -> dict:
 @click.option("--no-measure", is_flag=True,
               help="Do not build kernels or measure bandwidth (only what is installed and what can run).")
 @click.option("--remeasure", is_flag=True, help="Forget the cached bandwidth measurements and measure again.")
-def doctor_command(as_json: bool, no_measure: bool, remeasure: bool) -> None:
+@click.option("--require", "required", multiple=True, metavar="BACKEND",
+              help="Exit 1 unless this backend can run here (repeatable; e.g. in CI: --require cpu).")
+def doctor_command(as_json: bool, no_measure: bool, remeasure: bool, required: tuple[str, ...]) -> None:
     """Show what is installed, which backends can run here (and why the others cannot), and the memory
     bandwidth measured on this machine."""
     from amk import __version__
@@ -102,7 +104,18 @@ def doctor_command(as_json: bool, no_measure: bool, remeasure: bool) -> None:
     }
     if as_json:
         click.echo(json.dumps(report, indent=2))
-        return
+    else:
+        _print_report(report, no_measure)
+    rows = {row["name"]: row for row in report["backends"]}
+    for name in required:
+        registry.get("backend", name)  # an unknown name is an error that lists the backends
+        if not rows[name]["can_run"]:
+            from amk.core.errors import BackendError
+
+            raise BackendError(f"the required backend {name!r} cannot run here: {rows[name]['why']}.")
+
+
+def _print_report(report: dict, no_measure: bool) -> None:
     click.echo(f"amk {report['amk']} on Python {report['python']}, {report['platform']}")
     click.echo(f"cache: {report['cache_dir']}")
     click.echo("")
