@@ -16,6 +16,7 @@ from amk.cli.config_cmd import config_group
 from amk.cli.corpus_cmd import corpus_group
 from amk.cli.doctor_cmd import doctor_command
 from amk.cli.plugins_cmd import plugins_command
+from amk.cli.prior_cmd import evaluate_command, rank_command, warm_start_command
 
 
 @click.group(cls=AmkGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,6 +35,9 @@ def main(ctx: click.Context, config_path: str | None, store_url: str | None) -> 
 main.add_command(plugins_command)
 main.add_command(config_group)
 main.add_command(corpus_group)
+main.add_command(warm_start_command)
+main.add_command(rank_command)
+main.add_command(evaluate_command)
 main.add_command(doctor_command)
 
 

@@ -42,6 +42,8 @@ class CorpusColumns:
     verdict: np.ndarray  # int8 per row -> VERDICT_CODES
     kind: np.ndarray  # int8 per row -> KIND_CODES
     timestamp: np.ndarray  # float64 per row; NaN where unknown
+    # object per row: where the record came from (provenance.source); None when a store does not carry it
+    source: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.latency_us.shape[0])
@@ -69,13 +71,53 @@ class CorpusColumns:
             keep &= np.isin(self.kind, [KIND_CODES.index(k) for k in kinds])
         return keep
 
+    def best_configs(self, per_workload: int) -> CorpusColumns:
+        """Best-of aggregation: per (workload, config) its fastest PASS sample, then per workload the
+        ``per_workload`` fastest configs.
+
+        Rows without a PASS verdict or a latency are dropped. Ties break by append order (earlier first).
+        The result is ordered by workload (first appearance), then latency; unique tables are kept whole.
+        """
+        if per_workload < 1:
+            raise ValueError(f"per_workload={per_workload!r} must be >= 1")
+        rows = np.flatnonzero((self.verdict == VERDICT_CODES.index(Verdict.PASS)) & np.isfinite(self.latency_us))
+        # Sorted by workload, then latency, then append order (lexsort: the last key is the primary one).
+        rows = rows[np.lexsort((rows, self.latency_us[rows], self.workload_index[rows]))]
+        pair = self.workload_index[rows].astype(np.int64) * max(1, len(self.configs)) + self.config_index[rows]
+        _, first = np.unique(pair, return_index=True)
+        rows = rows[np.sort(first)]  # the fastest sample of each (workload, config), order kept
+        workload = self.workload_index[rows]
+        starts = np.flatnonzero(np.r_[True, workload[1:] != workload[:-1]])
+        rank = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)]))
+        return self.take(rows[rank < per_workload])
+
+    def compact(self) -> CorpusColumns:
+        """The same rows with unique tables cut to the entries the rows use, in order of first use."""
+        workload_index, workloads = first_use_factorize(self.workload_index, self.workloads)
+        device_index, devices = first_use_factorize(self.device_index, self.devices)
+        config_index, configs = first_use_factorize(self.config_index, self.configs)
+        return attrs.evolve(self, workloads=workloads, devices=devices, configs=configs,
+                            workload_index=workload_index, device_index=device_index, config_index=config_index)
+
     def take(self, rows: np.ndarray) -> CorpusColumns:
         """The subset of rows selected by a boolean mask or an index array (unique tables kept whole)."""
         return attrs.evolve(
             self, **{f: getattr(self, f)[rows] for f in (
                 "workload_index", "device_index", "config_index", "latency_us", "bound_us", "verdict",
-                "kind", "timestamp")}
+                "kind", "timestamp")},
+            source=None if self.source is None else self.source[rows],
         )
+
+
+def first_use_factorize(index: np.ndarray, table: list) -> tuple[np.ndarray, list]:
+    """Renumber ``index`` (positions in ``table``) densely in order of first use; returns (index, table)."""
+    if len(index) == 0:
+        return np.zeros(0, dtype=np.int32), []
+    used, first, inverse = np.unique(index, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    return rank[inverse.reshape(-1)], [table[i] for i in used[order]]
 
 
 class ColumnsBuilder:
@@ -90,16 +132,16 @@ class ColumnsBuilder:
         self.configs: list[dict[str, Any]] = []
         self._rows: dict[str, list] = {f: [] for f in (
             "workload_index", "device_index", "config_index", "latency_us", "bound_us", "verdict", "kind",
-            "timestamp")}
+            "timestamp", "source")}
 
     def add(self, record: Record) -> None:
         self.add_row(record.workload, record.device, record.config, record.measurement.latency_us,
                      record.measurement.bound_us, record.measurement.verdict, record.measurement.kind,
-                     record.provenance.timestamp)
+                     record.provenance.timestamp, source=record.provenance.source)
 
     def add_row(self, workload: Workload, device: Device, config: Mapping[str, Any], latency_us: float | None,
                 bound_us: float | None, verdict: Verdict, kind: MeasurementKind, timestamp: float | None,
-                config_json: str | None = None) -> None:
+                config_json: str | None = None, source: str | None = None) -> None:
         wkey = workload.key
         wi = self._workloads.get(wkey)
         if wi is None:
@@ -123,6 +165,7 @@ class ColumnsBuilder:
         rows["verdict"].append(VERDICT_CODES.index(Verdict(verdict)))
         rows["kind"].append(KIND_CODES.index(MeasurementKind(kind)))
         rows["timestamp"].append(np.nan if timestamp is None else timestamp)
+        rows["source"].append(source)
 
     def build(self) -> CorpusColumns:
         r = self._rows
@@ -136,4 +179,11 @@ class ColumnsBuilder:
             verdict=np.asarray(r["verdict"], dtype=np.int8),
             kind=np.asarray(r["kind"], dtype=np.int8),
             timestamp=np.asarray(r["timestamp"], dtype=np.float64),
+            source=_object_array(r["source"]),
         )
+
+
+def _object_array(values: list) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out

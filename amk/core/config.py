@@ -81,6 +81,15 @@ def parse_store_url(url: str, registry: Registry) -> tuple[str, dict[str, Any]]:
     raise ConfigError(f"store URL {url!r} has no known scheme; use one of {[s + ':' for s in schemes]}.")
 
 
+def open_store(url: str, registry: Registry | None = None) -> Any:
+    """The store a URL names (``jsonl:PATH``, ``sqlite:PATH``, ``postgresql://...``), with default options."""
+    registry = registry or get_registry()
+    name, raw = parse_store_url(url, registry)
+    impl = registry.get("store", name)
+    options = structure_options(impl.cls.Options, raw, where=f"store URL {url!r}", label=f"[store] {name!r}")
+    return registry.create("store", name, options)
+
+
 @attrs.define
 class AmkConfig:
     """The effective config: a selection per kind plus amk's own settings sections."""

@@ -25,6 +25,13 @@ KINDS: tuple[str, ...] = ("store", "featurizer", "ranker", "backend")
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "amk.stores.jsonl",
+    "amk.stores.sqlite",
+    "amk.stores.postgres",
+    "amk.featurizers.amk",
+    "amk.featurizers.generic",
+    "amk.rankers.knn",
+    "amk.rankers.gbr",
+    "amk.rankers.lightgbm",
     "amk.backends.cpu",
     "amk.backends.cuda",
 )

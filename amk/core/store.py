@@ -1,4 +1,15 @@
-"""The store interface: append records durably, query them back, report what could not be read."""
+"""The store interface: append records durably, query them back, report what could not be read.
+
+Records are immutable and the corpus is append-only. Measuring the same (workload, device, config,
+backend version) again appends another record: a *sample*. Stores keep every sample; ``query`` and
+``columns`` return each one, and aggregation is the reader's choice. ``best_configs`` aggregates
+best-of: a (workload, config) is represented by its fastest PASS sample (each sample's latency is already
+the median of its repeats, so best-of-medians is robust to one noisy run yet keeps the config's
+achievable speed). Readers that want a typical cost take the median of ``columns`` rows per config.
+
+Every method below has a generic implementation over ``_scan``; stores override what they can do faster
+(SQL for counts, filters, columns and best configs). Overrides must return the same result.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +19,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import attrs
+import numpy as np
 
 from amk.core.columns import CorpusColumns
 from amk.core.interfaces import Implementation
 from amk.core.records import MeasurementKind, Record, Verdict
+from amk.core.workload import Workload
 
 
 @attrs.frozen
@@ -109,6 +122,33 @@ class Store(Implementation):
     def columns(self, query: CorpusQuery | None = None) -> CorpusColumns:
         """The matching records as factorised columns (what training and warm starts read)."""
         return CorpusColumns.from_records(self.query(query))
+
+    def workloads(self, device: str | None = None, workload_kind: str | None = None) -> list[Workload]:
+        """The distinct workloads with records (on ``device``, of ``workload_kind``), sorted by key.
+
+        What a warm start scans to find the nearest shapes before asking ``best_configs`` for them.
+        """
+        seen = {r.workload.key: r.workload for r in self.query(CorpusQuery(device=device, workload_kind=workload_kind))}
+        return [seen[k] for k in sorted(seen)]
+
+    def best_configs(self, device: str, *, workload_kind: str | None = None,
+                     workloads: Iterable[Workload] | None = None, per_workload: int = 3,
+                     kinds: Iterable[MeasurementKind] | None = (MeasurementKind.MEASURED,)) -> CorpusColumns:
+        """The ``per_workload`` fastest configs of each workload on ``device``, as compact columns.
+
+        Only PASS records with a latency count, of the given measurement ``kinds`` (None: any kind);
+        ``workloads`` limits the answer to those workloads (None: every workload, of ``workload_kind``
+        when given). Samples aggregate best-of (see the module docstring): one row per (workload,
+        config), its fastest sample. Rows are ordered by workload (first appearance), then latency, then
+        append order.
+        """
+        cols = self.columns(CorpusQuery(device=device, workload_kind=workload_kind, verdict=Verdict.PASS))
+        keep = cols.mask(kinds=None if kinds is None else list(kinds))
+        if workloads is not None:
+            wanted = {w.key for w in workloads}
+            ids = [i for i, w in enumerate(cols.workloads) if w.key in wanted]
+            keep &= np.isin(cols.workload_index, ids)
+        return cols.take(keep).compact().best_configs(per_workload).compact()
 
     def problems(self) -> list[CorpusProblem]:
         """Entries found unreadable by the last full read (malformed, torn, from a newer schema)."""

@@ -1,8 +1,20 @@
 """The ``jsonl`` store: one record per line, current schema, append-only; git-friendly and the default.
 
-Appends take an exclusive OS file lock and write whole lines in one call, so concurrent writers from
-several processes never interleave. Reading never stops at a bad line: each one is reported by
-``problems()`` with its line number and the reason.
+Appends take an exclusive OS file lock (``flock``) and write whole lines, so concurrent writers from
+several processes never interleave; ``fsync=true`` also forces each append to disk before it returns.
+
+A writer killed mid-write leaves a torn last line (no newline). Readers report it and read everything
+before it; the next append, under the lock, moves the fragment to ``<file>.torn`` (so it is set aside,
+never silently lost, and never glued to the next record) and goes on. Fragments in ``<file>.torn`` stay
+reported by ``problems()`` until someone deletes that file. Malformed lines and records from a newer
+schema are reported with their line numbers, counted in ``stats``, and left in the file untouched.
+
+Repeated measurements of the same (workload, device, config, backend version) are separate lines, i.e.
+samples; ``query``/``columns`` return each, and ``best_configs`` aggregates best-of (a config's fastest
+PASS sample), as in :mod:`amk.core.store`.
+
+Every read parses the whole file (about 30 us per record): fine to a few hundred thousand records; for
+larger corpora use the ``sqlite`` store (``amk corpus copy jsonl:PATH sqlite:PATH``).
 """
 
 from __future__ import annotations
@@ -55,26 +67,66 @@ class JsonlStore(Store):
             return 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("ab") as f:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-                try:
-                    f.seek(0, os.SEEK_END)
-                    prefix = b"\n" if f.tell() > 0 and not self._ends_with_newline() else b""
-                    f.write(prefix + "".join(lines).encode())
-                    f.flush()
-                    if self.options.fsync:
-                        os.fsync(f.fileno())
-                finally:
-                    fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+            data = "".join(lines).encode()
+            while not self._append_locked(data):
+                pass  # the file was replaced (migrate) while we waited for its lock: append to the new one
         except OSError as exc:
             raise StoreError(f"cannot append to {self.path}: {exc.strerror}; check the path and permissions.") from None
         return len(lines)
 
-    def _ends_with_newline(self) -> bool:
-        # A torn last line (a writer killed mid-write) must not swallow the next record.
-        with self.path.open("rb") as f:
-            f.seek(-1, os.SEEK_END)
-            return f.read(1) == b"\n"
+    def _append_locked(self, data: bytes) -> bool:
+        """Append ``data`` under the lock; False when the path was replaced while waiting for the lock."""
+        with self.path.open("ab") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                try:
+                    if os.stat(self.path).st_ino != os.fstat(f.fileno()).st_ino:
+                        return False
+                except FileNotFoundError:
+                    return False
+                self._set_aside_torn_tail(f)
+                f.write(data)
+                f.flush()
+                if self.options.fsync:
+                    os.fsync(f.fileno())
+                return True
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+    @property
+    def torn_path(self) -> Path:
+        """Where torn last lines are set aside."""
+        return self.path.with_name(self.path.name + ".torn")
+
+    def _set_aside_torn_tail(self, f) -> None:
+        """Under the lock: move a torn last line (a writer killed mid-write) to the side file."""
+        end = f.seek(0, os.SEEK_END)
+        if end == 0:
+            return
+        with self.path.open("rb") as r:
+            r.seek(end - 1)
+            if r.read(1) == b"\n":
+                return
+            # Find the start of the torn line: the byte after the last newline.
+            pos, block = end, 1 << 16
+            start = 0
+            while pos > 0:
+                step = min(block, pos)
+                r.seek(pos - step)
+                chunk = r.read(step)
+                cut = chunk.rfind(b"\n")
+                if cut >= 0:
+                    start = pos - step + cut + 1
+                    break
+                pos -= step
+            r.seek(start)
+            fragment = r.read(end - start)
+        with self.torn_path.open("ab") as side:
+            side.write(fragment + b"\n")
+            side.flush()
+            os.fsync(side.fileno())
+        os.truncate(self.path, start)
+        f.seek(0, os.SEEK_END)
 
     def _scan(self) -> Iterator[Record]:
         self._problems = []
@@ -89,11 +141,17 @@ class JsonlStore(Store):
                 if not raw.strip():
                     continue
                 where = f"{self.path}:{lineno}"
+                if not raw.endswith(b"\n"):
+                    # A writer holds the lock while it writes whole lines, so a line without its newline
+                    # is one being written now or left by a writer that was killed.
+                    self._problems.append(CorpusProblem(
+                        where, f"incomplete last line ({len(raw)} bytes without a newline: a writer was killed "
+                               f"mid-write, or is still writing); the next append sets it aside in {self.torn_path}"))
+                    continue
                 try:
                     data = json.loads(raw)
                 except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    torn = " (torn last line: a writer was interrupted)" if not raw.endswith(b"\n") else ""
-                    self._problems.append(CorpusProblem(where, f"not valid JSON{torn}: {exc}"))
+                    self._problems.append(CorpusProblem(where, f"not valid JSON: {exc}"))
                     continue
                 try:
                     yield record_from_dict(data, where=where)
@@ -110,6 +168,8 @@ class JsonlStore(Store):
         with self.path.open("rb+") as src:
             fcntl.flock(src.fileno(), fcntl.LOCK_EX)
             try:
+                self._set_aside_torn_tail(src)
+                src.seek(0)
                 original = src.read()
                 lines = original.splitlines(keepends=True)
                 with tmp.open("wb") as out:
@@ -134,7 +194,20 @@ class JsonlStore(Store):
         return f"{self.path}: {upgraded} records rewritten in schema {SCHEMA_VERSION}, backup at {backup}{note}"
 
     def problems(self) -> list[CorpusProblem]:
-        return list(self._problems)
+        """Unreadable lines found by the last full read, and the torn lines set aside in ``<file>.torn``."""
+        return list(self._problems) + self._torn_problems()
+
+    def _torn_problems(self) -> list[CorpusProblem]:
+        try:
+            data = self.torn_path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            return [CorpusProblem(str(self.torn_path), f"cannot be read: {exc.strerror}")]
+        return [CorpusProblem(f"{self.torn_path}:{lineno}",
+                              f"a torn line ({len(line)} bytes) set aside from {self.path} after a writer was "
+                              "killed mid-write; its record is incomplete: re-measure it, then delete this file")
+                for lineno, line in enumerate(data.split(b"\n"), 1) if line.strip()]
 
 
 @amk.hookimpl

@@ -1,0 +1,269 @@
+"""The ``postgres`` store (``postgresql://...``, ``postgres://...``): a team's shared corpus.
+
+Many machines append at once: each ``append`` is one transaction (all of a batch or none of it; a
+writer killed mid-batch leaves nothing behind, PostgreSQL aborts its transaction). New workloads,
+devices and configs are inserted in key order with ``ON CONFLICT DO NOTHING``, so concurrent writers
+never deadlock on them; records go in with ``COPY``. A transaction that still fails for a transient
+reason (a deadlock, a serialization failure) is retried.
+
+Tables and what is indexed: see :mod:`amk.stores.sql` (keys are unique by their md5, as PostgreSQL
+cannot index long text). Repeated measurements of the same (workload, device, config, backend version)
+are separate rows, i.e. samples; ``query``/``columns`` return each, and ``best_configs`` aggregates
+best-of (a config's fastest PASS sample), as in :mod:`amk.core.store`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, ClassVar
+
+import attrs
+
+import amk
+from amk.core.errors import StoreError
+from amk.core.migrations import SCHEMA_VERSION
+from amk.core.records import Record
+from amk.stores import sql
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS amk_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS amk_workloads (
+    id BIGSERIAL PRIMARY KEY, key TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, shape TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS amk_workloads_key ON amk_workloads (md5(key));
+CREATE INDEX IF NOT EXISTS amk_workloads_by_kind ON amk_workloads (kind, name);
+CREATE TABLE IF NOT EXISTS amk_devices (id BIGSERIAL PRIMARY KEY, key TEXT NOT NULL, name TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS amk_devices_key ON amk_devices (md5(key));
+CREATE INDEX IF NOT EXISTS amk_devices_by_name ON amk_devices (name);
+CREATE TABLE IF NOT EXISTS amk_configs (id BIGSERIAL PRIMARY KEY, key TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS amk_configs_key ON amk_configs (md5(key));
+CREATE TABLE IF NOT EXISTS amk_device_workloads (
+    device_id BIGINT NOT NULL, workload_id BIGINT NOT NULL, PRIMARY KEY (device_id, workload_id));
+CREATE SEQUENCE IF NOT EXISTS amk_records_id_seq;
+CREATE TABLE IF NOT EXISTS amk_records (
+    id BIGINT PRIMARY KEY, schema_version INTEGER NOT NULL,
+    workload_id BIGINT NOT NULL, device_id BIGINT NOT NULL, config_id BIGINT NOT NULL,
+    verdict TEXT NOT NULL, kind TEXT NOT NULL,
+    latency_us DOUBLE PRECISION, bound_us DOUBLE PRECISION, timestamp DOUBLE PRECISION);
+CREATE INDEX IF NOT EXISTS amk_records_by_device ON amk_records (device_id, workload_id, verdict, kind, latency_us);
+CREATE INDEX IF NOT EXISTS amk_records_by_workload ON amk_records (workload_id);
+CREATE INDEX IF NOT EXISTS amk_records_by_time ON amk_records (timestamp);
+CREATE TABLE IF NOT EXISTS amk_bodies (id BIGINT PRIMARY KEY, body TEXT NOT NULL);
+"""
+_CURSOR_NAMES = itertools.count()
+_SCHEMA_LOCK = 0x616D6B  # advisory lock id: creating the tables once when several writers start together
+_UNIQUE_TABLES = {
+    "workload": ("amk_workloads", "key, kind, name, shape"),
+    "device": ("amk_devices", "key, name"),
+    "config": ("amk_configs", "key"),
+}
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    if "://" in url and "@" in url.split("://", 1)[1]:
+        scheme, rest = url.split("://", 1)
+        userinfo, host = rest.rsplit("@", 1)
+        return f"{scheme}://{userinfo.split(':', 1)[0]}@{host}"
+    return url
+
+
+class PostgresStore(sql.SqlStore):
+    name: ClassVar[str] = "postgres"
+    url_schemes: ClassVar[tuple[str, ...]] = ("postgresql", "postgres")
+    requires: ClassVar[dict[str, str]] = {"psycopg": "postgres"}
+    ph: ClassVar[str] = "%s"
+
+    @attrs.frozen
+    class Options:
+        url: str = ""  # postgresql://user@host:port/dbname (or a libpq conninfo string); "" uses $PG* variables
+        connect_timeout_s: int = 10
+        retries: int = 10  # how many times an append retries a transient failure (deadlock, serialization)
+
+    def __init__(self, options: Options | None = None) -> None:
+        super().__init__(options)
+        self._conn = None
+        self._ids: dict[str, dict[Any, int]] = {"workload": {}, "device": {}, "config": {}, "pair": {}}
+
+    @classmethod
+    def options_from_url(cls, url: str) -> dict[str, Any]:
+        return {"url": url}
+
+    def describe(self) -> str:
+        return _redact(self.options.url) if self.options.url else "postgres (from $PG* variables)"
+
+    # -- connection ---------------------------------------------------------------------------------
+
+    @property
+    def conn(self):
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    def _connect(self):
+        import psycopg
+
+        try:
+            conn = psycopg.connect(self.options.url, autocommit=True,
+                                   connect_timeout=self.options.connect_timeout_s)
+        except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StoreError(f"cannot connect to {self.describe()}: {reason}; check the URL and that the server runs.") from None
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                conn.execute(_SCHEMA)
+                meta = dict(conn.execute("SELECT key, value FROM amk_meta").fetchall())
+                sql.check_meta(meta, self.describe())
+                if not meta:
+                    conn.execute("INSERT INTO amk_meta (key, value) VALUES ('layout_version', %s), "
+                                 "('created_by_schema', %s) ON CONFLICT DO NOTHING",
+                                 (str(sql.LAYOUT_VERSION), str(SCHEMA_VERSION)))
+        except psycopg.Error as exc:
+            conn.close()
+            raise StoreError(f"cannot set up the amk tables in {self.describe()}: {exc}; check the user's rights.") from None
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- writing ------------------------------------------------------------------------------------
+
+    def append(self, records: Iterable[Record]) -> int:
+        import psycopg
+        from psycopg import errors
+
+        rows = sql.record_rows(records)
+        if not rows:
+            return 0
+        for attempt in range(self.options.retries + 1):
+            try:
+                self._append_rows(rows)
+                return len(rows)
+            except (errors.DeadlockDetected, errors.SerializationFailure):
+                if attempt == self.options.retries:
+                    raise StoreError(f"cannot append to {self.describe()}: it stayed contended after "
+                                     f"{attempt + 1} tries; try again.") from None
+                time.sleep(min(1.0, 0.01 * 2 ** attempt) * random.random())
+            except psycopg.Error as exc:
+                raise StoreError(f"cannot append to {self.describe()}: {exc}; check the server and its disk.") from None
+        raise AssertionError("unreachable")
+
+    def _append_rows(self, rows: list[sql.RecordRow]) -> None:
+        conn = self.conn
+        pending: dict[str, dict[Any, int]] = {}
+        with conn.transaction():
+            pending["workload"] = self._intern(conn, "workload", {r.workload for r in rows})
+            pending["device"] = self._intern(conn, "device", {r.device for r in rows})
+            pending["config"] = self._intern(conn, "config", {r.config_key for r in rows})
+
+            def id_of(kind: str, value: Any) -> int:
+                return self._ids[kind].get(value) or pending[kind][value]
+
+            ids = [(id_of("workload", r.workload), id_of("device", r.device), id_of("config", r.config_key))
+                   for r in rows]
+            pairs = sorted({(d, w) for w, d, _ in ids} - self._ids["pair"].keys())
+            if pairs:
+                with conn.cursor() as cur:
+                    cur.executemany("INSERT INTO amk_device_workloads (device_id, workload_id) VALUES (%s, %s)"
+                                    " ON CONFLICT DO NOTHING", pairs)
+            record_ids = [row[0] for row in conn.execute(
+                "SELECT nextval('amk_records_id_seq') FROM generate_series(1, %s)", (len(rows),)).fetchall()]
+            record_ids.sort()
+            with conn.cursor() as cur:
+                with cur.copy("COPY amk_records (id, schema_version, workload_id, device_id, config_id, verdict,"
+                              " kind, latency_us, bound_us, timestamp) FROM STDIN") as copy:
+                    for rid, (w, d, c), r in zip(record_ids, ids, rows):
+                        copy.write_row((rid, SCHEMA_VERSION, w, d, c, r.verdict, r.kind, r.latency_us, r.bound_us,
+                                        r.timestamp))
+                with cur.copy("COPY amk_bodies (id, body) FROM STDIN") as copy:
+                    for rid, r in zip(record_ids, rows):
+                        copy.write_row((rid, r.body))
+        # Only now, after the commit: ids of a rolled-back transaction must not be remembered.
+        for kind in ("workload", "device", "config"):
+            self._ids[kind].update(pending[kind])
+        self._ids["pair"].update(dict.fromkeys(pairs, 1))
+
+    def _intern(self, conn, kind: str, values: set) -> dict[Any, int]:
+        """Ids of the unique-table entries ``values`` not yet known here, inserting those that are new."""
+        new = [v for v in values if v not in self._ids[kind]]
+        if not new:
+            return {}
+        table, columns = _UNIQUE_TABLES[kind]
+        if kind == "workload":
+            rows = {w: sql.workload_row(w) for w in new}
+        elif kind == "device":
+            rows = {d: (sql.device_key(d), d.name) for d in new}
+        else:
+            rows = {c: (c,) for c in new}
+        ordered = sorted(rows.values())  # one insertion order for every writer: no deadlocks between them
+        placeholders = ", ".join(["%s"] * len(ordered[0]))
+        with conn.cursor() as cur:
+            cur.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"
+                            " ON CONFLICT (md5(key)) DO NOTHING", ordered)
+        keys = [row[0] for row in ordered]
+        found = dict((key, rid) for rid, key in conn.execute(
+            f"SELECT id, key FROM {table} WHERE md5(key) = ANY(ARRAY(SELECT md5(k) FROM unnest(%s::text[]) AS k))",
+            (keys,)).fetchall())
+        return {value: found[row[0]] for value, row in rows.items()}
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def _fetchall(self, statement: str, params: Sequence[Any] = ()) -> list[tuple]:
+        import psycopg
+
+        try:
+            return self.conn.execute(statement, list(params)).fetchall()
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot read {self.describe()}: {exc}; check the server.") from None
+
+    def _stream(self, statement: str, params: Sequence[Any] = ()) -> Iterator[list[tuple]]:
+        import psycopg
+
+        conn = self.conn
+        try:
+            with conn.transaction(), conn.cursor(name=f"amk_read_{next(_CURSOR_NAMES)}") as cur:
+                cur.execute(statement, list(params))
+                while batch := cur.fetchmany(2000):
+                    yield batch
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot read {self.describe()}: {exc}; check the server.") from None
+
+    def migrate(self) -> str:
+        """Rewrite rows of older schema versions in the current one, in one transaction."""
+        old = self._fetchall("SELECT COUNT(*) FROM amk_records WHERE schema_version < %s", (SCHEMA_VERSION,))[0][0]
+        if not old:
+            return f"{self.describe()}: every record is already in schema {SCHEMA_VERSION}, nothing to migrate"
+        rows = self._rows_to_migrate()
+        upgraded = [(rid, record) for rid, record in rows if record is not None]
+        conn = self.conn
+        with conn.transaction():
+            new_rows = sql.record_rows(record for _, record in upgraded)
+            pending = {kind: self._intern(conn, kind, values) for kind, values in (
+                ("workload", {r.workload for r in new_rows}), ("device", {r.device for r in new_rows}),
+                ("config", {r.config_key for r in new_rows}))}
+            for (rid, _), r in zip(upgraded, new_rows):
+                ids = tuple(self._ids[k].get(v) or pending[k][v]
+                            for k, v in (("workload", r.workload), ("device", r.device), ("config", r.config_key)))
+                conn.execute("UPDATE amk_records SET schema_version = %s, workload_id = %s, device_id = %s,"
+                             " config_id = %s, verdict = %s, kind = %s, latency_us = %s, bound_us = %s,"
+                             " timestamp = %s WHERE id = %s",
+                             (SCHEMA_VERSION, *ids, r.verdict, r.kind, r.latency_us, r.bound_us, r.timestamp, rid))
+                conn.execute("UPDATE amk_bodies SET body = %s WHERE id = %s", (r.body, rid))
+        for kind, new in pending.items():
+            self._ids[kind].update(new)
+        failed = len(rows) - len(upgraded)
+        note = f"; {failed} rows could not be upgraded and were left as they were" if failed else ""
+        return f"{self.describe()}: {len(upgraded)} records rewritten in schema {SCHEMA_VERSION}{note}"
+
+
+@amk.hookimpl
+def register_stores(register) -> None:
+    register(PostgresStore)

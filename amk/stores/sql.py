@@ -1,0 +1,425 @@
+"""What the sqlite and postgres stores share: the table layout, records as rows and back, queries as SQL.
+
+Layout (the same tables in both databases)::
+
+    amk_meta              key -> value: the layout version, the record schema version that wrote it
+    amk_workloads         id, key (Workload.key), kind, name, shape (canonical JSON)   one row per workload
+    amk_devices           id, key (canonical JSON of the Device), name                 one row per device
+    amk_configs           id, key (canonical JSON of the config)                       one row per config
+    amk_device_workloads  (device_id, workload_id): which workloads have records on which device
+    amk_records           id (append order), schema_version, workload_id, device_id, config_id, verdict,
+                          kind, latency_us, bound_us, timestamp: the narrow table queries filter and
+                          training reads, indexed by (device, workload, verdict, kind, latency)
+    amk_bodies            id -> the rest of the record (measurement and provenance) as canonical JSON
+
+A record is stored losslessly: reading joins its row, its workload, device and config, and its body
+back into the record dict and structures it through ``record_from_dict`` (so a row from a newer schema
+is refused and reported, never dropped). ``columns`` and ``best_configs`` read only the narrow table and
+the small unique tables, so training never parses a record.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import operator
+from abc import abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from json.encoder import encode_basestring_ascii
+from typing import Any, ClassVar, NamedTuple
+
+import attrs
+import numpy as np
+
+from amk.core.columns import KIND_CODES, VERDICT_CODES, CorpusColumns, config_key, first_use_factorize
+from amk.core.devices import Device
+from amk.core.errors import RecordError
+from amk.core.migrations import SCHEMA_VERSION
+from amk.core.records import Measurement, MeasurementKind, Provenance, Record, Verdict, record_from_dict
+from amk.core.store import CorpusProblem, CorpusQuery, CorpusStats, Store
+from amk.core.workload import Workload
+
+LAYOUT_VERSION = 1  # the table layout above; a database with a newer one is refused
+
+# Fields kept in amk_records' own columns; the body holds the rest of the measurement and provenance.
+_COLUMN_MEASUREMENT_FIELDS = ("verdict", "kind", "latency_us", "bound_us")
+_MEASUREMENT_FIELDS = tuple(f.name for f in attrs.fields(Measurement) if f.name not in _COLUMN_MEASUREMENT_FIELDS)
+_PROVENANCE_FIELDS = tuple(f.name for f in attrs.fields(Provenance) if f.name not in ("timestamp", "extra"))
+RECORD_COLUMNS = "r.workload_id, r.device_id, r.config_id, r.latency_us, r.bound_us, r.verdict, r.kind, r.timestamp"
+READ_COLUMNS = ("r.id, r.schema_version, r.workload_id, r.device_id, r.config_id, r.verdict, r.kind, r.latency_us,"
+                " r.bound_us, r.timestamp, b.body")
+
+
+def _values_getter(fields: tuple[str, ...]) -> Callable[[Any], tuple]:
+    get = operator.attrgetter(*fields)
+    return get if len(fields) > 1 else (lambda obj: (get(obj),))
+
+
+_measurement_values = _values_getter(_MEASUREMENT_FIELDS)
+_provenance_values = _values_getter(_PROVENANCE_FIELDS)
+_BODY_TEMPLATE = ('{"measurement":{' + ",".join(f'"{f}":%s' for f in _MEASUREMENT_FIELDS)
+                  + '},"provenance":{%s,"extra":%s}}')
+_dumps = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+class RecordRow(NamedTuple):
+    """One record, split into its unique-table entries (workload, device, config key) and its own columns."""
+
+    workload: Workload
+    device: Device
+    config_key: str
+    verdict: str
+    kind: str
+    latency_us: float | None
+    bound_us: float | None
+    timestamp: float | None
+    body: str
+
+
+def _encode_value(value: Any) -> str:
+    # Hand-written for the common scalar types: bulk appends spend most of their time here.
+    kind = type(value)
+    if value is None:
+        return "null"
+    if kind is str:
+        return encode_basestring_ascii(value)
+    if kind is float:
+        return float.__repr__(value)  # finite: the Measurement validators refuse NaN and infinities
+    if kind is int:
+        return int.__repr__(value)
+    return _dumps(value)
+
+
+def record_rows(records: Iterable[Record]) -> list[RecordRow]:
+    """Rows for ``records``; what many records share (a config, a provenance) is serialised once."""
+    shared_json: dict[Any, str] = {}
+    rows = []
+    for r in records:
+        if not isinstance(r, Record):
+            raise TypeError(f"a store appends Record objects, got {type(r).__name__}")
+        cfg, m, p = r.config, r.measurement, r.provenance
+        ckey = shared_json.get(id(cfg))
+        if ckey is None:
+            ckey = shared_json[id(cfg)] = config_key(cfg)
+        extra = shared_json.get(id(p.extra))
+        if extra is None:
+            extra = shared_json[id(p.extra)] = _dumps(p.extra)
+        origin = _provenance_values(p)
+        provenance = shared_json.get(origin)
+        if provenance is None:
+            provenance = shared_json[origin] = _dumps(dict(zip(_PROVENANCE_FIELDS, origin)))[1:-1]
+        body = _BODY_TEMPLATE % (*map(_encode_value, _measurement_values(m)), provenance, extra)
+        rows.append(RecordRow(r.workload, r.device, ckey, m.verdict.value, m.kind.value, m.latency_us,
+                              m.bound_us, p.timestamp, body))
+    return rows
+
+
+def device_key(device: Device) -> str:
+    return canonical_json(attrs.asdict(device))
+
+
+def workload_row(workload: Workload) -> tuple[str, str, str, str]:
+    """(key, kind, name, shape JSON) of a workload's unique-table row."""
+    return workload.key, workload.kind, workload.name, canonical_json(workload.shape)
+
+
+def where_clause(query: CorpusQuery | None, ph: str) -> tuple[str, list[Any]]:
+    """``query`` as a WHERE clause over ``amk_records r`` with ``ph`` placeholders, and its parameters."""
+    query = query or CorpusQuery()
+    # Rows from a newer schema are refused (and reported by problems()), so no query counts them.
+    parts, params = [f"r.schema_version <= {ph}"], [SCHEMA_VERSION]
+    if query.device is not None:
+        parts.append(f"r.device_id IN (SELECT id FROM amk_devices WHERE name = {ph})")
+        params.append(query.device)
+    for column, value in (("kind", query.workload_kind), ("name", query.workload_name)):
+        if value is not None:
+            parts.append(f"r.workload_id IN (SELECT id FROM amk_workloads WHERE {column} = {ph})")
+            params.append(value)
+    if query.workload_shape is not None:
+        parts.append(f"r.workload_id IN (SELECT id FROM amk_workloads WHERE shape = {ph})")
+        params.append(canonical_json(dict(query.workload_shape)))
+    if query.verdict is not None:
+        parts.append(f"r.verdict = {ph}")
+        params.append(Verdict(query.verdict).value)
+    if query.kind is not None:
+        parts.append(f"r.kind = {ph}")
+        params.append(MeasurementKind(query.kind).value)
+    if query.since is not None:
+        parts.append(f"r.timestamp >= {ph}")
+        params.append(query.since)
+    if query.until is not None:
+        parts.append(f"r.timestamp < {ph}")
+        params.append(query.until)
+    return " AND ".join(parts), params
+
+
+class UniqueTables:
+    """The workloads, devices and configs of a database by id, read once and refreshed on a miss."""
+
+    def __init__(self, fetch: Callable[[str, int], list[tuple]]) -> None:
+        # fetch(table, after_id) -> rows with id > after_id, in id order
+        self._fetch = fetch
+        self.workloads: dict[int, dict[str, Any]] = {}
+        self.devices: dict[int, dict[str, Any]] = {}
+        self.configs: dict[int, dict[str, Any]] = {}
+        self._objects: dict[str, dict[int, Any]] = {"workload": {}, "device": {}}
+
+    def refresh(self) -> None:
+        for row in self._fetch("amk_workloads", max(self.workloads, default=0)):
+            wid, kind, name, shape = row
+            self.workloads[wid] = {"kind": kind, "name": name, "shape": json.loads(shape)}
+        for wid, key in self._fetch("amk_devices", max(self.devices, default=0)):
+            self.devices[wid] = json.loads(key)
+        for cid, key in self._fetch("amk_configs", max(self.configs, default=0)):
+            self.configs[cid] = json.loads(key)
+
+    def ensure(self, workload_ids: Iterable[int], device_ids: Iterable[int], config_ids: Iterable[int]) -> None:
+        if (any(i not in self.workloads for i in workload_ids) or any(i not in self.devices for i in device_ids)
+                or any(i not in self.configs for i in config_ids)):
+            self.refresh()
+
+    def workload(self, wid: int) -> Workload:
+        cache = self._objects["workload"]
+        if wid not in cache:
+            w = self.workloads[wid]
+            cache[wid] = Workload(w["kind"], w["name"], w["shape"])
+        return cache[wid]
+
+    def device(self, did: int) -> Device:
+        cache = self._objects["device"]
+        if did not in cache:
+            cache[did] = Device(**self.devices[did])
+        return cache[did]
+
+    def record_dict(self, row: tuple) -> dict[str, Any]:
+        """The record dict of a row of ``READ_COLUMNS``."""
+        _, schema_version, wid, did, cid, verdict, kind, latency, bound, timestamp, body = row
+        w = self.workloads[wid]
+        data = json.loads(body)
+        if not isinstance(data, Mapping) or not isinstance(data.get("measurement"), Mapping) \
+                or not isinstance(data.get("provenance"), Mapping):
+            raise ValueError("the stored body is not an object with a measurement and a provenance")
+        data["measurement"].update(verdict=verdict, kind=kind, latency_us=latency, bound_us=bound)
+        data["provenance"]["timestamp"] = timestamp
+        data.update({"schema_version": schema_version,
+                     "workload": {"kind": w["kind"], "name": w["name"], "shape": copy.deepcopy(w["shape"])},
+                     "device": dict(self.devices[did]), "config": copy.deepcopy(self.configs[cid])})
+        return data
+
+
+def read_record(tables: UniqueTables, row: tuple, where: str) -> Record:
+    """The record of a row of ``READ_COLUMNS``."""
+    try:
+        data = tables.record_dict(row)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RecordError(f"{where}: the stored row cannot be read ({exc}); restore it from a backup or delete it.") from None
+    return record_from_dict(data, where=where)
+
+
+def problem_from(exc: RecordError, where: str) -> CorpusProblem:
+    return CorpusProblem(where, str(exc).removeprefix(where + ": "))
+
+
+def columns_from_rows(rows: list[tuple], tables: UniqueTables) -> CorpusColumns:
+    """Compact columns from (workload_id, device_id, config_id, latency, bound, verdict, kind, timestamp) rows."""
+    n = len(rows)
+    if n == 0:
+        return CorpusColumns.from_records([])
+    wid, did, cid, lat, bound, verdict, kind, ts = zip(*rows)
+    ids = {name: np.fromiter(col, dtype=np.int64, count=n) for name, col in (("w", wid), ("d", did), ("c", cid))}
+    tables.ensure(np.unique(ids["w"]).tolist(), np.unique(ids["d"]).tolist(), np.unique(ids["c"]).tolist())
+    workload_index, workload_ids = first_use_factorize(ids["w"], np.arange(int(ids["w"].max()) + 1))
+    device_index, device_ids = first_use_factorize(ids["d"], np.arange(int(ids["d"].max()) + 1))
+    config_index, config_ids = first_use_factorize(ids["c"], np.arange(int(ids["c"].max()) + 1))
+    verdict_code = {v.value: i for i, v in enumerate(VERDICT_CODES)}
+    kind_code = {k.value: i for i, k in enumerate(KIND_CODES)}
+
+    def floats(col: tuple) -> np.ndarray:
+        return np.array(col, dtype=np.float64)  # None -> NaN
+
+    return CorpusColumns(
+        workloads=[tables.workload(int(i)) for i in workload_ids],
+        devices=[tables.device(int(i)) for i in device_ids],
+        configs=[dict(tables.configs[int(i)]) for i in config_ids],
+        workload_index=workload_index, device_index=device_index, config_index=config_index,
+        latency_us=floats(lat), bound_us=floats(bound),
+        verdict=np.fromiter((verdict_code[v] for v in verdict), dtype=np.int8, count=n),
+        kind=np.fromiter((kind_code[k] for k in kind), dtype=np.int8, count=n),
+        timestamp=floats(ts),
+    )
+
+
+def best_configs_sql(where: str, per_workload_ph: str) -> str:
+    """The best-of query behind ``best_configs`` (see ``Store.best_configs``) over a WHERE clause."""
+    return f"""
+        WITH candidates AS (
+            SELECT r.id, {RECORD_COLUMNS},
+                   ROW_NUMBER() OVER (PARTITION BY r.workload_id, r.config_id ORDER BY r.latency_us, r.id) AS sample_rank,
+                   MIN(r.id) OVER (PARTITION BY r.workload_id) AS workload_first
+            FROM amk_records r
+            WHERE {where} AND r.latency_us IS NOT NULL
+        ), best AS (
+            SELECT *, ROW_NUMBER() OVER (PARTITION BY workload_id ORDER BY latency_us, id) AS config_rank
+            FROM candidates WHERE sample_rank = 1
+        )
+        SELECT workload_id, device_id, config_id, latency_us, bound_us, verdict, kind, timestamp
+        FROM best WHERE config_rank <= {per_workload_ph}
+        ORDER BY workload_first, latency_us, id
+    """
+
+
+def stats_from_counts(by_device: list[tuple[str, int]], by_workload: list[tuple[str, str, str, int]],
+                      by_kind: list[tuple[str, int]], by_verdict: list[tuple[str, int]], problems: int) -> CorpusStats:
+    """CorpusStats from GROUP BY results; ``by_workload`` rows are (kind, name, shape JSON, count)."""
+    workloads: dict[str, int] = {}
+    shapes: dict[str, dict[str, Any]] = {}
+    for kind, name, shape, n in by_workload:
+        label = f"{kind}:{name}"
+        workloads[label] = workloads.get(label, 0) + n
+        shapes.setdefault(label, json.loads(shape))
+    total = sum(n for _, n in by_device)
+    return CorpusStats(total, dict(sorted(by_device)), dict(sorted(workloads.items())), dict(sorted(by_kind)),
+                       dict(sorted(by_verdict)), shapes, problems)
+
+
+def check_meta(meta: Mapping[str, str], where: str) -> None:
+    """Refuse a database written with a newer table layout than this amk knows."""
+    from amk.core.errors import StoreError
+
+    layout = int(meta.get("layout_version", LAYOUT_VERSION))
+    if layout > LAYOUT_VERSION:
+        raise StoreError(
+            f"{where} uses table layout {layout}, written by a newer amk (this one knows up to {LAYOUT_VERSION}); "
+            "upgrade amk to use it."
+        )
+
+
+class SqlStore(Store):
+    """Reading, shared by the SQL stores: subclasses connect, append, and run SQL with ``ph`` placeholders."""
+
+    ph: ClassVar[str] = "?"
+
+    def __init__(self, options: Any = None) -> None:
+        super().__init__(options)
+        self._tables = UniqueTables(self._fetch_new)
+        self._problems: list[CorpusProblem] = []
+
+    @abstractmethod
+    def _fetchall(self, statement: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Every row of one statement."""
+
+    @abstractmethod
+    def _stream(self, statement: str, params: Sequence[Any] = ()) -> Iterator[list[tuple]]:
+        """The rows of one statement in batches, without holding them all in memory."""
+
+    def _fetch_new(self, table: str, after: int) -> list[tuple]:
+        columns = "id, kind, name, shape" if table == "amk_workloads" else "id, key"
+        return self._fetchall(f"SELECT {columns} FROM {table} WHERE id > {self.ph} ORDER BY id", (after,))
+
+    def _scan(self) -> Iterator[Record]:
+        return self.query()
+
+    def query(self, query: CorpusQuery | None = None) -> Iterator[Record]:
+        where, params = where_clause(query, self.ph)
+        return self._read(where, params, full=query is None or query == CorpusQuery())
+
+    def _read(self, where: str, params: list[Any], full: bool) -> Iterator[Record]:
+        problems: list[CorpusProblem] = []
+        self._tables.refresh()
+        for batch in self._stream(
+                f"SELECT {READ_COLUMNS} FROM amk_records r"
+                f" JOIN amk_bodies b ON b.id = r.id WHERE {where} ORDER BY r.id", params):
+            self._tables.ensure({row[2] for row in batch}, {row[3] for row in batch}, {row[4] for row in batch})
+            for row in batch:
+                where_row = f"{self.describe()}#{row[0]}"
+                try:
+                    yield read_record(self._tables, row, where_row)
+                except RecordError as exc:
+                    problems.append(problem_from(exc, where_row))
+        if full:
+            self._problems = problems
+
+    def count(self, query: CorpusQuery | None = None) -> int:
+        where, params = where_clause(query, self.ph)
+        return int(self._fetchall(f"SELECT COUNT(*) FROM amk_records r WHERE {where}", params)[0][0])
+
+    def columns(self, query: CorpusQuery | None = None) -> CorpusColumns:
+        where, params = where_clause(query, self.ph)
+        rows = self._fetchall(f"SELECT {RECORD_COLUMNS} FROM amk_records r WHERE {where} ORDER BY r.id", params)
+        return columns_from_rows(rows, self._tables)
+
+    def workloads(self, device: str | None = None, workload_kind: str | None = None) -> list[Workload]:
+        parts, params = [], []
+        if device is not None:
+            parts.append(f"id IN (SELECT workload_id FROM amk_device_workloads WHERE device_id IN"
+                         f" (SELECT id FROM amk_devices WHERE name = {self.ph}))")
+            params.append(device)
+        if workload_kind is not None:
+            parts.append(f"kind = {self.ph}")
+            params.append(workload_kind)
+        ids = [row[0] for row in self._fetchall(
+            f"SELECT id FROM amk_workloads WHERE {' AND '.join(parts) or 'TRUE'}", params)]
+        self._tables.ensure(ids, (), ())
+        return sorted((self._tables.workload(i) for i in ids), key=lambda w: w.key)
+
+    def best_configs(self, device: str, *, workload_kind: str | None = None,
+                     workloads: Iterable[Workload] | None = None, per_workload: int = 3,
+                     kinds: Iterable[MeasurementKind] | None = (MeasurementKind.MEASURED,)) -> CorpusColumns:
+        if per_workload < 1:
+            raise ValueError(f"per_workload={per_workload!r} must be >= 1")
+        ph = self.ph
+        where, params = where_clause(CorpusQuery(device=device, workload_kind=workload_kind, verdict=Verdict.PASS), ph)
+        if kinds is not None:
+            values = [MeasurementKind(k).value for k in kinds]
+            where += f" AND r.kind IN ({', '.join([ph] * len(values)) or 'NULL'})"
+            params += values
+        if workloads is not None:
+            keys = [w.key for w in workloads]
+            found = self._fetchall(
+                f"SELECT id FROM amk_workloads WHERE key IN ({', '.join([ph] * len(keys))})", keys) if keys else []
+            where += f" AND r.workload_id IN ({', '.join(str(int(row[0])) for row in found) or 'NULL'})"
+        rows = self._fetchall(best_configs_sql(where, ph), [*params, per_workload])
+        return columns_from_rows(rows, self._tables)
+
+    def stats(self) -> CorpusStats:
+        current = f"r.schema_version <= {SCHEMA_VERSION}"
+        by_device = self._fetchall(
+            "SELECT d.name, COUNT(*) FROM amk_records r JOIN amk_devices d ON d.id = r.device_id"
+            f" WHERE {current} GROUP BY d.name")
+        by_workload = self._fetchall(
+            "SELECT w.kind, w.name, w.shape, g.n FROM (SELECT workload_id, COUNT(*) AS n, MIN(id) AS first"
+            f" FROM amk_records r WHERE {current} GROUP BY workload_id) g"
+            " JOIN amk_workloads w ON w.id = g.workload_id ORDER BY g.first")
+        by_kind = self._fetchall(f"SELECT r.kind, COUNT(*) FROM amk_records r WHERE {current} GROUP BY r.kind")
+        by_verdict = self._fetchall(f"SELECT r.verdict, COUNT(*) FROM amk_records r WHERE {current} GROUP BY r.verdict")
+        return stats_from_counts(by_device, by_workload, by_kind, by_verdict, len(self.problems()))
+
+    def problems(self) -> list[CorpusProblem]:
+        """Rows the last full read could not read, plus every row from a newer schema (found by SQL)."""
+        newer = [CorpusProblem(f"{self.describe()}#{rid}",
+                               f"schema_version {version} was written by a newer amk (this one reads up to "
+                               f"{SCHEMA_VERSION}); upgrade amk to read it.")
+                 for rid, version in self._fetchall(
+                     f"SELECT id, schema_version FROM amk_records WHERE schema_version > {self.ph} ORDER BY id",
+                     (SCHEMA_VERSION,))]
+        seen = {p.where for p in self._problems}
+        return self._problems + [p for p in newer if p.where not in seen]
+
+    def _rows_to_migrate(self) -> list[tuple[int, Record | None]]:
+        """(id, upgraded record or None when it cannot be upgraded) for each row of an older schema."""
+        self._tables.refresh()
+        out: list[tuple[int, Record | None]] = []
+        for batch in self._stream(
+                f"SELECT {READ_COLUMNS} FROM amk_records r"
+                f" JOIN amk_bodies b ON b.id = r.id WHERE r.schema_version < {self.ph} ORDER BY r.id",
+                (SCHEMA_VERSION,)):
+            for row in batch:
+                try:
+                    out.append((row[0], read_record(self._tables, row, f"{self.describe()}#{row[0]}")))
+                except RecordError:
+                    out.append((row[0], None))
+        return out

@@ -1,0 +1,234 @@
+"""The ``sqlite`` store (``sqlite:PATH``): embedded, indexed, the recommended local store for large corpora.
+
+The database runs in WAL mode, so readers never block the writer nor each other. Each ``append`` is one
+``BEGIN IMMEDIATE`` transaction: all of a batch or none of it, even if the writer is killed mid-batch
+(SQLite rolls an unfinished transaction back when the database is next opened). Writers from several
+processes queue on SQLite's write lock (``busy_timeout``) and retry when it stays busy.
+
+Tables and what is indexed: see :mod:`amk.stores.sql`. Repeated measurements of the same (workload,
+device, config, backend version) are separate rows, i.e. samples; ``query``/``columns`` return each, and
+``best_configs`` aggregates best-of (a config's fastest PASS sample), as in :mod:`amk.core.store`.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import attrs
+
+import amk
+from amk.core.errors import StoreError
+from amk.core.migrations import SCHEMA_VERSION
+from amk.core.records import Record
+from amk.stores import sql
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS amk_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS amk_workloads (
+    id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, name TEXT NOT NULL, shape TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS amk_workloads_by_kind ON amk_workloads (kind, name);
+CREATE TABLE IF NOT EXISTS amk_devices (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, name TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS amk_devices_by_name ON amk_devices (name);
+CREATE TABLE IF NOT EXISTS amk_configs (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS amk_device_workloads (
+    device_id INTEGER NOT NULL, workload_id INTEGER NOT NULL, PRIMARY KEY (device_id, workload_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS amk_records (
+    id INTEGER PRIMARY KEY, schema_version INTEGER NOT NULL,
+    workload_id INTEGER NOT NULL, device_id INTEGER NOT NULL, config_id INTEGER NOT NULL,
+    verdict TEXT NOT NULL, kind TEXT NOT NULL, latency_us REAL, bound_us REAL, timestamp REAL);
+CREATE INDEX IF NOT EXISTS amk_records_by_device ON amk_records (device_id, workload_id, verdict, kind, latency_us);
+CREATE INDEX IF NOT EXISTS amk_records_by_time ON amk_records (timestamp);
+CREATE TABLE IF NOT EXISTS amk_bodies (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
+"""
+_BUSY = ("locked", "busy")
+
+
+class SqliteStore(sql.SqlStore):
+    name: ClassVar[str] = "sqlite"
+    url_schemes: ClassVar[tuple[str, ...]] = ("sqlite",)
+
+    @attrs.frozen
+    class Options:
+        path: str = ".amk/corpus.sqlite"
+        busy_timeout_s: float = 60.0  # how long a writer waits for another's transaction before retrying
+        retries: int = 20  # how many times an append retries a database that stays busy
+        synchronous: str = "NORMAL"  # FULL: every commit survives power loss; NORMAL (WAL): survives a crash
+
+    def __init__(self, options: Options | None = None) -> None:
+        super().__init__(options)
+        self.path = Path(self.options.path)
+        if self.options.synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise StoreError(f"sqlite synchronous={self.options.synchronous!r} must be OFF, NORMAL, FULL or EXTRA.")
+        self._conn: sqlite3.Connection | None = None
+        self._ids: dict[str, dict[Any, int]] = {"workload": {}, "device": {}, "config": {}, "pair": {}}
+
+    @classmethod
+    def options_from_url(cls, url: str) -> dict[str, Any]:
+        path = url.split(":", 1)[1].removeprefix("//")  # sqlite:///abs/path, as SQLAlchemy writes it
+        if not path:
+            raise StoreError(f"store URL {url!r} names no file; write it as sqlite:PATH.")
+        return {"path": path}
+
+    def describe(self) -> str:
+        return f"sqlite:{self.path}"
+
+    # -- connection ---------------------------------------------------------------------------------
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=self.options.busy_timeout_s, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.options.synchronous.upper()}")
+            conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: the indexes of a million records stay cached
+            conn.execute("PRAGMA foreign_keys=OFF")
+            self._retry(lambda: conn.executescript(_SCHEMA))
+            meta = dict(conn.execute("SELECT key, value FROM amk_meta").fetchall())
+            sql.check_meta(meta, self.describe())
+            if not meta:
+                self._retry(lambda: conn.execute(
+                    "INSERT OR IGNORE INTO amk_meta (key, value) VALUES ('layout_version', ?), ('created_by_schema', ?)",
+                    (str(sql.LAYOUT_VERSION), str(SCHEMA_VERSION))))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open {self.describe()}: {exc}; check that it is an amk SQLite corpus.") from None
+        except OSError as exc:
+            raise StoreError(f"cannot open {self.describe()}: {exc.strerror}; check the path and permissions.") from None
+        return conn
+
+    def _retry(self, action):
+        for attempt in range(self.options.retries + 1):
+            try:
+                return action()
+            except sqlite3.OperationalError as exc:
+                if attempt == self.options.retries or not any(word in str(exc) for word in _BUSY):
+                    raise
+                time.sleep(min(1.0, 0.01 * 2 ** attempt) * random.random())
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- writing ------------------------------------------------------------------------------------
+
+    def append(self, records: Iterable[Record]) -> int:
+        rows = sql.record_rows(records)
+        if not rows:
+            return 0
+        try:
+            self._retry(lambda: self._append_rows(rows))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot append to {self.describe()}: {exc}; check the file and free disk space.") from None
+        return len(rows)
+
+    def _append_rows(self, rows: list[sql.RecordRow]) -> None:
+        conn = self.conn
+        pending: dict[str, dict[Any, int]] = {k: {} for k in self._ids}
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Most records of a batch share their workload, device and config objects: intern each once.
+            ids = {}
+            for kind, attr in (("workload", 0), ("device", 1), ("config", 2)):
+                objects = {id(r[attr]): r[attr] for r in rows}
+                ids[kind] = {oid: self._intern(conn, kind, value, pending) for oid, value in objects.items()}
+            w_ids, d_ids, c_ids = ids["workload"], ids["device"], ids["config"]
+            pairs = {(d_ids[id(r.device)], w_ids[id(r.workload)]) for r in rows} - self._ids["pair"].keys()
+            if pairs:
+                conn.executemany("INSERT OR IGNORE INTO amk_device_workloads (device_id, workload_id) VALUES (?, ?)",
+                                 sorted(pairs))
+                pending["pair"].update(dict.fromkeys(pairs, 1))
+            start = conn.execute("SELECT COALESCE(MAX(id), 0) FROM amk_records").fetchone()[0] + 1
+            conn.executemany(
+                "INSERT INTO amk_records (id, schema_version, workload_id, device_id, config_id, verdict, kind,"
+                " latency_us, bound_us, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(start + i, SCHEMA_VERSION, w_ids[id(r.workload)], d_ids[id(r.device)], c_ids[id(r.config_key)],
+                  r.verdict, r.kind, r.latency_us, r.bound_us, r.timestamp) for i, r in enumerate(rows)])
+            conn.executemany("INSERT INTO amk_bodies (id, body) VALUES (?, ?)",
+                             [(start + i, r.body) for i, r in enumerate(rows)])
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        for kind, new in pending.items():  # ids of a rolled-back transaction must not be remembered
+            self._ids[kind].update(new)
+
+    def _intern(self, conn: sqlite3.Connection, kind: str, value: Any, pending: dict[str, dict[Any, int]]) -> int:
+        known = self._ids[kind].get(value)
+        if known is None:
+            known = pending[kind].get(value)
+        if known is not None:
+            return known
+        if kind == "workload":
+            key, *cols = sql.workload_row(value)
+            conn.execute("INSERT OR IGNORE INTO amk_workloads (key, kind, name, shape) VALUES (?, ?, ?, ?)", (key, *cols))
+            table = "amk_workloads"
+        elif kind == "device":
+            key = sql.device_key(value)
+            conn.execute("INSERT OR IGNORE INTO amk_devices (key, name) VALUES (?, ?)", (key, value.name))
+            table = "amk_devices"
+        else:
+            key = value
+            conn.execute("INSERT OR IGNORE INTO amk_configs (key) VALUES (?)", (key,))
+            table = "amk_configs"
+        new_id = conn.execute(f"SELECT id FROM {table} WHERE key = ?", (key,)).fetchone()[0]
+        pending[kind][value] = new_id
+        return new_id
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def _fetchall(self, statement: str, params=()) -> list[tuple]:
+        return self.conn.execute(statement, list(params)).fetchall()
+
+    def _stream(self, statement: str, params=()) -> Iterator[list[tuple]]:
+        cursor = self.conn.execute(statement, list(params))
+        while batch := cursor.fetchmany(2000):
+            yield batch
+
+    def migrate(self) -> str:
+        """Rewrite rows of older schema versions in the current one, after a backup copy of the file."""
+        old = self._fetchall("SELECT COUNT(*) FROM amk_records WHERE schema_version < ?", (SCHEMA_VERSION,))[0][0]
+        if not old:
+            return f"{self.describe()}: every record is already in schema {SCHEMA_VERSION}, nothing to migrate"
+        backup = self.path.with_name(f"{self.path.name}.bak-{time.strftime('%Y%m%d-%H%M%S')}")
+        self.conn.execute("VACUUM INTO ?", (str(backup),))
+        rows = self._rows_to_migrate()
+        upgraded = [(rid, record) for rid, record in rows if record is not None]
+        conn = self.conn
+        pending: dict[str, dict[Any, int]] = {k: {} for k in self._ids}
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for rid, r in zip((rid for rid, _ in upgraded), sql.record_rows(record for _, record in upgraded)):
+                ids = (self._intern(conn, "workload", r.workload, pending),
+                       self._intern(conn, "device", r.device, pending),
+                       self._intern(conn, "config", r.config_key, pending))
+                conn.execute("UPDATE amk_records SET schema_version = ?, workload_id = ?, device_id = ?, config_id = ?,"
+                             " verdict = ?, kind = ?, latency_us = ?, bound_us = ?, timestamp = ? WHERE id = ?",
+                             (SCHEMA_VERSION, *ids, r.verdict, r.kind, r.latency_us, r.bound_us, r.timestamp, rid))
+                conn.execute("UPDATE amk_bodies SET body = ? WHERE id = ?", (r.body, rid))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        for kind, new in pending.items():
+            self._ids[kind].update(new)
+        failed = len(rows) - len(upgraded)
+        note = f"; {failed} rows could not be upgraded and were left as they were" if failed else ""
+        return f"{self.describe()}: {len(upgraded)} records rewritten in schema {SCHEMA_VERSION}, backup at {backup}{note}"
+
+
+@amk.hookimpl
+def register_stores(register) -> None:
+    register(SqliteStore)
