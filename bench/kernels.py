@@ -169,7 +169,7 @@ def bench_cuda(dtypes: list[str], budget_mb: int, quick: bool, rounds: int) -> l
         for config in finalists:
             library = cuda.build_kernel(cuda.kernel_variant(config), capability)
 
-            def run(replica: int, library=library, n_tile=int(config["n_tile"])) -> None:
+            def run(replica: int, library=library, n_tile=int(config["gemv_n_tile"])) -> None:
                 stream = torch.cuda.current_stream().cuda_stream
                 for w, x, y in zip(prepared.replicas[replica], prepared.xs, prepared.ys):
                     library.launch(dtype, w, x, y, n_tile, stream)

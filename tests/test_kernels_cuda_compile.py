@@ -66,20 +66,20 @@ def test_the_library_source_refuses_to_build_without_a_variant(tmp_path):
 
 
 def test_cols_per_warp_does_not_split_cpasync_kernels():
-    base = {"cpasync": 1, "cpa_stages": 3, "cpa_cols": 4, "threads": 256, "n_tile": 32}
+    base = {"cpasync": 1, "cpa_stages": 3, "cpa_cols": 4, "threads_per_block": 256, "gemv_n_tile": 32}
     variants = {cuda_backend.kernel_variant({**base, "cols_per_warp": c}) for c in (1, 2, 4)}
     assert len(variants) == 1
 
 
 def test_cpa_knobs_do_not_split_register_path_kernels():
-    base = {"cpasync": 0, "cols_per_warp": 2, "threads": 128, "n_tile": 64}
+    base = {"cpasync": 0, "cols_per_warp": 2, "threads_per_block": 128, "gemv_n_tile": 64}
     variants = {cuda_backend.kernel_variant({**base, "cpa_stages": s, "cpa_cols": c}) for s in (2, 3, 4) for c in (2, 4)}
     assert len(variants) == 1
 
 
 def test_n_tile_is_a_run_time_argument_not_a_separate_build():
-    base = {"cpasync": 0, "cols_per_warp": 4, "cpa_stages": 4, "cpa_cols": 2, "threads": 512}
-    assert len({cuda_backend.kernel_variant({**base, "n_tile": t}) for t in cuda_backend.N_TILES}) == 1
+    base = {"cpasync": 0, "cols_per_warp": 4, "cpa_stages": 4, "cpa_cols": 2, "threads_per_block": 512}
+    assert len({cuda_backend.kernel_variant({**base, "gemv_n_tile": t}) for t in cuda_backend.N_TILES}) == 1
 
 
 def test_h100_has_nine_kernel_families_at_each_block_size():
@@ -97,7 +97,7 @@ def test_search_space_lists_each_measurable_config_once():
 
 def test_a_ring_larger_than_the_devices_shared_memory_is_refused():
     space = cuda_backend.cuda_search_space(KNOWN_DEVICES["a10g"])  # 99 KiB per block
-    config = {"cols_per_warp": 1, "cpasync": 1, "cpa_stages": 4, "cpa_cols": 4, "threads": 512, "n_tile": 32}
+    config = {"cols_per_warp": 1, "cpasync": 1, "cpa_stages": 4, "cpa_cols": 4, "threads_per_block": 512, "gemv_n_tile": 32}
     assert cuda_backend.cpasync_smem_bytes(config) == 128 * 1024
     with pytest.raises(InvalidConfigError, match="fits 101376 bytes"):
         space.check(config)
@@ -113,3 +113,19 @@ def test_cpasync_is_refused_before_sm_80():
 def test_an_unknown_device_gets_only_rings_within_48_kib():
     space = cuda_backend.cuda_search_space(Device("some-gpu"))
     assert max(cuda_backend.cpasync_smem_bytes(c) for c in space) <= 48 * 1024
+
+
+def test_records_store_the_knobs_in_schedule_layout_and_read_back():
+    backend = cuda_backend.CudaBackend()
+    knobs = {"cols_per_warp": 1, "cpasync": 1, "cpa_stages": 3, "cpa_cols": 4, "threads_per_block": 128,
+             "gemv_n_tile": 16}
+    record = backend.record_config(None, knobs)
+    assert record["tiling"] == {"gemv": {"N_tile": 16}} and record["threads_per_block"] == 128
+    assert record["kernel_knobs"] == {"cols_per_warp": 1, "cpasync": 1, "cpa_stages": 3, "cpa_cols": 4}
+    assert backend.knob_config(None, record) == knobs
+    assert backend.knob_config(None, knobs) == knobs
+
+
+def test_a_schedule_that_is_not_a_gemv_schedule_is_an_invalid_config():
+    with pytest.raises(InvalidConfigError, match="not a decode GEMV schedule"):
+        cuda_backend.CudaBackend().knob_config(None, {"tiling": {"gemv": {"N_tile": 3}}})

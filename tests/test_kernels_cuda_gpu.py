@@ -53,7 +53,7 @@ def test_every_distinct_kernel_matches_torch(backend, device, dtype):
         if variant in seen:
             continue
         seen.add(variant)
-        m = backend.measure(workload, device, {**config, "n_tile": 16})
+        m = backend.measure(workload, device, {**config, "gemv_n_tile": 16})
         assert m.verdict is Verdict.PASS, (config, m.reason)
     assert seen == set(cuda_backend.distinct_kernel_variants(device))
 
@@ -62,7 +62,7 @@ def test_every_n_tile_matches_torch(backend, device):
     workload = tiny_workload("bf16")
     default = backend.search_space(workload, device).default_config
     for n_tile in cuda_backend.N_TILES:
-        m = backend.measure(workload, device, {**default, "n_tile": n_tile})
+        m = backend.measure(workload, device, {**default, "gemv_n_tile": n_tile})
         assert m.verdict is Verdict.PASS, (n_tile, m.reason)
 
 

@@ -1,8 +1,9 @@
 """The ``cuda`` backend: amk's decode GEMV kernels (gemv_cuda.cuh) on an NVIDIA GPU, with the seed's knobs.
 
 Knobs: ``cols_per_warp`` (register path), ``cpasync`` / ``cpa_stages`` / ``cpa_cols`` (the cp.async ring),
-``threads`` per block and ``n_tile`` rows per block. Each DISTINCT kernel (the search space's canonical
-config, less the run-time ``n_tile``) is built once through torch.utils.cpp_extension with ``-gencode``
+``threads_per_block`` and ``gemv_n_tile`` rows per block: the names of the roofline backend, and records
+store them in amk's ScheduleConfig layout (``record_config``), so the two backends' records read alike.
+Each DISTINCT kernel (the search space's canonical config, less the run-time ``gemv_n_tile``) is built once through torch.utils.cpp_extension with ``-gencode``
 for the live device and cached on disk; the step is captured in a CUDA graph and timed with CUDA events;
 outputs are checked against torch; a latency below the floor (weight bytes / the device's bandwidth) is
 rejected as an artifact.
@@ -32,11 +33,11 @@ from amk.backends.gemv_step import (
     torch_dtype,
 )
 from amk.core.devices import KNOWN_DEVICES, Device, resolve_device
-from amk.core.errors import BackendError
+from amk.core.errors import BackendError, InvalidConfigError, ValidationError
 from amk.core.interfaces import Backend, Knob, SearchSpace
 from amk.core.markers import hookimpl
 from amk.core.records import Measurement, MeasurementKind, Verdict
-from amk.core.schedule import SEARCHABLE_KNOB_CHOICES, SEARCHABLE_KNOB_DEFAULTS
+from amk.core.schedule import SEARCHABLE_KNOB_CHOICES, SEARCHABLE_KNOB_DEFAULTS, KernelKnobs, ScheduleConfig
 from amk.core.workload import Workload
 
 HERE = Path(__file__).parent
@@ -49,7 +50,9 @@ N_TILES = (8, 16, 32, 64, 128, 256)
 DEFAULT_THREADS = 256
 DEFAULT_N_TILE = 32
 DTYPE_CODES = {"fp32": 0, "fp16": 1, "bf16": 2}
-BUILD_KNOBS = ("cpasync", "cols_per_warp", "cpa_stages", "cpa_cols", "threads")  # compile-time; n_tile is not
+# Compile-time knobs, in the order of the kernel templates; gemv_n_tile is a run-time argument.
+BUILD_KNOBS = ("cpasync", "cols_per_warp", "cpa_stages", "cpa_cols", "threads_per_block")
+KNOB_NAMES = (*SEARCHABLE_KNOB_CHOICES, "threads_per_block", "gemv_n_tile")
 DEFAULT_SMEM_LIMIT = 48 * 1024  # what every CUDA device gives a block without opting in
 
 
@@ -57,7 +60,7 @@ def cpasync_smem_bytes(config: Mapping[str, Any]) -> int:
     """Shared memory a cp.async kernel's block uses: a ring per warp (mirrors cpasync_smem_bytes())."""
     if not config["cpasync"]:
         return 0
-    return config["threads"] // 32 * config["cpa_stages"] * config["cpa_cols"] * 32 * 16
+    return config["threads_per_block"] // 32 * config["cpa_stages"] * config["cpa_cols"] * 32 * 16
 
 
 def canonical_cuda_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -85,10 +88,10 @@ def cuda_search_space(device: Device | None = None) -> SearchSpace:
     smem_limit = (device.smem_per_block_bytes if device else None) or DEFAULT_SMEM_LIMIT
     knobs = [Knob(name, choices, default=SEARCHABLE_KNOB_DEFAULTS[name])
              for name, choices in SEARCHABLE_KNOB_CHOICES.items()]
-    knobs += [Knob("threads", THREADS_PER_BLOCK, default=DEFAULT_THREADS),
-              Knob("n_tile", N_TILES, default=DEFAULT_N_TILE)]
+    knobs += [Knob("threads_per_block", THREADS_PER_BLOCK, default=DEFAULT_THREADS),
+              Knob("gemv_n_tile", N_TILES, default=DEFAULT_N_TILE)]
     constraints = [lambda c: cpasync_smem_bytes(c) <= smem_limit]
-    texts = [f"the cp.async ring (threads/32 * cpa_stages * cpa_cols * 512 bytes) fits {smem_limit} bytes"]
+    texts = [f"the cp.async ring (threads_per_block/32 * cpa_stages * cpa_cols * 512 bytes) fits {smem_limit} bytes"]
     if cc is not None and cc < 80:
         constraints.append(lambda c: not c["cpasync"])
         texts.append(f"cpasync=0 on {device.name} ({device.arch}): cp.async needs sm_80 or newer")
@@ -272,6 +275,27 @@ class CudaBackend(Backend):
     def plan(self, workload: Workload) -> StepPlan:
         return plan_decode_step(workload, self.options.memory_budget_mb << 20)
 
+    def record_config(self, workload: Workload, knobs: Mapping[str, Any]) -> dict[str, Any]:
+        """The knobs in amk's ScheduleConfig layout (``tiling.gemv.N_tile``, ``threads_per_block``,
+        ``kernel_knobs``); the schedule's other fields keep their defaults (this GEMV has no use for them)."""
+        kernel = KernelKnobs.from_dict({k: knobs[k] for k in SEARCHABLE_KNOB_CHOICES})
+        return ScheduleConfig(gemv_n_tile=knobs["gemv_n_tile"], threads_per_block=knobs["threads_per_block"],
+                              kernel_knobs=kernel).to_dict()
+
+    def knob_config(self, workload: Workload, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The knob dict of a config given as knobs or in ScheduleConfig layout (e.g. a warm-start seed)."""
+        if set(config) == set(KNOB_NAMES):
+            return dict(config)
+        try:
+            schedule = ScheduleConfig.from_dict(config, ignore_unknown=True)
+        except ValidationError as exc:
+            raise InvalidConfigError(f"config {dict(config)!r} is not a decode GEMV schedule: {exc}") from None
+        return {**schedule.kernel_knobs.to_dict(), "threads_per_block": schedule.threads_per_block,
+                "gemv_n_tile": schedule.gemv_n_tile if schedule.gemv_n_tile is not None else DEFAULT_N_TILE}
+
+    def validate(self, workload: Workload, device: Device, config: Mapping[str, Any]) -> None:
+        self.search_space(workload, device).check(self.knob_config(workload, config))
+
     def floor_us(self, workload: Workload, device: Device) -> float | None:
         """The planned step's weight bytes over the device's bandwidth (its spec, else measured here)."""
         bandwidth = device.mem_bandwidth_gbps
@@ -292,6 +316,7 @@ class CudaBackend(Backend):
         self._require_gpu()
         try:
             self._check_device(device)
+            config = self.knob_config(workload, config)
             self.validate(workload, device, config)
             self._check_k(workload)
         except BackendError as exc:
@@ -302,7 +327,7 @@ class CudaBackend(Backend):
         except BackendError as exc:
             return Measurement(verdict=Verdict.CRASH, kind=self.measurement_kind, bound_us=floor, reason=str(exc))
         prepared = self.prepare(workload)
-        n_tile = int(config["n_tile"])
+        n_tile = int(config["gemv_n_tile"])
         dtype = prepared.plan.dtype
         try:
             def run(replica: int) -> None:

@@ -8,8 +8,8 @@
 #include "gemv_cuda.cuh"
 
 #if !defined(AMK_CPASYNC) || !defined(AMK_COLS_PER_WARP) || !defined(AMK_CPA_STAGES) || \
-    !defined(AMK_CPA_COLS) || !defined(AMK_THREADS)
-#error "define AMK_CPASYNC, AMK_COLS_PER_WARP, AMK_CPA_STAGES, AMK_CPA_COLS and AMK_THREADS"
+    !defined(AMK_CPA_COLS) || !defined(AMK_THREADS_PER_BLOCK)
+#error "define AMK_CPASYNC, AMK_COLS_PER_WARP, AMK_CPA_STAGES, AMK_CPA_COLS and AMK_THREADS_PER_BLOCK"
 #endif
 
 #define AMK_EXPORT extern "C" __attribute__((visibility("default")))
@@ -18,7 +18,7 @@ namespace {
 
 template <typename T>
 cudaError_t launch(const void* w, const void* x, void* y, int n, int k, int n_tile, cudaStream_t stream) {
-  return amk_gemv::launch_gemv<T, AMK_CPASYNC, AMK_COLS_PER_WARP, AMK_CPA_STAGES, AMK_CPA_COLS, AMK_THREADS>(
+  return amk_gemv::launch_gemv<T, AMK_CPASYNC, AMK_COLS_PER_WARP, AMK_CPA_STAGES, AMK_CPA_COLS, AMK_THREADS_PER_BLOCK>(
       w, x, y, n, k, n_tile, stream);
 }
 
@@ -45,5 +45,5 @@ AMK_EXPORT void amk_gemv_variant(int* out5) {
   out5[1] = AMK_COLS_PER_WARP;
   out5[2] = AMK_CPA_STAGES;
   out5[3] = AMK_CPA_COLS;
-  out5[4] = AMK_THREADS;
+  out5[4] = AMK_THREADS_PER_BLOCK;
 }
