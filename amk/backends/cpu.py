@@ -48,6 +48,8 @@ from amk.core.workload import Workload
 
 SOURCE = Path(__file__).with_name("cpu_gemv.cpp")
 BANDWIDTH_CACHE = "cpu" + MEASUREMENT_SUFFIX
+# Reads per thread count; the best is kept, so more reads mean more chances of a quiet memory bus.
+BANDWIDTH_REPEATS = 20
 
 # Code-shaping knobs: must match kCols / kUnrolls in cpu_gemv.cpp (checked against the build on load).
 COLS_PER_THREAD = (1, 2, 4, 8)
@@ -142,7 +144,7 @@ def measure_bandwidth_gbps(refresh: bool = False, buffer_mb: int | None = None) 
     per_threads: dict[int, float] = {}
     for threads in thread_choices():
         ext.read_sum(buffer, threads)  # warm-up: page faults, thread start
-        best = min(_timed(lambda t=threads: ext.read_sum(buffer, t)) for _ in range(7))
+        best = min(_timed(lambda t=threads: ext.read_sum(buffer, t)) for _ in range(BANDWIDTH_REPEATS))
         per_threads[threads] = buffer.numel() * 4 / best / 1e9
     gbps = max(per_threads.values())
     if cached and float(cached["gbps"]) > gbps:
