@@ -20,9 +20,20 @@ needs_nvcc = pytest.mark.skipif(NVCC is None, reason="needs nvcc (the CUDA toolk
 ARCHS = ("sm_80", "sm_90")
 
 
+def _torch_nvcc_flags() -> list[str]:
+    """The flags torch.utils.cpp_extension adds to every nvcc call (no implicit half/bf16 conversions...),
+    so this compile sees the kernels as the backend's real build does."""
+    try:
+        from torch.utils.cpp_extension import COMMON_NVCC_FLAGS
+    except ImportError:
+        return []
+    return list(COMMON_NVCC_FLAGS)
+
+
 def _compile(source: Path, arch: str, out: Path, *defines: str) -> subprocess.CompletedProcess:
     """``nvcc -c`` (host and device code) with warnings as errors and ptxas's per-kernel report."""
-    cmd = [NVCC, "-c", f"-arch={arch}", "-O3", "-std=c++17", "--Werror", "all-warnings", "-Xptxas", "-v",
+    cmd = [NVCC, "-c", f"-arch={arch}", "-O3", "-std=c++17", *_torch_nvcc_flags(), "--Werror", "all-warnings",
+           "-Xptxas", "-v",
            f"-I{cuda_backend.HERE}", *defines, str(source), "-o", str(out)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
 

@@ -53,7 +53,9 @@ DTYPE_CODES = {"fp32": 0, "fp16": 1, "bf16": 2}
 # Compile-time knobs, in the order of the kernel templates; gemv_n_tile is a run-time argument.
 BUILD_KNOBS = ("cpasync", "cols_per_warp", "cpa_stages", "cpa_cols", "threads_per_block")
 KNOB_NAMES = (*SEARCHABLE_KNOB_CHOICES, "threads_per_block", "gemv_n_tile")
-DEFAULT_SMEM_LIMIT = 48 * 1024  # what every CUDA device gives a block without opting in
+DEFAULT_SMEM_LIMIT = 48 * 1024
+# Each replica is captured in its own CUDA graph; past this many, a tiny step is launch-bound anyway.
+MAX_REPLICAS = 16  # what every CUDA device gives a block without opting in
 
 
 def cpasync_smem_bytes(config: Mapping[str, Any]) -> int:
@@ -397,7 +399,7 @@ class CudaBackend(Backend):
         if self.options.cold_cache:
             l2 = getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 50 << 20) or (50 << 20)
             wanted = math.ceil(4 * l2 / plan.weight_bytes)
-            n_replicas = max(1, min(wanted, (self.options.memory_budget_mb << 20) // plan.weight_bytes))
+            n_replicas = max(1, min(wanted, MAX_REPLICAS, (self.options.memory_budget_mb << 20) // plan.weight_bytes))
         replicas = replicate_layer(layer, plan.layers, n_replicas)
         del layer
         ys = [torch.empty(p.n, dtype=dtype, device="cuda") for _ in range(plan.layers) for p in plan.projections]
