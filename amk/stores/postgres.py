@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS amk_records (
     workload_id BIGINT NOT NULL, device_id BIGINT NOT NULL, config_id BIGINT NOT NULL,
     verdict TEXT NOT NULL, kind TEXT NOT NULL,
     latency_us DOUBLE PRECISION, bound_us DOUBLE PRECISION, timestamp DOUBLE PRECISION);
-CREATE INDEX IF NOT EXISTS amk_records_by_device ON amk_records (device_id, workload_id, verdict, kind, latency_us);
+CREATE INDEX IF NOT EXISTS amk_records_best ON amk_records
+    (device_id, workload_id, verdict, kind, latency_us, config_id, schema_version);
 CREATE INDEX IF NOT EXISTS amk_records_by_workload ON amk_records (workload_id);
 CREATE INDEX IF NOT EXISTS amk_records_by_time ON amk_records (timestamp);
 CREATE TABLE IF NOT EXISTS amk_bodies (id BIGINT PRIMARY KEY, body TEXT NOT NULL);

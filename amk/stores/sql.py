@@ -9,8 +9,10 @@ Layout (the same tables in both databases)::
     amk_device_workloads  (device_id, workload_id): which workloads have records on which device
     amk_records           id (append order), schema_version, workload_id, device_id, config_id, verdict,
                           kind, latency_us, bound_us, timestamp: the narrow table queries filter and
-                          training reads, indexed by (device, workload, verdict, kind, latency)
-    amk_bodies            id -> the rest of the record (measurement and provenance) as canonical JSON
+                          training reads, indexed by (device, workload, verdict, kind, latency, config,
+                          schema version), which answers best_configs without reading rows, and by time
+    amk_bodies            id -> the rest of the record as JSON: the measurement's other fields (spread,
+                          samples, reason) and the provenance but its timestamp
 
 A record is stored losslessly: reading joins its row, its workload, device and config, and its body
 back into the record dict and structures it through ``record_from_dict`` (so a row from a newer schema
@@ -99,8 +101,6 @@ def record_rows(records: Iterable[Record]) -> list[RecordRow]:
     # Keyed by id(): each entry keeps its object alive, so an id cannot be reused within the call.
     by_object: dict[int, tuple[Any, str]] = {}
     by_origin: dict[tuple, str] = {}
-    verdicts = {v: v.value for v in Verdict}
-    kinds = {k: k.value for k in MeasurementKind}
     rows = []
     for r in records:
         if type(r) is not Record and not isinstance(r, Record):
@@ -117,7 +117,8 @@ def record_rows(records: Iterable[Record]) -> list[RecordRow]:
         if provenance is None:
             provenance = by_origin[origin] = _dumps(dict(zip(_PROVENANCE_FIELDS, origin)))[1:-1]
         body = _BODY_TEMPLATE % (*map(_encode_value, _measurement_values(m)), provenance, extra[1])
-        rows.append(RecordRow(r.workload, r.device, found[1], verdicts[m.verdict], kinds[m.kind], m.latency_us,
+        # _value_ is the enum's plain attribute (.value is a slower property; both are the same str).
+        rows.append(RecordRow(r.workload, r.device, found[1], m.verdict._value_, m.kind._value_, m.latency_us,
                               m.bound_us, p.timestamp, body))
     return rows
 
@@ -269,21 +270,26 @@ def columns_from_rows(rows: list[tuple], tables: UniqueTables) -> CorpusColumns:
 
 
 def best_configs_sql(where: str, per_workload_ph: str) -> str:
-    """The best-of query behind ``best_configs`` (see ``Store.best_configs``) over a WHERE clause."""
+    """The best-of query behind ``best_configs`` (see ``Store.best_configs``) over a WHERE clause.
+
+    The ranking reads only columns of the ``amk_records_best`` index (no row lookups); the full columns
+    are read for the winners alone.
+    """
     return f"""
         WITH candidates AS (
-            SELECT r.id, {RECORD_COLUMNS},
+            SELECT r.id, r.workload_id, r.latency_us,
                    ROW_NUMBER() OVER (PARTITION BY r.workload_id, r.config_id ORDER BY r.latency_us, r.id) AS sample_rank,
                    MIN(r.id) OVER (PARTITION BY r.workload_id) AS workload_first
             FROM amk_records r
             WHERE {where} AND r.latency_us IS NOT NULL
         ), best AS (
-            SELECT *, ROW_NUMBER() OVER (PARTITION BY workload_id ORDER BY latency_us, id) AS config_rank
+            SELECT id, workload_first, latency_us,
+                   ROW_NUMBER() OVER (PARTITION BY workload_id ORDER BY latency_us, id) AS config_rank
             FROM candidates WHERE sample_rank = 1
         )
-        SELECT workload_id, device_id, config_id, latency_us, bound_us, verdict, kind, timestamp
-        FROM best WHERE config_rank <= {per_workload_ph}
-        ORDER BY workload_first, latency_us, id
+        SELECT {RECORD_COLUMNS} FROM best JOIN amk_records r ON r.id = best.id
+        WHERE best.config_rank <= {per_workload_ph}
+        ORDER BY best.workload_first, best.latency_us, best.id
     """
 
 
@@ -317,6 +323,9 @@ class SqlStore(Store):
     """Reading, shared by the SQL stores: subclasses connect, append, and run SQL with ``ph`` placeholders."""
 
     ph: ClassVar[str] = "?"
+    # How to ask for a sequential scan when a query reads a large share of the table (a device's rows):
+    # one pass in id order beats an index lookup per row plus a sort.
+    _scan_hint: ClassVar[str] = ""
 
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
@@ -365,7 +374,9 @@ class SqlStore(Store):
 
     def columns(self, query: CorpusQuery | None = None) -> CorpusColumns:
         where, params = where_clause(query, self.ph)
-        rows = self._fetchall(f"SELECT {RECORD_COLUMNS} FROM amk_records r WHERE {where} ORDER BY r.id", params)
+        selective = query is not None and (query.workload_name is not None or query.workload_shape is not None)
+        hint = "" if selective else self._scan_hint
+        rows = self._fetchall(f"SELECT {RECORD_COLUMNS} FROM amk_records r {hint} WHERE {where} ORDER BY r.id", params)
         return columns_from_rows(rows, self._tables)
 
     def workloads(self, device: str | None = None, workload_kind: str | None = None) -> list[Workload]:

@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS amk_records (
     id INTEGER PRIMARY KEY, schema_version INTEGER NOT NULL,
     workload_id INTEGER NOT NULL, device_id INTEGER NOT NULL, config_id INTEGER NOT NULL,
     verdict TEXT NOT NULL, kind TEXT NOT NULL, latency_us REAL, bound_us REAL, timestamp REAL);
-CREATE INDEX IF NOT EXISTS amk_records_by_device ON amk_records (device_id, workload_id, verdict, kind, latency_us);
+CREATE INDEX IF NOT EXISTS amk_records_best ON amk_records
+    (device_id, workload_id, verdict, kind, latency_us, config_id, schema_version);
 CREATE INDEX IF NOT EXISTS amk_records_by_time ON amk_records (timestamp);
 CREATE TABLE IF NOT EXISTS amk_bodies (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
 """
@@ -66,6 +67,7 @@ class _Batch:
 
 class SqliteStore(sql.SqlStore):
     name: ClassVar[str] = "sqlite"
+    _scan_hint: ClassVar[str] = "NOT INDEXED"
     url_schemes: ClassVar[tuple[str, ...]] = ("sqlite",)
 
     @attrs.frozen
