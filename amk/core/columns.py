@@ -42,6 +42,8 @@ class CorpusColumns:
     verdict: np.ndarray  # int8 per row -> VERDICT_CODES
     kind: np.ndarray  # int8 per row -> KIND_CODES
     timestamp: np.ndarray  # float64 per row; NaN where unknown
+    # object per row: where the record came from (provenance.source); None when a store does not carry it
+    source: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.latency_us.shape[0])
@@ -102,7 +104,8 @@ class CorpusColumns:
         return attrs.evolve(
             self, **{f: getattr(self, f)[rows] for f in (
                 "workload_index", "device_index", "config_index", "latency_us", "bound_us", "verdict",
-                "kind", "timestamp")}
+                "kind", "timestamp")},
+            source=None if self.source is None else self.source[rows],
         )
 
 
@@ -129,7 +132,7 @@ class ColumnsBuilder:
         self.configs: list[dict[str, Any]] = []
         self._rows: dict[str, list] = {f: [] for f in (
             "workload_index", "device_index", "config_index", "latency_us", "bound_us", "verdict", "kind",
-            "timestamp")}
+            "timestamp", "source")}
 
     @classmethod
     def extending(cls, columns: CorpusColumns) -> ColumnsBuilder:
@@ -149,11 +152,11 @@ class ColumnsBuilder:
     def add(self, record: Record) -> None:
         self.add_row(record.workload, record.device, record.config, record.measurement.latency_us,
                      record.measurement.bound_us, record.measurement.verdict, record.measurement.kind,
-                     record.provenance.timestamp)
+                     record.provenance.timestamp, source=record.provenance.source)
 
     def add_row(self, workload: Workload, device: Device, config: Mapping[str, Any], latency_us: float | None,
                 bound_us: float | None, verdict: Verdict, kind: MeasurementKind, timestamp: float | None,
-                config_json: str | None = None) -> None:
+                config_json: str | None = None, source: str | None = None) -> None:
         wkey = workload.key
         wi = self._workloads.get(wkey)
         if wi is None:
@@ -177,6 +180,7 @@ class ColumnsBuilder:
         rows["verdict"].append(VERDICT_CODES.index(Verdict(verdict)))
         rows["kind"].append(KIND_CODES.index(MeasurementKind(kind)))
         rows["timestamp"].append(np.nan if timestamp is None else timestamp)
+        rows["source"].append(source)
 
     def build(self) -> CorpusColumns:
         r = self._rows
@@ -190,4 +194,11 @@ class ColumnsBuilder:
             verdict=np.asarray(r["verdict"], dtype=np.int8),
             kind=np.asarray(r["kind"], dtype=np.int8),
             timestamp=np.asarray(r["timestamp"], dtype=np.float64),
+            source=_object_array(r["source"]),
         )
+
+
+def _object_array(values: list) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out

@@ -8,6 +8,7 @@ options, as in scikit-learn; learned state is set by ``fit`` in ``name_`` attrib
 from __future__ import annotations
 
 import itertools
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -61,6 +62,25 @@ class Featurizer(Implementation, ABC):
     def feature_names(self) -> list[str]:
         """The name of each column ``transform`` returns."""
 
+    def transform_indexed(self, workloads: Sequence[Workload], devices: Sequence[Device],
+                          configs: Sequence[Mapping[str, Any]], workload_index: np.ndarray,
+                          device_index: np.ndarray, config_index: np.ndarray) -> np.ndarray:
+        """``transform`` of the points (workloads[wi], devices[di], configs[ci]) given as index columns.
+
+        The unique tables are what :class:`~amk.core.columns.CorpusColumns` holds; a featurizer that
+        encodes workloads, devices and configs separately overrides this to encode each unique item once.
+        """
+        return self.transform([workloads[i] for i in workload_index], [devices[i] for i in device_index],
+                              [configs[i] for i in config_index])
+
+    def get_state(self) -> dict[str, Any]:
+        """What ``fit`` learned, as JSON-ready data (for saving a trained prior without pickle)."""
+        raise NotImplementedError(f"the featurizer {self.name!r} cannot be saved")
+
+    def set_state(self, state: Mapping[str, Any]) -> Featurizer:
+        """Restore what ``get_state`` returned; returns self."""
+        raise NotImplementedError(f"the featurizer {self.name!r} cannot be loaded")
+
 
 class Ranker(Implementation, ABC):
     """A learned model of a config's relative cost: fit on features, predict scores (lower = better)."""
@@ -76,6 +96,15 @@ class Ranker(Implementation, ABC):
     def predict_uncertainty(self, X: np.ndarray) -> np.ndarray | None:
         """A per-row uncertainty for exploration, or None when this ranker cannot tell."""
         return None
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the fitted model to the directory ``path`` as data only (JSON, npz, text; never pickle)."""
+        raise NotImplementedError(f"the ranker {self.name!r} cannot be saved")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Ranker:
+        """Read a model ``save`` wrote; loading never executes code from the files."""
+        raise NotImplementedError(f"the ranker {cls.name!r} cannot be loaded")
 
 
 @attrs.frozen
@@ -177,13 +206,35 @@ class Backend(Implementation, ABC):
         """Whether this backend can run here, and if not, why (shown by ``amk doctor``)."""
         return True, "available"
 
+    def local_device(self) -> Device | None:
+        """The device this backend measures on when it runs here (e.g. this machine's CPU or GPU, with
+        its measured bandwidth); None for backends that measure no local hardware (replay, roofline).
+        Call it only when ``availability()`` says the backend can run."""
+        return None
+
     @abstractmethod
     def search_space(self, workload: Workload, device: Device) -> SearchSpace:
         """The knobs, choices and constraints of ``workload`` on ``device``."""
 
     def validate(self, workload: Workload, device: Device, config: Mapping[str, Any]) -> None:
-        """Raise InvalidConfigError when this backend would refuse ``config``."""
-        self.search_space(workload, device).check(config)
+        """Raise InvalidConfigError when this backend would refuse ``config`` (knob or record form)."""
+        self.search_space(workload, device).check(self.knob_config(workload, config))
+
+    def record_config(self, workload: Workload, knobs: Mapping[str, Any]) -> dict[str, Any]:
+        """The config as records store it, from a knob dict of the search space (identity by default).
+
+        A backend whose records use a richer layout than flat knobs (amk's ScheduleConfig dict) maps
+        here, so the corpus reads the same whichever backend wrote it.
+        """
+        return dict(knobs)
+
+    def knob_config(self, workload: Workload, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The knob dict of a config in record form (the inverse of ``record_config``; identity by default).
+
+        Raises InvalidConfigError when ``config`` cannot be one of this backend's (warm-start seeds from
+        other backends' records pass through here).
+        """
+        return dict(config)
 
     @abstractmethod
     def measure(self, workload: Workload, device: Device, config: Mapping[str, Any]) -> Measurement:

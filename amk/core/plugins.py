@@ -27,6 +27,16 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "amk.stores.jsonl",
     "amk.stores.sqlite",
     "amk.stores.postgres",
+    "amk.featurizers.amk",
+    "amk.featurizers.generic",
+    "amk.rankers.knn",
+    "amk.rankers.gbr",
+    "amk.rankers.lightgbm",
+    "amk.stores.memory",
+    "amk.backends.replay",
+    "amk.backends.roofline",
+    "amk.backends.cpu",
+    "amk.backends.cuda",
 )
 
 

@@ -1,0 +1,113 @@
+import json
+import subprocess
+import sys
+
+from conftest import REPO_ROOT, amk_env
+
+
+def test_import_then_stats_shows_the_44_upstream_records_with_shapes_devices_kinds_verdicts(run_amk, upstream_corpus):
+    imported = run_amk("corpus", "import", str(upstream_corpus))
+    assert imported.returncode == 0, imported.stderr
+    assert "imported 44 records" in imported.stdout
+    stats = run_amk("corpus", "stats")
+    assert stats.returncode == 0, stats.stderr
+    assert "records: 44" in stats.stdout
+    assert "hidden=2048, n_layers=16, vocab=128000" in stats.stdout
+    for word in ("rtx5090", "a100", "h100", "measured", "predicted", "PASS"):
+        assert word in stats.stdout
+    as_json = json.loads(run_amk("corpus", "stats", "--json").stdout)
+    assert as_json["total"] == 44 and as_json["by_kind"] == {"measured": 37, "predicted": 7}
+
+
+def test_importing_the_same_file_twice_adds_nothing_the_second_time(run_amk, upstream_corpus):
+    run_amk("corpus", "import", str(upstream_corpus))
+    again = run_amk("corpus", "import", str(upstream_corpus))
+    assert "imported 0 records" in again.stdout and "44 already in the store" in again.stdout
+    assert json.loads(run_amk("corpus", "stats", "--json").stdout)["total"] == 44
+
+
+def test_validate_reports_each_planted_bad_line_with_its_number_and_exits_1(run_amk, upstream_corpus, tmp_path):
+    lines = upstream_corpus.read_text().splitlines()[:6]
+    lines[1] = "{not json"
+    lines[3] = json.dumps({**json.loads(lines[3]), "correctness": "MAYBE"})
+    lines[5] = json.dumps({"schema_version": 99})
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join(lines) + "\n")
+    result = run_amk("corpus", "validate", str(bad))
+    assert result.returncode == 1
+    assert f"{bad}:2: not valid JSON" in result.stderr
+    assert f"{bad}:4: " in result.stderr and "MAYBE" in result.stderr
+    assert f"{bad}:6: schema_version 99 was written by a newer amk" in result.stderr
+    assert "3 valid records, 3 bad" in result.stdout
+
+
+def test_validate_passes_a_clean_file(run_amk, upstream_corpus):
+    result = run_amk("corpus", "validate", str(upstream_corpus))
+    assert result.returncode == 0 and "44 valid records, 0 bad" in result.stdout
+
+
+def test_import_keeps_the_good_records_reports_the_bad_and_exits_1(run_amk, upstream_corpus, tmp_path):
+    lines = upstream_corpus.read_text().splitlines()[:3] + ["[1, 2]"]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = run_amk("corpus", "import", str(path))
+    assert result.returncode == 1
+    assert f"{path}:4: " in result.stderr and "imported 3 records" in result.stdout
+
+
+def test_migrate_rewrites_in_the_current_schema_and_keeps_a_backup(run_amk, upstream_corpus, tmp_path):
+    store = tmp_path / "old.jsonl"
+    store.write_text(upstream_corpus.read_text())
+    result = run_amk("--store", f"jsonl:{store}", "corpus", "migrate")
+    assert result.returncode == 0, result.stderr
+    assert "44 records rewritten in schema 1" in result.stdout
+    assert all(json.loads(line)["schema_version"] == 1 for line in store.read_text().splitlines())
+    [backup] = tmp_path.glob("old.jsonl.bak-*")
+    assert backup.read_text() == upstream_corpus.read_text()
+
+
+def test_a_config_selecting_an_unknown_ranker_fails_listing_the_available_ones(run_amk, tmp_path):
+    (tmp_path / "amk.toml").write_text('[ranker]\nname = "nope"\n')
+    result = run_amk("corpus", "stats")
+    assert result.returncode == 1
+    assert "no ranker named 'nope'; available rankers:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_config_show_says_where_each_value_came_from(run_amk, tmp_path):
+    (tmp_path / "amk.toml").write_text('[store]\nname = "jsonl"\npath = "c.jsonl"\n')
+    result = run_amk("config", "show", "--json")
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["sections"]["store"]["options"]["path"]["from"].endswith("amk.toml")
+    assert shown["sections"]["ranker"]["name"]["from"] == "embedded default"
+
+
+def test_plugins_json_lists_every_kind_with_its_distribution(run_amk):
+    result = run_amk("plugins", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["implementations"]
+    jsonl = next(r for r in rows if r["kind"] == "store" and r["name"] == "jsonl")
+    assert jsonl["distribution"] == "amk" and jsonl["usable"]
+
+
+def test_usage_errors_exit_2(run_amk):
+    assert run_amk("corpus", "import").returncode == 2
+    assert run_amk("no-such-command").returncode == 2
+
+
+def test_import_of_a_missing_file_is_a_usage_error_not_a_traceback(run_amk, tmp_path):
+    result = run_amk("corpus", "import", str(tmp_path / "absent.jsonl"))
+    assert result.returncode in (1, 2) and "Traceback" not in result.stderr
+
+
+def test_import_amk_and_help_load_no_heavy_library():
+    probe = (
+        "import sys, amk, amk.cli\n"
+        "from click.testing import CliRunner\n"
+        "CliRunner().invoke(amk.cli.main, ['--help'])\n"
+        "heavy = [m for m in ('torch', 'lightgbm', 'sklearn', 'psycopg', 'matplotlib', 'optuna') if m in sys.modules]\n"
+        "print(heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=amk_env(), cwd=REPO_ROOT)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

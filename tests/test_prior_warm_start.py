@@ -1,0 +1,166 @@
+"""warm_start and warm_start_combined: the reference behaviours, and its faults fixed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from amk.core.columns import CorpusColumns
+from amk.core.devices import Device
+from amk.core.errors import InvalidConfigError
+from amk.core.interfaces import Backend, Knob, SearchSpace
+from amk.core.prior import Seed, warm_start, warm_start_combined
+from amk.core.records import MeasurementKind, Verdict
+from amk.core.schedule import SEARCHABLE_KNOB_DEFAULTS, ScheduleConfig
+from amk.core.workload import Workload
+from tests.prior_helpers import HUGE, SMALL, WIDE, decode, kernel, record, schedule
+
+
+def test_empty_corpus_is_an_honest_cold_start():
+    assert warm_start(kernel(), "a100", []) == []
+
+
+def test_one_row_gives_one_seed_with_its_origin():
+    seeds = warm_start(kernel(), "a100", [record(kernel(), "a100", {"x": 1}, 10.0, source="cache.json#1")])
+    assert seeds == [Seed(config={"x": 1}, latency_us=10.0, distance=0.0, workload=kernel(), device="a100",
+                          source="cache.json#1", relative=1.0)]
+
+
+def test_seeds_come_best_first_and_at_most_k():
+    records = [record(kernel(), "a100", {"x": i}, lat) for i, lat in enumerate([30.0, 10.0, 20.0, 40.0])]
+    seeds = warm_start(kernel(), "a100", records, k=3)
+    assert [s.config["x"] for s in seeds] == [1, 2, 0]
+
+
+def test_a_config_measured_twice_is_seeded_once():
+    records = [record(kernel(), "a100", {"x": 1}, 10.0), record(kernel(), "a100", {"x": 1}, 11.0),
+               record(kernel(), "a100", {"x": 2}, 12.0)]
+    assert [s.config for s in warm_start(kernel(), "a100", records)] == [{"x": 1}, {"x": 2}]
+
+
+def test_no_rows_for_another_device_and_no_known_specs_is_a_cold_start():
+    records = [record(kernel(), "a100", {"x": 1}, 10.0)]
+    assert warm_start(kernel(), Device("mystery-gpu"), records) == []
+
+
+def test_the_same_shape_beats_a_faster_config_of_a_nearby_shape():
+    records = [record(decode("wide", WIDE), "h100", schedule(64), 5.0),
+               record(decode("small", SMALL), "h100", schedule(128), 50.0)]
+    seeds = warm_start(decode("target", SMALL), "h100", records, k=2)
+    assert [s.workload.name for s in seeds] == ["small", "wide"]
+    assert seeds[0].distance == 0.0 and 0 < seeds[1].distance <= 1.0
+
+
+def test_shapes_outside_the_radius_are_used_only_when_nothing_is_within_it():
+    records = [record(decode("huge", HUGE), "h100", schedule(64), 5.0),
+               record(decode("wide", WIDE), "h100", schedule(128), 50.0)]
+    within = warm_start(decode("target", SMALL), "h100", records, k=5, shape_radius=1.0)
+    assert [s.workload.name for s in within] == ["wide"]
+    fallback = warm_start(decode("target", SMALL), "h100", records[:1], k=5, shape_radius=1.0)
+    assert [s.workload.name for s in fallback] == ["huge"] and fallback[0].distance > 1.0
+
+
+def test_shapes_come_from_the_records_not_from_the_model_names():
+    # Names that lie about the shape: the original parsed "2048h/4L" out of names and would pick the first.
+    records = [record(decode("small(4L/2048h)", HUGE), "h100", schedule(64), 5.0),
+               record(decode("unnamed", SMALL), "h100", schedule(128), 50.0)]
+    seeds = warm_start(decode("target", SMALL), "h100", records, k=1)
+    assert seeds[0].workload.name == "unnamed"
+
+
+def test_predicted_latencies_do_not_seed_by_default():
+    records = [record(kernel(), "a100", {"x": 1}, 1.0, kind=MeasurementKind.PREDICTED),
+               record(kernel(), "a100", {"x": 2}, 10.0)]
+    assert [s.config for s in warm_start(kernel(), "a100", records)] == [{"x": 2}]
+    both = warm_start(kernel(), "a100", records, kinds=(MeasurementKind.MEASURED, MeasurementKind.PREDICTED))
+    assert [s.config for s in both] == [{"x": 1}, {"x": 2}]
+
+
+def test_failed_configs_never_seed():
+    records = [record(kernel(), "a100", {"x": 1}, None, verdict=Verdict.CRASH), record(kernel(), "a100", {"x": 2}, 10.0)]
+    assert [s.config for s in warm_start(kernel(), "a100", records)] == [{"x": 2}]
+
+
+def test_kernel_seeds_come_only_from_the_same_kernel():
+    records = [record(kernel("other"), "a100", {"x": 1}, 1.0), record(kernel("conv"), "a100", {"x": 2}, 10.0)]
+    assert [s.config for s in warm_start(kernel("conv"), "a100", records, k=5)] == [{"x": 2}]
+
+
+def test_a_kernel_of_another_problem_size_seeds_when_there_is_no_same_size():
+    records = [record(kernel("conv", [2048, 2048]), "a100", {"x": 1}, 1.0)]
+    seeds = warm_start(kernel("conv", [4096, 4096]), "a100", records)
+    assert [s.config for s in seeds] == [{"x": 1}] and seeds[0].distance > 0
+
+
+def test_no_data_for_a_device_transfers_from_the_most_similar_device_by_specs():
+    records = [record(kernel(), "t4", {"x": 1}, 1.0), record(kernel(), "h100", {"x": 2}, 10.0)]
+    seeds = warm_start(kernel(), "h200", records, k=1)
+    assert [(s.device, s.config) for s in seeds] == [("h100", {"x": 2})]
+
+
+def test_a_device_with_its_own_data_never_takes_seeds_from_others():
+    records = [record(kernel(), "h200", {"x": 1}, 50.0), record(kernel(), "h100", {"x": 2}, 1.0)]
+    assert [s.device for s in warm_start(kernel(), "h200", records, k=5)] == ["h200"]
+
+
+def test_a_device_string_resolves_to_the_corpus_name():
+    records = [record(kernel(), "a100", {"x": 1}, 10.0)]
+    assert len(warm_start(kernel(), "NVIDIA A100-PCIE-40GB", records)) == 1
+
+
+class _EvenOnlyBackend(Backend):
+    name = "even-only"
+
+    def search_space(self, workload: Workload, device: Device) -> SearchSpace:
+        return SearchSpace([Knob("x", (0, 2, 4, 6))])
+
+    def measure(self, workload, device, config: Mapping[str, Any]):
+        raise NotImplementedError
+
+
+def test_seeds_the_backend_would_refuse_are_not_handed_out():
+    records = [record(kernel(), "a100", {"x": x}, 10.0 + x) for x in range(5)]
+    seeds = warm_start(kernel(), "a100", records, k=3, backend=_EvenOnlyBackend())
+    assert [s.config["x"] for s in seeds] == [0, 2, 4]
+    with pytest.raises(InvalidConfigError):
+        _EvenOnlyBackend().validate(kernel(), Device("a100"), {"x": 1})
+
+
+def test_warm_start_reads_columns_a_store_would_give():
+    records = [record(kernel(), "a100", {"x": 1}, 10.0, source="f#1")]
+    assert warm_start(kernel(), "a100", CorpusColumns.from_records(records))[0].source == "f#1"
+
+
+def test_combined_seeds_are_schedule_and_knob_pairs_best_first():
+    records = [record(decode("m"), "h100", schedule(64, cols_per_warp=2), 20.0),
+               record(decode("m"), "h100", schedule(128, cols_per_warp=4), 10.0)]
+    pairs = warm_start_combined(SMALL, "h100", records)
+    assert [(s.gemv_n_tile, k["cols_per_warp"]) for s, k in pairs] == [(128, 4), (64, 2)]
+    assert all(isinstance(s, ScheduleConfig) for s, _ in pairs)
+
+
+def test_combined_seed_without_kernel_knobs_gets_the_knob_defaults():
+    pairs = warm_start_combined(SMALL, "h100", [record(decode("m"), "h100", schedule(64, cols_per_warp=None), 10.0)])
+    assert pairs[0][1] == SEARCHABLE_KNOB_DEFAULTS
+
+
+def test_combined_skips_schedules_that_are_not_valid_configs():
+    records = [record(decode("m"), "h100", schedule(63), 5.0), record(decode("m"), "h100", schedule(64), 10.0)]
+    pairs = warm_start_combined(SMALL, "h100", records)
+    assert [s.gemv_n_tile for s, _ in pairs] == [64]
+
+
+def test_combined_dedups_configs_that_only_spell_the_defaults_differently():
+    records = [record(decode("m"), "h100", schedule(64, cols_per_warp=None), 10.0),
+               record(decode("m"), "h100", schedule(64, cols_per_warp=1), 11.0)]
+    assert len(warm_start_combined(SMALL, "h100", records)) == 1
+
+
+def test_upstream_corpus_warm_starts_its_measured_shape(upstream_corpus):
+    from amk.importers import read_file
+
+    records = [item.record for item in read_file(upstream_corpus) if item.record is not None]
+    pairs = warm_start_combined(SMALL, "rtx5090", records, k=3)
+    assert 1 <= len(pairs) <= 3
