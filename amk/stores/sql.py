@@ -8,11 +8,11 @@ Layout (the same tables in both databases)::
     amk_configs           id, key (canonical JSON of the config)                       one row per config
     amk_device_workloads  (device_id, workload_id): which workloads have records on which device
     amk_records           id (append order), schema_version, workload_id, device_id, config_id, verdict,
-                          kind, latency_us, bound_us, timestamp: the narrow table queries filter and
+                          kind, latency_us, bound_us, timestamp, source: the narrow table queries filter and
                           training reads, indexed by (device, workload, verdict, kind, latency, config,
                           schema version), which answers best_configs without reading rows, and by time
     amk_bodies            id -> the rest of the record as JSON: the measurement's other fields (spread,
-                          samples, reason) and the provenance but its timestamp
+                          samples, reason) and the provenance but its timestamp and source
 
 A record is stored losslessly: reading joins its row, its workload, device and config, and its body
 back into the record dict and structures it through ``record_from_dict`` (so a row from a newer schema
@@ -46,10 +46,12 @@ LAYOUT_VERSION = 1  # the table layout above; a database with a newer one is ref
 # Fields kept in amk_records' own columns; the body holds the rest of the measurement and provenance.
 _COLUMN_MEASUREMENT_FIELDS = ("verdict", "kind", "latency_us", "bound_us")
 _MEASUREMENT_FIELDS = tuple(f.name for f in attrs.fields(Measurement) if f.name not in _COLUMN_MEASUREMENT_FIELDS)
-_PROVENANCE_FIELDS = tuple(f.name for f in attrs.fields(Provenance) if f.name not in ("timestamp", "extra"))
-RECORD_COLUMNS = "r.workload_id, r.device_id, r.config_id, r.latency_us, r.bound_us, r.verdict, r.kind, r.timestamp"
+_PROVENANCE_FIELDS = tuple(f.name for f in attrs.fields(Provenance)
+                           if f.name not in ("timestamp", "source", "extra"))
+RECORD_COLUMNS = ("r.workload_id, r.device_id, r.config_id, r.latency_us, r.bound_us, r.verdict, r.kind, r.timestamp,"
+                  " r.source")
 READ_COLUMNS = ("r.id, r.schema_version, r.workload_id, r.device_id, r.config_id, r.verdict, r.kind, r.latency_us,"
-                " r.bound_us, r.timestamp, b.body")
+                " r.bound_us, r.timestamp, r.source, b.body")
 
 
 def _values_getter(fields: tuple[str, ...]) -> Callable[[Any], tuple]:
@@ -79,6 +81,7 @@ class RecordRow(NamedTuple):
     latency_us: float | None
     bound_us: float | None
     timestamp: float | None
+    source: str | None
     body: str
 
 
@@ -119,7 +122,7 @@ def record_rows(records: Iterable[Record]) -> list[RecordRow]:
         body = _BODY_TEMPLATE % (*map(_encode_value, _measurement_values(m)), provenance, extra[1])
         # _value_ is the enum's plain attribute (.value is a slower property; both are the same str).
         rows.append(RecordRow(r.workload, r.device, found[1], m.verdict._value_, m.kind._value_, m.latency_us,
-                              m.bound_us, p.timestamp, body))
+                              m.bound_us, p.timestamp, p.source, body))
     return rows
 
 
@@ -213,14 +216,14 @@ class UniqueTables:
 
     def record_dict(self, row: tuple) -> dict[str, Any]:
         """The record dict of a row of ``READ_COLUMNS``."""
-        _, schema_version, wid, did, cid, verdict, kind, latency, bound, timestamp, body = row
+        _, schema_version, wid, did, cid, verdict, kind, latency, bound, timestamp, source, body = row
         w = self.workloads[wid]
         data = json.loads(body)
         if not isinstance(data, Mapping) or not isinstance(data.get("measurement"), Mapping) \
                 or not isinstance(data.get("provenance"), Mapping):
             raise ValueError("the stored body is not an object with a measurement and a provenance")
         data["measurement"].update(verdict=verdict, kind=kind, latency_us=latency, bound_us=bound)
-        data["provenance"]["timestamp"] = timestamp
+        data["provenance"].update(timestamp=timestamp, source=source)
         data.update({"schema_version": schema_version,
                      "workload": {"kind": w["kind"], "name": w["name"], "shape": copy.deepcopy(w["shape"])},
                      "device": dict(self.devices[did]), "config": copy.deepcopy(self.configs[cid])})
@@ -241,11 +244,11 @@ def problem_from(exc: RecordError, where: str) -> CorpusProblem:
 
 
 def columns_from_rows(rows: list[tuple], tables: UniqueTables) -> CorpusColumns:
-    """Compact columns from (workload_id, device_id, config_id, latency, bound, verdict, kind, timestamp) rows."""
+    """Compact columns from rows of ``RECORD_COLUMNS``."""
     n = len(rows)
     if n == 0:
         return CorpusColumns.from_records([])
-    wid, did, cid, lat, bound, verdict, kind, ts = zip(*rows)
+    wid, did, cid, lat, bound, verdict, kind, ts, source = zip(*rows)
     ids = {name: np.fromiter(col, dtype=np.int64, count=n) for name, col in (("w", wid), ("d", did), ("c", cid))}
     tables.ensure(np.unique(ids["w"]).tolist(), np.unique(ids["d"]).tolist(), np.unique(ids["c"]).tolist())
     workload_index, workload_ids = first_use_factorize(ids["w"], np.arange(int(ids["w"].max()) + 1))
@@ -266,6 +269,7 @@ def columns_from_rows(rows: list[tuple], tables: UniqueTables) -> CorpusColumns:
         verdict=np.fromiter((verdict_code[v] for v in verdict), dtype=np.int8, count=n),
         kind=np.fromiter((kind_code[k] for k in kind), dtype=np.int8, count=n),
         timestamp=floats(ts),
+        source=np.array(source, dtype=object),
     )
 
 
