@@ -246,3 +246,13 @@ def test_the_progress_bar_is_quiet_when_stderr_is_not_a_terminal():
     tune(target, settings, budget=3, progress=ProgressBar(3, stream=shown, enabled=True))
     assert quiet.getvalue() == ""
     assert "3/3" in shown.getvalue() and shown.getvalue().endswith("\n")
+
+
+def test_without_data_for_the_device_seeds_come_first_from_a_device_of_its_architecture():
+    # For an a6000 (sm_86) the a100 (sm_80) is nearer by specs; the a4000 shares its architecture.
+    a100, a4000 = resolve_device("a100"), resolve_device("a4000")
+    corpus = CorpusColumns.from_records([toy_record(1, 10.0, a100), toy_record(2, 11.0, a100),
+                                         toy_record(5, 20.0, a4000), toy_record(6, 21.0, a4000)])
+    s = TuneSettings(policy="prior")
+    target = TuneTarget.prepare(toy_workload(), resolve_device("a6000"), ToyBackend(), corpus, s)
+    assert target.seeds == [config_key({"x": x}) for x in (5, 1, 6)]

@@ -138,12 +138,12 @@ def portfolio_warm_start(workload: Workload, device: Device, corpus: CorpusColum
                          kinds: Sequence[MeasurementKind]) -> list:
     """The corpus's warm-start seeds, best first, with room for ones the search space refuses.
 
-    With rows for the target device, its own best configs. Without, ``warm_start`` transfers from the
-    most similar device by specs; similar specs do not make a similar architecture, so the seeds are
-    taken in turn from each device that measured this workload (the most similar first): one config
-    that is good on each of them is worth more than three from one device that may not transfer.
+    With rows for the target device, its own best configs. Without, seeds are taken in turn from each
+    device that has rows (one config good on each of them is worth more than three from a single device
+    that may not transfer), devices of the target's architecture first, then the most similar by specs:
+    similar specs on another architecture transfer worse than the same architecture.
     """
-    from amk.core.prior import warm_start
+    from amk.core.prior import device_distance, warm_start
 
     k = max(settings.warm_start * 4, settings.warm_start)
     # The caller checks each seed against the target's search space (warm_start would check it against
@@ -151,12 +151,12 @@ def portfolio_warm_start(workload: Workload, device: Device, corpus: CorpusColum
     seeds = warm_start(workload, device, corpus, k=k, shape_radius=settings.shape_radius, kinds=kinds)
     if not seeds or seeds[0].device == device.name:
         return seeds
-    devices = [seeds[0].device]
-    for name in (d.name for d in corpus.devices):
-        if name not in devices and name != device.name:
-            devices.append(name)
-    per_device = [warm_start(workload, name, corpus, k=k, shape_radius=settings.shape_radius, kinds=kinds)
-                  for name in devices]
+    others = [d for d in corpus.devices if d.name != device.name]
+    distance = device_distance(device, others) if others else np.zeros(0)
+    order = sorted(range(len(others)),
+                   key=lambda i: (device.arch is None or others[i].arch != device.arch, distance[i], others[i].name))
+    per_device = [warm_start(workload, others[i].name, corpus, k=k, shape_radius=settings.shape_radius,
+                             kinds=kinds) for i in order]
     merged = []
     for rank in range(k):
         merged += [seeds_of[rank] for seeds_of in per_device if rank < len(seeds_of)]
