@@ -14,6 +14,7 @@ from amk import __version__
 from amk.cli.context import AppContext, AmkGroup
 from amk.cli.config_cmd import config_group
 from amk.cli.corpus_cmd import corpus_group
+from amk.cli.doctor_cmd import doctor_command
 from amk.cli.plugins_cmd import plugins_command
 from amk.cli.prior_cmd import evaluate_command, rank_command, warm_start_command
 from amk.cli.simulate_cmd import simulate_command
@@ -41,6 +42,7 @@ main.add_command(rank_command)
 main.add_command(evaluate_command)
 main.add_command(tune_command)
 main.add_command(simulate_command)
+main.add_command(doctor_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

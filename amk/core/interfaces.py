@@ -206,6 +206,12 @@ class Backend(Implementation, ABC):
         """Whether this backend can run here, and if not, why (shown by ``amk doctor``)."""
         return True, "available"
 
+    def local_device(self) -> Device | None:
+        """The device this backend measures on when it runs here (e.g. this machine's CPU or GPU, with
+        its measured bandwidth); None for backends that measure no local hardware (replay, roofline).
+        Call it only when ``availability()`` says the backend can run."""
+        return None
+
     @abstractmethod
     def search_space(self, workload: Workload, device: Device) -> SearchSpace:
         """The knobs, choices and constraints of ``workload`` on ``device``."""

@@ -35,6 +35,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "amk.stores.memory",
     "amk.backends.replay",
     "amk.backends.roofline",
+    "amk.backends.cpu",
+    "amk.backends.cuda",
 )
 
 
