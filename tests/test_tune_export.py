@@ -99,3 +99,12 @@ def test_a_real_cache_round_trips(shared_data, tmp_path):
     assert [_without_source(r) for r in again] == [_without_source(r) for r in original]
     header = json.loads((tmp_path / "exported.json").read_text())
     assert header["device_name"] == "NVIDIA RTX A6000" and header["problem_size"] == [4096, 4096]
+
+
+def test_corpus_export_writes_a_kernel_tuner_cache_that_imports_back(run_amk, tmp_path):
+    cache = write_cache(tmp_path / "a.json", device_name="NVIDIA RTX A4000", problem_size=1000)
+    assert run_amk("corpus", "import", str(cache)).returncode == 0
+    out = run_amk("corpus", "export", "--format", "kernel-tuner", "--device", "a4000", "-o", str(tmp_path / "out.json"))
+    assert out.returncode == 0, out.stderr
+    again = _records(tmp_path / "out.json")
+    assert [_without_source(r) for r in again] == [_without_source(r) for r in _records(cache)]

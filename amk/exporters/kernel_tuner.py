@@ -5,8 +5,9 @@ record becomes the entry ``"v1,v2,..."`` (the tune parameter values in order) wi
 ``time`` in milliseconds (the entry's original ``time`` when the record was imported from Kernel Tuner,
 else the latency), ``times`` and the other fields an import kept, and ``timestamp``; a failure writes
 its Kernel Tuner marker (``InvalidConfig``, ``CompilationFailedConfig``, ``RuntimeFailedConfig``) in
-place of ``time``. Importing the file again gives the same records (up to ``provenance.source``, which
-names the file a record was read from).
+place of ``time``. A cache holds one entry per config: of several records of one config, the last
+wins. Importing the file again gives the same records (up to ``provenance.source``, which names the
+file a record was read from).
 """
 
 from __future__ import annotations
