@@ -256,3 +256,14 @@ def test_without_data_for_the_device_seeds_come_first_from_a_device_of_its_archi
     s = TuneSettings(policy="prior")
     target = TuneTarget.prepare(toy_workload(), resolve_device("a6000"), ToyBackend(), corpus, s)
     assert target.seeds == [config_key({"x": x}) for x in (5, 1, 6)]
+
+
+def test_without_a_device_of_its_architecture_the_first_seed_is_the_best_on_average():
+    a4000, l4 = resolve_device("a4000"), resolve_device("l4")  # sm_86 and sm_89; the target h100 is sm_90
+    corpus = CorpusColumns.from_records([
+        toy_record(1, 10.0, a4000), toy_record(2, 10.5, a4000), toy_record(3, 20.0, a4000),
+        toy_record(1, 30.0, l4), toy_record(2, 10.0, l4), toy_record(3, 10.2, l4)])
+    s = TuneSettings(policy="prior")
+    target = TuneTarget.prepare(toy_workload(), DEVICE, ToyBackend(), corpus, s)
+    assert target.seeds[0] == config_key({"x": 2})
+    assert target.transfer_devices == ["a4000", "l4"]

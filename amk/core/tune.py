@@ -163,6 +163,19 @@ def portfolio_warm_start(workload: Workload, device: Device, corpus: CorpusColum
     return merged
 
 
+def pooled_best(transfer: np.ndarray | None, names: Sequence[str], corpus: CorpusColumns,
+                device: Device) -> int | None:
+    """The candidate with the best mean relative latency over the other devices, as a first seed when
+    none of them shares the target's architecture (no single device then speaks for the target; their
+    consensus is the safer first guess). None when fewer than two devices measured this workload."""
+    if transfer is None or transfer.shape[1] < 2:
+        return None
+    arches = {d.name: d.arch for d in corpus.devices}
+    if device.arch is not None and any(arches.get(n) == device.arch for n in names):
+        return None
+    return int(np.argmin(transfer.mean(axis=1)))
+
+
 @attrs.define
 class TuneTarget:
     """Everything about one (workload, device, backend) the loop computes once."""
@@ -222,6 +235,7 @@ class TuneTarget:
 
         feats = [_knob_features(space, candidates)]
         transfer_names: list[str] = []
+        transfer = None
         if settings.transfer:
             transfer, transfer_names = transfer_features(corpus, workload, device,
                                                          [config_key(c) for c in record_configs], kinds)
@@ -230,6 +244,10 @@ class TuneTarget:
             feats.append(prior_column[:, None])
 
         seeds, sources, skipped = [], [], 0
+        pooled = pooled_best(transfer if settings.transfer else None, transfer_names, corpus, device)
+        if pooled is not None and settings.warm_start:
+            seeds.append(keys[pooled])
+            sources.append(f"the best mean relative latency on {', '.join(transfer_names)}")
         for seed in portfolio_warm_start(workload, device, corpus, settings, kinds):
             try:
                 key = config_key(space.canonical(backend.knob_config(workload, seed.config)))
