@@ -230,7 +230,9 @@ class TuneTarget:
             prior = make_ranker(corpus, featurizer=featurizer, ranker=ranker, workload_kind=workload.kind,
                                 kinds=kinds)
         scores = prior.score(workload, device, record_configs)
-        uncertainty = prior.uncertainty(workload, device, record_configs)
+        # Only the prior-order policy explores by the prior's uncertainty (the surrogate has its own).
+        uncertainty = (prior.uncertainty(workload, device, record_configs)
+                       if settings.policy == "prior" and settings.exploration == "uncertainty" else None)
         prior_column = np.where(np.isfinite(scores), scores, 0.0)
 
         feats = [_knob_features(space, candidates)]
