@@ -267,3 +267,28 @@ def test_without_a_device_of_its_architecture_the_first_seed_is_the_best_on_aver
     target = TuneTarget.prepare(toy_workload(), DEVICE, ToyBackend(), corpus, s)
     assert target.seeds[0] == config_key({"x": 2})
     assert target.transfer_devices == ["a4000", "l4"]
+
+
+def test_without_matplotlib_the_report_says_how_to_get_the_plot_and_writes_no_png(tmp_path, monkeypatch):
+    from amk.core.tune_report import write_report
+
+    target, settings = target_for(ToyBackend())
+    result = tune(target, settings, budget=3)
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what an install without amk[plot] looks like
+    report = write_report(result, settings, tmp_path, "run", store=None)
+    assert report["plot"] is None and "pip install 'amk[plot]'" in report["plot_note"]
+    assert not list(tmp_path.glob("*.png"))
+    assert json.loads((tmp_path / "run.report.json").read_text())["evaluations"] == 3
+
+
+def test_without_scikit_learn_the_surrogate_policy_names_the_extra_and_the_alternative(monkeypatch):
+    from amk.core.errors import MissingDependencyError
+
+    for name in [m for m in sys.modules if m == "sklearn" or m.startswith("sklearn.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    target, settings = target_for(ToyBackend(), policy="surrogate")
+    with pytest.raises(MissingDependencyError, match=r"amk\[sklearn\].*policy = \"prior\""):
+        tune(target, settings, budget=3)
