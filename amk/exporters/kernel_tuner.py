@@ -75,15 +75,19 @@ def kernel_tuner_cache(records: Iterable[Record]) -> dict[str, Any]:
             f"a Kernel Tuner cache holds one kernel on one device, but the records span {len(targets)} "
             f"({', '.join(names)}, ...); filter with --device and --workload-name."
         )
-    params = list(first.config)
+    header = first.provenance.extra.get("header") if isinstance(first.provenance.extra, Mapping) else None
+    header = dict(header) if isinstance(header, Mapping) else {}
+    # Kernel Tuner keys entries by the values in tune_params_keys order; a store may have sorted the
+    # config's keys, so the imported header's order wins when it names the same parameters.
+    declared = header.get("tune_params_keys")
+    params = list(declared) if isinstance(declared, list) and set(declared) == set(first.config) \
+        else list(first.config)
     for r in records:
         if list(r.config) != params and set(r.config) != set(params):
             raise ExportError(
                 f"record configs have different parameters ({sorted(params)} and {sorted(r.config)}); "
                 "a Kernel Tuner cache needs one set of tune parameters."
             )
-    header = first.provenance.extra.get("header") if isinstance(first.provenance.extra, Mapping) else None
-    header = dict(header) if isinstance(header, Mapping) else {}
     data: dict[str, Any] = {
         "device_name": header.get("device_name") or first.device.name,
         "kernel_name": first.workload.name,
