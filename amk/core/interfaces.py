@@ -217,8 +217,24 @@ class Backend(Implementation, ABC):
         """The knobs, choices and constraints of ``workload`` on ``device``."""
 
     def validate(self, workload: Workload, device: Device, config: Mapping[str, Any]) -> None:
-        """Raise InvalidConfigError when this backend would refuse ``config``."""
-        self.search_space(workload, device).check(config)
+        """Raise InvalidConfigError when this backend would refuse ``config`` (knob or record form)."""
+        self.search_space(workload, device).check(self.knob_config(workload, config))
+
+    def record_config(self, workload: Workload, knobs: Mapping[str, Any]) -> dict[str, Any]:
+        """The config as records store it, from a knob dict of the search space (identity by default).
+
+        A backend whose records use a richer layout than flat knobs (amk's ScheduleConfig dict) maps
+        here, so the corpus reads the same whichever backend wrote it.
+        """
+        return dict(knobs)
+
+    def knob_config(self, workload: Workload, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The knob dict of a config in record form (the inverse of ``record_config``; identity by default).
+
+        Raises InvalidConfigError when ``config`` cannot be one of this backend's (warm-start seeds from
+        other backends' records pass through here).
+        """
+        return dict(config)
 
     @abstractmethod
     def measure(self, workload: Workload, device: Device, config: Mapping[str, Any]) -> Measurement:

@@ -32,6 +32,9 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "amk.rankers.knn",
     "amk.rankers.gbr",
     "amk.rankers.lightgbm",
+    "amk.stores.memory",
+    "amk.backends.replay",
+    "amk.backends.roofline",
     "amk.backends.cpu",
     "amk.backends.cuda",
 )

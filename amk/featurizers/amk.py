@@ -43,30 +43,55 @@ def _number(value: Any, default: float) -> float:
     return default
 
 
-def schedule_features(config: Mapping[str, Any]) -> list[float]:
-    """The fixed-length vector of a decode schedule dict; odd or missing keys take neutral defaults."""
-    tiling = config.get("tiling") if isinstance(config.get("tiling"), Mapping) else {}
-    gemv = tiling.get("gemv") if isinstance(tiling.get("gemv"), Mapping) else {}
-    attention = tiling.get("attention") if isinstance(tiling.get("attention"), Mapping) else {}
-    n_tile = _number(gemv.get("N_tile", gemv.get("base_width")), 0.0)
-    kv_block = _number(attention.get("kv_block"), 0.0)
-    sm = config.get("sm_assignment", "load_balance")
-    sm_name = "explicit" if isinstance(sm, Mapping) else str(sm)
-    page = str(config.get("page_allocation", "graph_color"))
-    fusion = config.get("fusion_grouping")
-    knobs = config.get("kernel_knobs") if isinstance(config.get("kernel_knobs"), Mapping) else {}
-    kk = {k: _number(knobs.get(k), float(v)) for k, v in SEARCHABLE_KNOB_DEFAULTS.items()}
-    return [
-        math.log2(1.0 + n_tile),
-        math.log2(1.0 + kv_block),
-        _number(config.get("pipelining_depth"), 0.0),
-        math.log2(1.0 + _number(config.get("threads_per_block"), 0.0)),
-        math.log2(1.0 + _number(config.get("smem_bytes_per_block"), 0.0) / 1024.0),
-        float(SM_POLICIES.index(sm_name)) if sm_name in SM_POLICIES else 1.0,
-        float(PAGE_POLICIES.index(page)) if page in PAGE_POLICIES else 2.0,
-        float(len(fusion)) if isinstance(fusion, (list, tuple)) else 0.0,
-        kk["cols_per_warp"], kk["cpasync"], kk["cpa_stages"], kk["cpa_cols"],
+def _numbers(values: list[Any], default: float) -> list[float] | np.ndarray:
+    """Each value as a float, ``default`` where it is not a finite number (fast when all are numbers)."""
+    try:
+        out = np.fromiter(values, dtype=np.float64, count=len(values))
+    except (TypeError, ValueError):
+        return [_number(v, default) for v in values]
+    return np.where(np.isfinite(out), out, default)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def schedule_feature_matrix(configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """(n, len(SCHEDULE_FEATURES)): the fixed-length vector of each decode schedule dict, column by column.
+
+    Odd or missing keys take neutral defaults (knob defaults for absent kernel knobs), so records of
+    every schema version give vectors of the same length.
+    """
+    n = len(configs)
+    tilings = [_mapping(c.get("tiling")) for c in configs]
+    gemvs = [_mapping(t.get("gemv")) for t in tilings]
+    knobs = [_mapping(c.get("kernel_knobs")) for c in configs]
+    sm_index = {name: float(i) for i, name in enumerate(SM_POLICIES)}
+    page_index = {name: float(i) for i, name in enumerate(PAGE_POLICIES)}
+    columns = [
+        _numbers([g.get("N_tile", g.get("base_width")) for g in gemvs], 0.0),
+        _numbers([_mapping(t.get("attention")).get("kv_block") for t in tilings], 0.0),
+        _numbers([c.get("pipelining_depth") for c in configs], 0.0),
+        _numbers([c.get("threads_per_block") for c in configs], 0.0),
+        np.asarray(_numbers([c.get("smem_bytes_per_block") for c in configs], 0.0)) / 1024.0,
+        [2.0 if isinstance(sm := c.get("sm_assignment", "load_balance"), Mapping) else sm_index.get(sm, 1.0)
+         if isinstance(sm, str) else 1.0 for c in configs],
+        [page_index.get(p, 2.0) if isinstance(p := c.get("page_allocation", "graph_color"), str) else 2.0
+         for c in configs],
+        [float(len(f)) if isinstance(f := c.get("fusion_grouping"), (list, tuple)) else 0.0 for c in configs],
+        *(_numbers([k.get(name) for k in knobs], float(default)) for name, default in SEARCHABLE_KNOB_DEFAULTS.items()),
     ]
+    out = np.empty((n, len(SCHEDULE_FEATURES)))
+    for j, column in enumerate(columns):
+        out[:, j] = column
+    for col in (0, 1, 3, 4):  # tile sizes, threads and shared memory span orders of magnitude
+        out[:, col] = np.log2(1.0 + np.maximum(out[:, col], 0.0))
+    return out
+
+
+def schedule_features(config: Mapping[str, Any]) -> list[float]:
+    """The feature vector of one decode schedule dict (see :func:`schedule_feature_matrix`)."""
+    return schedule_feature_matrix([config])[0].tolist()
 
 
 def decode_shape_features(workload: Workload) -> list[float]:
@@ -136,8 +161,9 @@ class AmkFeaturizer(Featurizer):
         used_other = np.zeros(len(configs), dtype=bool)
         used_other[config_index[~row_decode]] = True
         decode_block = np.zeros((len(configs), len(SCHEDULE_FEATURES)))
-        for i in np.nonzero(used_decode)[0]:
-            decode_block[i] = schedule_features(configs[i])
+        decode_ids = np.nonzero(used_decode)[0]
+        if len(decode_ids):
+            decode_block[decode_ids] = schedule_feature_matrix([configs[i] for i in decode_ids])
         other_block = np.zeros((len(configs), len(g.config_names)))
         other_ids = np.nonzero(used_other)[0]
         if len(other_ids) and g.config_names:

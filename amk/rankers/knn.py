@@ -24,6 +24,7 @@ class KNNRanker(Ranker):
     @attrs.frozen
     class Options:
         k: int = 8  # neighbours per query
+        bandwidth: float = 1.0  # h = bandwidth x the mean distance of the query's neighbours
         max_rows: int = 100_000  # fit on a random sample of this many rows at most (query cost grows with it)
         chunk: int = 1024  # queries per distance block (memory: chunk x rows floats)
         seed: int = 0
@@ -68,7 +69,7 @@ class KNNRanker(Ranker):
         return dist, idx
 
     def _weights(self, dist: np.ndarray) -> np.ndarray:
-        h = dist.mean(axis=1, keepdims=True)
+        h = self.options.bandwidth * dist.mean(axis=1, keepdims=True)
         h = np.where(h > 0, h, 1.0)  # all neighbours exact matches: equal weights
         w = 1.0 / (dist + h)
         return w / w.sum(axis=1, keepdims=True)

@@ -113,8 +113,10 @@ class PostgresStore(sql.SqlStore):
             raise StoreError(f"cannot connect to {self.describe()}: {reason}; check the URL and that the server runs.") from None
         try:
             with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-                conn.execute(_SCHEMA)
+                ready = conn.execute("SELECT to_regclass('amk_bodies') IS NOT NULL").fetchone()[0]
+                if not ready:  # the first writer creates the tables; the others wait for it here
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                    conn.execute(_SCHEMA)
                 meta = dict(conn.execute("SELECT key, value FROM amk_meta").fetchall())
                 sql.check_meta(meta, self.describe())
                 if not meta:

@@ -96,24 +96,28 @@ def _encode_value(value: Any) -> str:
 
 def record_rows(records: Iterable[Record]) -> list[RecordRow]:
     """Rows for ``records``; what many records share (a config, a provenance) is serialised once."""
-    shared_json: dict[Any, str] = {}
+    # Keyed by id(): each entry keeps its object alive, so an id cannot be reused within the call.
+    by_object: dict[int, tuple[Any, str]] = {}
+    by_origin: dict[tuple, str] = {}
+    verdicts = {v: v.value for v in Verdict}
+    kinds = {k: k.value for k in MeasurementKind}
     rows = []
     for r in records:
-        if not isinstance(r, Record):
+        if type(r) is not Record and not isinstance(r, Record):
             raise TypeError(f"a store appends Record objects, got {type(r).__name__}")
         cfg, m, p = r.config, r.measurement, r.provenance
-        ckey = shared_json.get(id(cfg))
-        if ckey is None:
-            ckey = shared_json[id(cfg)] = config_key(cfg)
-        extra = shared_json.get(id(p.extra))
+        found = by_object.get(id(cfg))
+        if found is None:
+            found = by_object[id(cfg)] = (cfg, config_key(cfg))
+        extra = by_object.get(id(p.extra))
         if extra is None:
-            extra = shared_json[id(p.extra)] = _dumps(p.extra)
+            extra = by_object[id(p.extra)] = (p.extra, _dumps(p.extra))
         origin = _provenance_values(p)
-        provenance = shared_json.get(origin)
+        provenance = by_origin.get(origin)
         if provenance is None:
-            provenance = shared_json[origin] = _dumps(dict(zip(_PROVENANCE_FIELDS, origin)))[1:-1]
-        body = _BODY_TEMPLATE % (*map(_encode_value, _measurement_values(m)), provenance, extra)
-        rows.append(RecordRow(r.workload, r.device, ckey, m.verdict.value, m.kind.value, m.latency_us,
+            provenance = by_origin[origin] = _dumps(dict(zip(_PROVENANCE_FIELDS, origin)))[1:-1]
+        body = _BODY_TEMPLATE % (*map(_encode_value, _measurement_values(m)), provenance, extra[1])
+        rows.append(RecordRow(r.workload, r.device, found[1], verdicts[m.verdict], kinds[m.kind], m.latency_us,
                               m.bound_us, p.timestamp, body))
     return rows
 
@@ -158,29 +162,40 @@ def where_clause(query: CorpusQuery | None, ph: str) -> tuple[str, list[Any]]:
 
 
 class UniqueTables:
-    """The workloads, devices and configs of a database by id, read once and refreshed on a miss."""
+    """The workloads, devices and configs of a database by id, read as they are needed and then kept."""
 
-    def __init__(self, fetch: Callable[[str, int], list[tuple]]) -> None:
-        # fetch(table, after_id) -> rows with id > after_id, in id order
+    _TABLES = (("workloads", "amk_workloads"), ("devices", "amk_devices"), ("configs", "amk_configs"))
+
+    def __init__(self, fetch: Callable[[str, list[int] | None, int], list[tuple]]) -> None:
+        # fetch(table, ids, after) -> the rows of those ids, or (ids None) every row with id > after
         self._fetch = fetch
         self.workloads: dict[int, dict[str, Any]] = {}
         self.devices: dict[int, dict[str, Any]] = {}
         self.configs: dict[int, dict[str, Any]] = {}
         self._objects: dict[str, dict[int, Any]] = {"workload": {}, "device": {}}
 
-    def refresh(self) -> None:
-        for row in self._fetch("amk_workloads", max(self.workloads, default=0)):
-            wid, kind, name, shape = row
-            self.workloads[wid] = {"kind": kind, "name": name, "shape": json.loads(shape)}
-        for wid, key in self._fetch("amk_devices", max(self.devices, default=0)):
-            self.devices[wid] = json.loads(key)
-        for cid, key in self._fetch("amk_configs", max(self.configs, default=0)):
-            self.configs[cid] = json.loads(key)
+    def _load(self, attr: str, table: str, ids: list[int] | None) -> None:
+        cache = getattr(self, attr)
+        for row in self._fetch(table, ids, max(cache, default=0)):
+            if table == "amk_workloads":
+                rid, kind, name, shape = row
+                cache[rid] = {"kind": kind, "name": name, "shape": json.loads(shape)}
+            else:
+                cache[row[0]] = json.loads(row[1])
 
-    def ensure(self, workload_ids: Iterable[int], device_ids: Iterable[int], config_ids: Iterable[int]) -> None:
-        if (any(i not in self.workloads for i in workload_ids) or any(i not in self.devices for i in device_ids)
-                or any(i not in self.configs for i in config_ids)):
-            self.refresh()
+    def refresh(self) -> None:
+        """Read every entry added since the last read."""
+        for attr, table in self._TABLES:
+            self._load(attr, table, None)
+
+    def ensure(self, workload_ids: Iterable[int] = (), device_ids: Iterable[int] = (),
+               config_ids: Iterable[int] = ()) -> None:
+        """Read the entries of these ids that are not here yet (a few by id, many by reading all new ones)."""
+        for (attr, table), ids in zip(self._TABLES, (workload_ids, device_ids, config_ids)):
+            cache = getattr(self, attr)
+            missing = [int(i) for i in ids if i not in cache]
+            if missing:
+                self._load(attr, table, missing if len(missing) <= 500 else None)
 
     def workload(self, wid: int) -> Workload:
         cache = self._objects["workload"]
@@ -305,7 +320,7 @@ class SqlStore(Store):
 
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
-        self._tables = UniqueTables(self._fetch_new)
+        self._tables = UniqueTables(self._fetch_unique)
         self._problems: list[CorpusProblem] = []
 
     @abstractmethod
@@ -316,9 +331,11 @@ class SqlStore(Store):
     def _stream(self, statement: str, params: Sequence[Any] = ()) -> Iterator[list[tuple]]:
         """The rows of one statement in batches, without holding them all in memory."""
 
-    def _fetch_new(self, table: str, after: int) -> list[tuple]:
+    def _fetch_unique(self, table: str, ids: list[int] | None, after: int) -> list[tuple]:
         columns = "id, kind, name, shape" if table == "amk_workloads" else "id, key"
-        return self._fetchall(f"SELECT {columns} FROM {table} WHERE id > {self.ph} ORDER BY id", (after,))
+        if ids is None:
+            return self._fetchall(f"SELECT {columns} FROM {table} WHERE id > {self.ph} ORDER BY id", (after,))
+        return self._fetchall(f"SELECT {columns} FROM {table} WHERE id IN ({', '.join(map(str, ids))})")
 
     def _scan(self) -> Iterator[Record]:
         return self.query()
@@ -329,7 +346,6 @@ class SqlStore(Store):
 
     def _read(self, where: str, params: list[Any], full: bool) -> Iterator[Record]:
         problems: list[CorpusProblem] = []
-        self._tables.refresh()
         for batch in self._stream(
                 f"SELECT {READ_COLUMNS} FROM amk_records r"
                 f" JOIN amk_bodies b ON b.id = r.id WHERE {where} ORDER BY r.id", params):
@@ -363,7 +379,7 @@ class SqlStore(Store):
             params.append(workload_kind)
         ids = [row[0] for row in self._fetchall(
             f"SELECT id FROM amk_workloads WHERE {' AND '.join(parts) or 'TRUE'}", params)]
-        self._tables.ensure(ids, (), ())
+        self._tables.ensure(ids)
         return sorted((self._tables.workload(i) for i in ids), key=lambda w: w.key)
 
     def best_configs(self, device: str, *, workload_kind: str | None = None,
