@@ -15,6 +15,7 @@ For each backend (cpu; cuda where a GPU is visible) and dtype, on a 1B-class dec
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 import time
 from pathlib import Path
@@ -107,14 +108,20 @@ def bench_cpu(dtypes: list[str], budget_mb: int, quick: bool, rounds: int) -> li
 
 
 def _interleaved(candidates: dict, n_replicas: int, rounds: int) -> dict[str, list[float]]:
-    """Time each candidate once per round, in turn, so slow drifts (a shared machine) hit all alike."""
+    """Time each candidate once per round, in a fresh random order each round, so slow drifts (a shared
+    machine) hit all alike. A pause before each run lets the previous candidate's idle OpenMP threads
+    stop spinning (torch and the kernel each have a pool), so no run competes with the one before it."""
     samples: dict[str, list[float]] = {name: [] for name in candidates}
+    order = list(candidates)
+    shuffle = random.Random(0).shuffle
     for run in candidates.values():  # warm-up
         run(0)
     for i in range(rounds):
-        for name, run in candidates.items():
+        shuffle(order)
+        for name in order:
+            time.sleep(0.05)
             start = time.perf_counter()
-            run(i % n_replicas)
+            candidates[name](i % n_replicas)
             samples[name].append(time.perf_counter() - start)
     return samples
 
