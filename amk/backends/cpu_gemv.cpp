@@ -302,7 +302,9 @@ void gemv_step(const std::vector<torch::Tensor>& weights, const std::vector<torc
   {
     for (const Gemv& g : work) {
       const int64_t tiles = (g.n + n_tile - 1) / n_tile;
-#pragma omp for schedule(static, 1)
+      // Threads take tiles as they finish their last (dynamic): a thread that loses its core for a while
+      // (a shared machine) delays its tile, not a fixed share of the rows.
+#pragma omp for schedule(dynamic, 1)
       for (int64_t t = 0; t < tiles; ++t) {
         const int64_t begin = t * n_tile;
         const int64_t end = std::min(g.n, begin + n_tile);
