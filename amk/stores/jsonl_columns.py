@@ -129,9 +129,7 @@ def cached_columns(corpus: Path, read_lines: LineReader) -> tuple[CorpusColumns,
                 problems.append(item)
             else:
                 builder.add(item)
-        # Record sources are not cached (one string per row would dwarf the cache): columns from this
-        # store carry none, on the first read as on every later one.
-        new = attrs.evolve(builder.build(), source=None)
+        new = builder.build()
         if base is not None:
             new = attrs.evolve(new, **{name: np.concatenate([getattr(base.columns, name), getattr(new, name)])
                                        for name in (*_ARRAYS, "source")})
