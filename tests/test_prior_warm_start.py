@@ -164,3 +164,16 @@ def test_upstream_corpus_warm_starts_its_measured_shape(upstream_corpus):
     records = [item.record for item in read_file(upstream_corpus) if item.record is not None]
     pairs = warm_start_combined(SMALL, "rtx5090", records, k=3)
     assert 1 <= len(pairs) <= 3
+
+
+def test_a_real_kernel_tuner_cache_warm_starts_its_fastest_config(shared_data):
+    from amk.importers import read_file
+
+    path = shared_data / "kernel_tuner" / "convolution" / "A4000.json.gz"
+    if not path.is_file():
+        pytest.skip(f"needs the Kernel Tuner cache {path}, which is absent")
+    records = [item.record for item in read_file(path) if item.record is not None]
+    fastest = min(r.measurement.latency_us for r in records if r.measurement.verdict is Verdict.PASS)
+    seeds = warm_start(records[0].workload, "NVIDIA RTX A4000", records, k=3)
+    assert seeds[0].latency_us == fastest and seeds[0].device == "a4000"
+    assert seeds[0].latency_us <= seeds[1].latency_us <= seeds[2].latency_us

@@ -120,3 +120,19 @@ def test_the_tune_section_of_the_config_sets_the_loop_and_unknown_keys_are_named
     (tmp_path / "amk.toml").write_text("[tune]\nbudgit = 4\n")
     out = run_amk("tune", *DECODE, "--device", "h100")
     assert out.returncode == 1 and "budgit" in out.stderr
+
+
+@pytest.mark.slow
+def test_simulate_on_the_real_convolution_caches_beats_random_and_tpe_and_never_trails_pooled_replay(
+        run_amk, shared_data, tmp_path):
+    out = run_amk("simulate", "--caches", str(shared_data / "kernel_tuner" / "convolution"), "--budget", "300",
+                  "--seeds", "2", "--strategy", "amk", "--strategy", "random", "--strategy", "pooled",
+                  "--json", str(tmp_path / "rows.json"), timeout=900)
+    assert out.returncode == 0, out.stderr
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    by = {(r["device"], r["strategy"]): r["evals_to_5pct"] for r in rows}
+    for device in ("a100", "a4000", "a6000"):
+        assert by[device, "amk"] is not None
+        assert by[device, "amk"] < by[device, "random"]
+        assert by[device, "pooled"] is None or by[device, "amk"] <= by[device, "pooled"]
+    assert by["a100", "amk"] < 300 and by["a6000", "amk"] <= 2

@@ -99,3 +99,16 @@ def test_a_real_cache_round_trips(shared_data, tmp_path):
     assert [_without_source(r) for r in again] == [_without_source(r) for r in original]
     header = json.loads((tmp_path / "exported.json").read_text())
     assert header["device_name"] == "NVIDIA RTX A6000" and header["problem_size"] == [4096, 4096]
+
+
+def test_corpus_export_writes_a_kernel_tuner_cache_that_imports_back(run_amk, tmp_path):
+    # tile_size_x first: the store sorts config keys, the export must keep Kernel Tuner's order.
+    cache = write_cache(tmp_path / "a.json", device_name="NVIDIA RTX A4000", problem_size=1000, tile_first=True)
+    assert run_amk("corpus", "import", str(cache)).returncode == 0
+    out = run_amk("corpus", "export", "--format", "kernel-tuner", "--device", "a4000", "-o", str(tmp_path / "out.json"))
+    assert out.returncode == 0, out.stderr
+    again = _records(tmp_path / "out.json")
+    assert [_without_source(r) for r in again] == [_without_source(r) for r in _records(cache)]
+    exported = json.loads((tmp_path / "out.json").read_text())
+    assert exported["tune_params_keys"] == ["tile_size_x", "block_size_x"]
+    assert list(exported["cache"]) == list(json.loads(cache.read_text())["cache"])

@@ -246,3 +246,49 @@ def test_the_progress_bar_is_quiet_when_stderr_is_not_a_terminal():
     tune(target, settings, budget=3, progress=ProgressBar(3, stream=shown, enabled=True))
     assert quiet.getvalue() == ""
     assert "3/3" in shown.getvalue() and shown.getvalue().endswith("\n")
+
+
+def test_without_data_for_the_device_seeds_come_first_from_a_device_of_its_architecture():
+    # For an a6000 (sm_86) the a100 (sm_80) is nearer by specs; the a4000 shares its architecture.
+    a100, a4000 = resolve_device("a100"), resolve_device("a4000")
+    corpus = CorpusColumns.from_records([toy_record(1, 10.0, a100), toy_record(2, 11.0, a100),
+                                         toy_record(5, 20.0, a4000), toy_record(6, 21.0, a4000)])
+    s = TuneSettings(policy="prior")
+    target = TuneTarget.prepare(toy_workload(), resolve_device("a6000"), ToyBackend(), corpus, s)
+    assert target.seeds == [config_key({"x": x}) for x in (5, 1, 6)]
+
+
+def test_without_a_device_of_its_architecture_the_first_seed_is_the_best_on_average():
+    a4000, l4 = resolve_device("a4000"), resolve_device("l4")  # sm_86 and sm_89; the target h100 is sm_90
+    corpus = CorpusColumns.from_records([
+        toy_record(1, 10.0, a4000), toy_record(2, 10.5, a4000), toy_record(3, 20.0, a4000),
+        toy_record(1, 30.0, l4), toy_record(2, 10.0, l4), toy_record(3, 10.2, l4)])
+    s = TuneSettings(policy="prior")
+    target = TuneTarget.prepare(toy_workload(), DEVICE, ToyBackend(), corpus, s)
+    assert target.seeds[0] == config_key({"x": 2})
+    assert target.transfer_devices == ["a4000", "l4"]
+
+
+def test_without_matplotlib_the_report_says_how_to_get_the_plot_and_writes_no_png(tmp_path, monkeypatch):
+    from amk.core.tune_report import write_report
+
+    target, settings = target_for(ToyBackend())
+    result = tune(target, settings, budget=3)
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what an install without amk[plot] looks like
+    report = write_report(result, settings, tmp_path, "run", store=None)
+    assert report["plot"] is None and "pip install 'amk[plot]'" in report["plot_note"]
+    assert not list(tmp_path.glob("*.png"))
+    assert json.loads((tmp_path / "run.report.json").read_text())["evaluations"] == 3
+
+
+def test_without_scikit_learn_the_surrogate_policy_names_the_extra_and_the_alternative(monkeypatch):
+    from amk.core.errors import MissingDependencyError
+
+    for name in [m for m in sys.modules if m == "sklearn" or m.startswith("sklearn.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    target, settings = target_for(ToyBackend(), policy="surrogate")
+    with pytest.raises(MissingDependencyError, match=r"amk\[sklearn\].*policy = \"prior\""):
+        tune(target, settings, budget=3)

@@ -30,13 +30,16 @@ def synthetic_time_ms(block: int, tile: int, device_factor: float, best_block: i
 
 def write_cache(path: Path, *, device_name: str, device_factor: float = 1.0, best_block: int = 64,
                 problem_size: Any = (1024, 1024), failed: tuple[tuple[int, int], ...] = ((128, 3),),
-                kernel: str = "toy_kernel") -> Path:
-    """A Kernel Tuner cache of ``kernel`` (block_size_x x tile_size_x) on a device; .gz when the name says."""
+                kernel: str = "toy_kernel", tile_first: bool = False) -> Path:
+    """A Kernel Tuner cache of ``kernel`` (block_size_x x tile_size_x, or tile first) on a device; .gz when
+    the name says."""
     cache = {}
+    params = ["tile_size_x", "block_size_x"] if tile_first else ["block_size_x", "tile_size_x"]
     for block in BLOCKS:
         for tile in TILES:
-            key = f"{block},{tile}"
-            entry: dict[str, Any] = {"block_size_x": block, "tile_size_x": tile}
+            values = {"block_size_x": block, "tile_size_x": tile}
+            key = ",".join(str(values[p]) for p in params)
+            entry: dict[str, Any] = {p: values[p] for p in params}
             if (block, tile) in failed:
                 entry["time"] = "RuntimeFailedConfig"
             else:
@@ -49,8 +52,8 @@ def write_cache(path: Path, *, device_name: str, device_factor: float = 1.0, bes
     data = {
         "device_name": device_name, "kernel_name": kernel,
         "problem_size": list(problem_size) if isinstance(problem_size, (list, tuple)) else problem_size,
-        "tune_params_keys": ["block_size_x", "tile_size_x"],
-        "tune_params": {"block_size_x": list(BLOCKS), "tile_size_x": list(TILES)},
+        "tune_params_keys": params,
+        "tune_params": {p: list(BLOCKS if p == "block_size_x" else TILES) for p in params},
         "objective": "time", "cache": cache,
     }
     text = json.dumps(data)

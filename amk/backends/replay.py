@@ -60,9 +60,13 @@ class RecordedData:
             # The latest record of a config wins: a re-import or a later measurement replaces older data.
             table[config_key(record.config)] = record
             if key not in self.knob_order:
-                self.knob_order[key] = list(record.config)
                 self.labels[key] = f"{record.workload.name} on {record.device.name}"
-                header = record.provenance.extra.get("header") if isinstance(record.provenance.extra, Mapping) else None
+                extra = record.provenance.extra
+                header = extra.get("header") if isinstance(extra, Mapping) else None
+                declared = header.get("tune_params_keys") if isinstance(header, Mapping) else None
+                # A Kernel Tuner header's parameter order wins over a store's (sorted) key order.
+                self.knob_order[key] = list(declared) if isinstance(declared, list) and \
+                    set(declared) == set(record.config) else list(record.config)
                 tune_params = header.get("tune_params") if isinstance(header, Mapping) else None
                 if isinstance(tune_params, Mapping):
                     self.declared_choices[key] = {k: list(v) for k, v in tune_params.items() if isinstance(v, list)}

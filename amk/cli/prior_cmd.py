@@ -189,11 +189,11 @@ def evaluate_command(app: AppContext, split: str, rankers: tuple[str, ...], feat
                        "(or workloads) to hold one out; import some with 'amk corpus import'.")
     if json_path:
         json_path.write_text(json.dumps([attrs.asdict(r) for r in results], indent=2))
-    header = f"{'split':<9}{'ranker':<15}{'heldout':<22}{'workload':<34}{'configs':>8}" \
+    header = f"{'split':<9}{'ranker':<15}{'workload':<34}{'device':<10}{'configs':>8}" \
              f"{'top1':>7}{'top5':>7}{'top20':>7}{'spear':>7}{'ndcg10':>7}{'to5%':>7}"
     click.echo(header)
     for r in results:
-        click.echo(f"{r.split:<9}{r.ranker:<15}{r.heldout[:21]:<22}{(r.workload + '@' + r.device)[:33]:<34}"
+        click.echo(f"{r.split:<9}{r.ranker:<15}{r.workload[:33]:<34}{r.device[:9]:<10}"
                    f"{r.n_configs:>8}{r.top1:>7.3f}{r.top5:>7.3f}{r.top20:>7.3f}{r.spearman:>7.3f}"
                    f"{r.ndcg10:>7.3f}{r.evals_to_5pct:>7}")
     click.echo("")

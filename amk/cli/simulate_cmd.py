@@ -54,6 +54,9 @@ def simulate_command(app: AppContext, caches: Path, budget: int, seeds: int, str
                f"of {summary['targets']} targets (no more than every baseline on "
                f"{summary['amk_no_more_than_every_baseline']}); median {_fmt(summary['amk_median_evals_to_5pct'])}. "
                f"Budget {budget}, {seeds} seeds; replayed latencies, not measured here.")
+    for baseline, counts in summary["amk_against_each_baseline"].items():
+        click.echo(f"  against {baseline}: fewer on {counts['fewer']}, as many on {counts['equal']}, "
+                   f"more on {counts['more']}")
     if json_path:
         json_path.write_text(json.dumps([attrs.asdict(r) for r in rows], indent=1))
         click.echo(f"rows written to {json_path}")

@@ -67,7 +67,8 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
     """Tune a workload on a device: warm start from the corpus, then candidates ordered by the prior and
     a surrogate retrained as results arrive; every measured point, failures too, goes into the store.
 
-    Stops after --budget evaluations or --minutes, whichever comes first. A killed run continues
+    Stops after --budget evaluations or --minutes, whichever comes first (--minutes alone: no
+    limit on evaluations). A killed run continues
     with --resume (same target, same state file). Writes a JSON report and a PNG of the best-so-far
     latency (the PNG needs amk[plot]).
     """
@@ -81,6 +82,8 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
 
     config = app.config
     settings = config.settings_for("tune")
+    if minutes and budget is None:
+        budget = 0  # --minutes alone: as many evaluations as fit in the time
     if policy:
         settings = attrs.evolve(settings, policy=policy)
     workload = parse_workload(workload_spec, shape, problem_size)

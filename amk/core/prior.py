@@ -341,9 +341,12 @@ def fit_prior(training: TrainingSet, featurizer: str | Featurizer = "amk", ranke
     if n < MIN_ROWS_TO_RANK:
         return Prior(feat, model, trained=False, n_rows=n)
     cols = training.columns
-    # The featurizer learns its vocabulary from each distinct (workload, config) pair once.
-    pairs = np.unique(cols.workload_index.astype(np.int64) * max(len(cols.configs), 1) + cols.config_index)
-    pair_w, pair_c = pairs // max(len(cols.configs), 1), pairs % max(len(cols.configs), 1)
+    # The featurizer learns its vocabulary from each distinct config (with a workload it ran with) and each
+    # distinct workload (with a config) once, not from every row.
+    configs, first_of_config = np.unique(cols.config_index, return_index=True)
+    workloads, first_of_workload = np.unique(cols.workload_index, return_index=True)
+    pair_w = np.concatenate([cols.workload_index[first_of_config], workloads])
+    pair_c = np.concatenate([configs, cols.config_index[first_of_workload]])
     feat.fit([cols.workloads[i] for i in pair_w], cols.devices, [cols.configs[i] for i in pair_c])
     X = feat.transform_indexed(cols.workloads, cols.devices, cols.configs, cols.workload_index,
                                cols.device_index, cols.config_index)

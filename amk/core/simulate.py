@@ -277,6 +277,18 @@ def summarize(rows: Sequence[SimulationRow]) -> dict[str, Any]:
         strictly += all(mine < b for b in baselines)
         no_worse += all(mine <= b for b in baselines)
     median = statistics.median(amk_values) if amk_values else None
+    per_baseline: dict[str, dict[str, int]] = {}
+    for by_strategy in targets.values():
+        if "amk" not in by_strategy:
+            continue
+        mine = inf if by_strategy["amk"].evals_to_5pct is None else by_strategy["amk"].evals_to_5pct
+        for s, r in by_strategy.items():
+            if s == "amk":
+                continue
+            theirs = inf if r.evals_to_5pct is None else r.evals_to_5pct
+            counts = per_baseline.setdefault(s, {"fewer": 0, "equal": 0, "more": 0})
+            counts["fewer" if mine < theirs else "equal" if mine == theirs else "more"] += 1
     return {"targets": len(targets), "amk_fewer_than_every_baseline": strictly,
             "amk_no_more_than_every_baseline": no_worse,
-            "amk_median_evals_to_5pct": None if median is None or median == inf else median}
+            "amk_median_evals_to_5pct": None if median is None or median == inf else median,
+            "amk_against_each_baseline": per_baseline}

@@ -138,12 +138,12 @@ def portfolio_warm_start(workload: Workload, device: Device, corpus: CorpusColum
                          kinds: Sequence[MeasurementKind]) -> list:
     """The corpus's warm-start seeds, best first, with room for ones the search space refuses.
 
-    With rows for the target device, its own best configs. Without, ``warm_start`` transfers from the
-    most similar device by specs; similar specs do not make a similar architecture, so the seeds are
-    taken in turn from each device that measured this workload (the most similar first): one config
-    that is good on each of them is worth more than three from one device that may not transfer.
+    With rows for the target device, its own best configs. Without, seeds are taken in turn from each
+    device that has rows (one config good on each of them is worth more than three from a single device
+    that may not transfer), devices of the target's architecture first, then the most similar by specs:
+    similar specs on another architecture transfer worse than the same architecture.
     """
-    from amk.core.prior import warm_start
+    from amk.core.prior import device_distance, warm_start
 
     k = max(settings.warm_start * 4, settings.warm_start)
     # The caller checks each seed against the target's search space (warm_start would check it against
@@ -151,16 +151,29 @@ def portfolio_warm_start(workload: Workload, device: Device, corpus: CorpusColum
     seeds = warm_start(workload, device, corpus, k=k, shape_radius=settings.shape_radius, kinds=kinds)
     if not seeds or seeds[0].device == device.name:
         return seeds
-    devices = [seeds[0].device]
-    for name in (d.name for d in corpus.devices):
-        if name not in devices and name != device.name:
-            devices.append(name)
-    per_device = [warm_start(workload, name, corpus, k=k, shape_radius=settings.shape_radius, kinds=kinds)
-                  for name in devices]
+    others = [d for d in corpus.devices if d.name != device.name]
+    distance = device_distance(device, others) if others else np.zeros(0)
+    order = sorted(range(len(others)),
+                   key=lambda i: (device.arch is None or others[i].arch != device.arch, distance[i], others[i].name))
+    per_device = [warm_start(workload, others[i].name, corpus, k=k, shape_radius=settings.shape_radius,
+                             kinds=kinds) for i in order]
     merged = []
     for rank in range(k):
         merged += [seeds_of[rank] for seeds_of in per_device if rank < len(seeds_of)]
     return merged
+
+
+def pooled_best(transfer: np.ndarray | None, names: Sequence[str], corpus: CorpusColumns,
+                device: Device) -> int | None:
+    """The candidate with the best mean relative latency over the other devices, as a first seed when
+    none of them shares the target's architecture (no single device then speaks for the target; their
+    consensus is the safer first guess). None when fewer than two devices measured this workload."""
+    if transfer is None or transfer.shape[1] < 2:
+        return None
+    arches = {d.name: d.arch for d in corpus.devices}
+    if device.arch is not None and any(arches.get(n) == device.arch for n in names):
+        return None
+    return int(np.argmin(transfer.mean(axis=1)))
 
 
 @attrs.define
@@ -217,11 +230,14 @@ class TuneTarget:
             prior = make_ranker(corpus, featurizer=featurizer, ranker=ranker, workload_kind=workload.kind,
                                 kinds=kinds)
         scores = prior.score(workload, device, record_configs)
-        uncertainty = prior.uncertainty(workload, device, record_configs)
+        # Only the prior-order policy explores by the prior's uncertainty (the surrogate has its own).
+        uncertainty = (prior.uncertainty(workload, device, record_configs)
+                       if settings.policy == "prior" and settings.exploration == "uncertainty" else None)
         prior_column = np.where(np.isfinite(scores), scores, 0.0)
 
         feats = [_knob_features(space, candidates)]
         transfer_names: list[str] = []
+        transfer = None
         if settings.transfer:
             transfer, transfer_names = transfer_features(corpus, workload, device,
                                                          [config_key(c) for c in record_configs], kinds)
@@ -230,6 +246,10 @@ class TuneTarget:
             feats.append(prior_column[:, None])
 
         seeds, sources, skipped = [], [], 0
+        pooled = pooled_best(transfer if settings.transfer else None, transfer_names, corpus, device)
+        if pooled is not None and settings.warm_start:
+            seeds.append(keys[pooled])
+            sources.append(f"the best mean relative latency on {', '.join(transfer_names)}")
         for seed in portfolio_warm_start(workload, device, corpus, settings, kinds):
             try:
                 key = config_key(space.canonical(backend.knob_config(workload, seed.config)))

@@ -5,8 +5,9 @@ record becomes the entry ``"v1,v2,..."`` (the tune parameter values in order) wi
 ``time`` in milliseconds (the entry's original ``time`` when the record was imported from Kernel Tuner,
 else the latency), ``times`` and the other fields an import kept, and ``timestamp``; a failure writes
 its Kernel Tuner marker (``InvalidConfig``, ``CompilationFailedConfig``, ``RuntimeFailedConfig``) in
-place of ``time``. Importing the file again gives the same records (up to ``provenance.source``, which
-names the file a record was read from).
+place of ``time``. A cache holds one entry per config: of several records of one config, the last
+wins. Importing the file again gives the same records (up to ``provenance.source``, which names the
+file a record was read from).
 """
 
 from __future__ import annotations
@@ -74,15 +75,19 @@ def kernel_tuner_cache(records: Iterable[Record]) -> dict[str, Any]:
             f"a Kernel Tuner cache holds one kernel on one device, but the records span {len(targets)} "
             f"({', '.join(names)}, ...); filter with --device and --workload-name."
         )
-    params = list(first.config)
+    header = first.provenance.extra.get("header") if isinstance(first.provenance.extra, Mapping) else None
+    header = dict(header) if isinstance(header, Mapping) else {}
+    # Kernel Tuner keys entries by the values in tune_params_keys order; a store may have sorted the
+    # config's keys, so the imported header's order wins when it names the same parameters.
+    declared = header.get("tune_params_keys")
+    params = list(declared) if isinstance(declared, list) and set(declared) == set(first.config) \
+        else list(first.config)
     for r in records:
         if list(r.config) != params and set(r.config) != set(params):
             raise ExportError(
                 f"record configs have different parameters ({sorted(params)} and {sorted(r.config)}); "
                 "a Kernel Tuner cache needs one set of tune parameters."
             )
-    header = first.provenance.extra.get("header") if isinstance(first.provenance.extra, Mapping) else None
-    header = dict(header) if isinstance(header, Mapping) else {}
     data: dict[str, Any] = {
         "device_name": header.get("device_name") or first.device.name,
         "kernel_name": first.workload.name,

@@ -84,7 +84,7 @@ class GradientBoostingRanker(Ranker):
         max_depth: int = 4
         learning_rate: float = 0.1
         subsample: float = 0.8
-        max_rows: int = 100_000  # fit on a random sample of this many rows at most
+        max_rows: int = 50_000  # fit on a random sample of this many rows at most
         seed: int = 0
 
     def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> GradientBoostingRanker:

@@ -1,8 +1,10 @@
 """The ``knn`` ranker (numpy only): a distance-weighted mean of the nearest corpus points' targets.
 
 Features are standardised. The reference weighted neighbours by 1/(d + 1e-6), so an exact match drowned
-every other neighbour (one noisy duplicate decided the score); here the weight is 1/(d + h) with h the
-mean distance of the query's neighbours, which keeps an exact match the heaviest but never the only voice.
+every other neighbour (one noisy duplicate decided the score); here the weight is 1/(e + h), with e a
+neighbour's distance beyond the nearest one and h a fraction (``bandwidth``) of the mean of e: the nearest
+match weighs the most but never alone, and the weights do not depend on the scale of the features.
+Query cost grows with training rows x candidates: for large corpora prefer ``lightgbm``.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ class KNNRanker(Ranker):
 
     @attrs.frozen
     class Options:
-        k: int = 8  # neighbours per query
-        bandwidth: float = 1.0  # h = bandwidth x the mean distance of the query's neighbours
+        k: int = 4  # neighbours per query
+        bandwidth: float = 0.25  # h = bandwidth x the neighbours' mean distance beyond the nearest one
         max_rows: int = 100_000  # fit on a random sample of this many rows at most (query cost grows with it)
         chunk: int = 1024  # queries per distance block (memory: chunk x rows floats)
         seed: int = 0
@@ -69,9 +71,12 @@ class KNNRanker(Ranker):
         return dist, idx
 
     def _weights(self, dist: np.ndarray) -> np.ndarray:
-        h = self.options.bandwidth * dist.mean(axis=1, keepdims=True)
-        h = np.where(h > 0, h, 1.0)  # all neighbours exact matches: equal weights
-        w = 1.0 / (dist + h)
+        # Distances count from the nearest neighbour's: a query far from all training rows (a new device)
+        # still weighs its closest match (the same config elsewhere) above the rest.
+        excess = dist - dist[:, :1]
+        h = self.options.bandwidth * excess.mean(axis=1, keepdims=True)
+        h = np.where(h > 0, h, 1.0)  # all neighbours equally near: equal weights
+        w = 1.0 / (excess + h)
         return w / w.sum(axis=1, keepdims=True)
 
     def predict(self, X: np.ndarray) -> np.ndarray:

@@ -27,4 +27,11 @@ def write_jsonl(records: Iterable[Record], out: TextIO) -> int:
     return n
 
 
-EXPORT_FORMATS: dict[str, ExportWriter] = {"jsonl": write_jsonl}
+def write_kernel_tuner(records: Iterable[Record], out: TextIO) -> int:
+    """One Kernel Tuner cache file (one kernel on one device; see :mod:`amk.exporters.kernel_tuner`)."""
+    from amk.exporters.kernel_tuner import write_kernel_tuner as write
+
+    return write(records, out)
+
+
+EXPORT_FORMATS: dict[str, ExportWriter] = {"jsonl": write_jsonl, "kernel-tuner": write_kernel_tuner}

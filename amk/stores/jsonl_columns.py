@@ -63,6 +63,8 @@ def _load(path: Path, inode: int) -> tuple[_Cached, dict[str, Any]] | None:
             if meta.get("version") != CACHE_VERSION or meta.get("inode") != inode:
                 return None
             arrays = {name: data[name] for name in _ARRAYS}
+            arrays["source"] = np.empty(len(meta["source"]), dtype=object)
+            arrays["source"][:] = meta["source"]
     except (OSError, ValueError, KeyError, json.JSONDecodeError):
         return None
     columns = CorpusColumns(
@@ -82,6 +84,7 @@ def _save(path: Path, cached: _Cached, inode: int, fingerprint: str) -> None:
         "devices": [attrs.asdict(d) for d in cols.devices],
         "configs": cols.configs,
         "problems": [[p.where, p.reason] for p in cached.problems],
+        "source": cols.source.tolist() if cols.source is not None else [None] * len(cols),
     }
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
@@ -129,7 +132,7 @@ def cached_columns(corpus: Path, read_lines: LineReader) -> tuple[CorpusColumns,
         new = builder.build()
         if base is not None:
             new = attrs.evolve(new, **{name: np.concatenate([getattr(base.columns, name), getattr(new, name)])
-                                       for name in _ARRAYS})
+                                       for name in (*_ARRAYS, "source")})
         if base is None or end != base.end:
             _save(path, _Cached(new, problems, end, last_line), stat.st_ino, _fingerprint(f, end))
     return new, problems + tail_problems

@@ -41,8 +41,9 @@ CREATE TABLE IF NOT EXISTS amk_device_workloads (
 CREATE TABLE IF NOT EXISTS amk_records (
     id INTEGER PRIMARY KEY, schema_version INTEGER NOT NULL,
     workload_id INTEGER NOT NULL, device_id INTEGER NOT NULL, config_id INTEGER NOT NULL,
-    verdict TEXT NOT NULL, kind TEXT NOT NULL, latency_us REAL, bound_us REAL, timestamp REAL);
-CREATE INDEX IF NOT EXISTS amk_records_by_device ON amk_records (device_id, workload_id, verdict, kind, latency_us);
+    verdict TEXT NOT NULL, kind TEXT NOT NULL, latency_us REAL, bound_us REAL, timestamp REAL, source TEXT);
+CREATE INDEX IF NOT EXISTS amk_records_best ON amk_records
+    (device_id, workload_id, verdict, kind, latency_us, config_id, schema_version);
 CREATE INDEX IF NOT EXISTS amk_records_by_time ON amk_records (timestamp);
 CREATE TABLE IF NOT EXISTS amk_bodies (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
 """
@@ -66,6 +67,7 @@ class _Batch:
 
 class SqliteStore(sql.SqlStore):
     name: ClassVar[str] = "sqlite"
+    _scan_hint: ClassVar[str] = "NOT INDEXED"
     url_schemes: ClassVar[tuple[str, ...]] = ("sqlite",)
 
     @attrs.frozen
@@ -186,7 +188,7 @@ class SqliteStore(sql.SqlStore):
         w_ids, d_ids, c_ids, pairs = batch.workloads, batch.devices, batch.configs, batch.pairs
         record_values, body_values = [], []
         rid = batch.next_id
-        for workload, device, ckey, verdict, kind, latency, bound, timestamp, body in rows:
+        for workload, device, ckey, verdict, kind, latency, bound, timestamp, source, body in rows:
             w = w_ids.get(id(workload))
             if w is None:
                 w = w_ids[id(workload)] = self._intern(conn, "workload", workload, pending)
@@ -197,14 +199,14 @@ class SqliteStore(sql.SqlStore):
             if c is None:
                 c = c_ids[id(ckey)] = self._intern(conn, "config", ckey, pending)
             pairs.add((d, w))
-            record_values.append((rid, SCHEMA_VERSION, w, d, c, verdict, kind, latency, bound, timestamp))
+            record_values.append((rid, SCHEMA_VERSION, w, d, c, verdict, kind, latency, bound, timestamp, source))
             body_values.append((rid, body))
             rid += 1
         batch.next_id = rid
         batch.keep_alive.append(rows)
         conn.executemany(
             "INSERT INTO amk_records (id, schema_version, workload_id, device_id, config_id, verdict, kind,"
-            " latency_us, bound_us, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", record_values)
+            " latency_us, bound_us, timestamp, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", record_values)
         conn.executemany("INSERT INTO amk_bodies (id, body) VALUES (?, ?)", body_values)
 
     def _intern(self, conn: sqlite3.Connection, kind: str, value: Any, pending: dict[str, dict[Any, int]]) -> int:
@@ -257,8 +259,9 @@ class SqliteStore(sql.SqlStore):
                        self._intern(conn, "device", r.device, pending),
                        self._intern(conn, "config", r.config_key, pending))
                 conn.execute("UPDATE amk_records SET schema_version = ?, workload_id = ?, device_id = ?, config_id = ?,"
-                             " verdict = ?, kind = ?, latency_us = ?, bound_us = ?, timestamp = ? WHERE id = ?",
-                             (SCHEMA_VERSION, *ids, r.verdict, r.kind, r.latency_us, r.bound_us, r.timestamp, rid))
+                             " verdict = ?, kind = ?, latency_us = ?, bound_us = ?, timestamp = ?, source = ? WHERE id = ?",
+                             (SCHEMA_VERSION, *ids, r.verdict, r.kind, r.latency_us, r.bound_us, r.timestamp, r.source,
+                              rid))
                 conn.execute("UPDATE amk_bodies SET body = ? WHERE id = ?", (r.body, rid))
             conn.execute("COMMIT")
         except BaseException:
