@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import itertools
 import os
+import pwd
 import shutil
 import subprocess
 import tempfile
@@ -77,6 +78,12 @@ def postgres_server() -> Iterator[PostgresServer]:
         if runuser is None:
             shutil.rmtree(base, ignore_errors=True)
             pytest.skip("running as root, PostgreSQL must run as another user, and runuser is not installed")
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            shutil.rmtree(base, ignore_errors=True)
+            pytest.skip("running as root, PostgreSQL must run as the 'postgres' user, which does not exist "
+                        "(create it: useradd --system postgres)")
         shutil.chown(base, "postgres", "postgres")
         run_as = [runuser, "-u", "postgres", "--"]
     server = PostgresServer(base, run_as)

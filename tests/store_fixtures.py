@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from postgres_helpers import postgres_server, postgres_url  # noqa: F401  (fixtures)
 
 STORE_KINDS = ("jsonl", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres))

@@ -42,6 +42,7 @@ def make_record(i: int, *, writer: int = 0) -> Record:
         reason=None if passed else "wrong output",
     )
     provenance = Provenance(backend="test", backend_version="1", timestamp=1.7e9 + i,
+                            source=f"test.jsonl:{i}" if i % 3 else None,
                             notes=f"writer {writer}", extra={"i": i, "writer": writer, "tags": ["a", "b"]})
     return Record(workload=workload, device=device, config=config, measurement=measurement, provenance=provenance)
 
@@ -61,6 +62,7 @@ def column_rows(cols: CorpusColumns) -> list[tuple]:
             cols.workloads[cols.workload_index[i]].key, cols.devices[cols.device_index[i]],
             cols.configs[cols.config_index[i]], _num(cols.latency_us[i]), _num(cols.bound_us[i]),
             int(cols.verdict[i]), int(cols.kind[i]), _num(cols.timestamp[i]),
+            None if cols.source is None else cols.source[i],
         ))
     return out
 

@@ -10,8 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from amk.core.config import open_store
 from store_helpers import make_record
+
+from amk.core.config import open_store
 
 
 def main() -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from store_helpers import column_rows, make_record, unknown_device_record
 
 from amk.core.columns import CorpusColumns
 from amk.core.records import MeasurementKind, Verdict, record_to_json
 from amk.core.store import CorpusQuery, CorpusStats, Store
-from store_helpers import column_rows, make_record, unknown_device_record
 
 pytest_plugins = ["store_fixtures"]
 
@@ -131,3 +131,13 @@ def test_a_second_connection_sees_appends_made_through_the_first(store_url, stor
         store.append(RECORDS[:3])
         assert other.count() == 3
         assert len(other.columns()) == 3  # its cached unique tables refresh on a miss
+
+
+def test_records_streamed_from_a_generator_keep_their_own_configs(store):
+    # Objects freed while a generator runs can have their id() reused; configs must not get mixed up.
+    def fresh():
+        for i in range(300):
+            yield make_record(i)
+
+    store.append(fresh())
+    assert [r.config for r in store.query()] == [make_record(i).config for i in range(300)]

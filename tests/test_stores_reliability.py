@@ -12,15 +12,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import amk_env
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from store_helpers import make_record
 
 from amk.core.config import open_store
 from amk.core.errors import RecordError
 from amk.core.records import record_from_dict, record_to_dict, record_to_json
 from amk.importers import read_file
-from conftest import amk_env
-from store_helpers import make_record
 
 pytest_plugins = ["store_fixtures"]
 

@@ -14,8 +14,11 @@ from amk import __version__
 from amk.cli.context import AppContext, AmkGroup
 from amk.cli.config_cmd import config_group
 from amk.cli.corpus_cmd import corpus_group
+from amk.cli.doctor_cmd import doctor_command
 from amk.cli.plugins_cmd import plugins_command
 from amk.cli.prior_cmd import evaluate_command, rank_command, warm_start_command
+from amk.cli.simulate_cmd import simulate_command
+from amk.cli.tune_cmd import tune_command
 
 
 @click.group(cls=AmkGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -37,6 +40,9 @@ main.add_command(corpus_group)
 main.add_command(warm_start_command)
 main.add_command(rank_command)
 main.add_command(evaluate_command)
+main.add_command(tune_command)
+main.add_command(simulate_command)
+main.add_command(doctor_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

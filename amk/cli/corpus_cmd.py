@@ -1,18 +1,22 @@
-"""``amk corpus``: import, inspect, validate and migrate the corpus."""
+"""``amk corpus``: import, inspect, validate, migrate, copy and export the corpus."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import sys
 from pathlib import Path
 
 import click
 
 from amk.cli.context import AppContext, pass_app
+from amk.stores.export import EXPORT_FORMATS
 
 
 @click.group("corpus")
 def corpus_group() -> None:
-    """Import, inspect, validate and migrate the corpus of measured points."""
+    """Import, inspect, validate, migrate, copy and export the corpus of measured points."""
 
 
 def _echo_problems(problems, limit: int | None = None) -> None:
@@ -127,3 +131,92 @@ def migrate_command(app: AppContext) -> None:
     with app.open_store() as store:
         report = store.migrate()
     click.echo(report)
+
+
+@corpus_group.command("copy")
+@click.argument("src", metavar="SRC_URL")
+@click.argument("dst", metavar="DST_URL")
+@click.option("--batch-size", type=click.IntRange(1), default=10_000, show_default=True,
+              help="Records per append (one transaction in the SQL stores).")
+def copy_command(src: str, dst: str, batch_size: int) -> None:
+    """Copy every record of the store SRC_URL into the store DST_URL (jsonl:PATH, sqlite:PATH, postgresql://...).
+
+    Records are copied as they are (lossless) and in order; afterwards both stores are counted: the
+    command exits 1 when an entry of SRC could not be read or the counts do not add up.
+    """
+    from amk.core.config import open_store
+    from amk.core.errors import StoreError
+
+    if src == dst:
+        raise StoreError(f"SRC and DST are the same store {src!r}; name two different stores.")
+    with open_store(src) as source, open_store(dst) as target:
+        before = target.count()
+        copied = 0
+        records = source.query()
+        while batch := list(itertools.islice(records, batch_size)):
+            copied += target.append(batch)
+        problems = source.problems()
+        readable = source.count()
+        after = target.count()
+        _echo_problems(problems, limit=20)
+        click.echo(f"copied {copied} records from {source.describe()} to {target.describe()} "
+                   f"(it held {before}, now {after})")
+        if problems:
+            click.echo(f"amk: error: {len(problems)} entries of {source.describe()} could not be read and were "
+                       "not copied (listed above); fix or remove them, then copy again.", err=True)
+            raise SystemExit(1)
+        if copied != readable or after - before != copied:
+            click.echo(f"amk: error: counts do not add up: {source.describe()} holds {readable} records, {copied} "
+                       f"were copied, {target.describe()} grew by {after - before}; check both stores.", err=True)
+            raise SystemExit(1)
+
+
+@corpus_group.command("export")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file (replaced when complete) instead of stdout.")
+@click.option("--format", "fmt", default="jsonl", show_default=True, metavar="|".join(EXPORT_FORMATS),
+              help="Output format.")
+@click.option("--device", help="Only records of this device.")
+@click.option("--workload-kind", help="Only workloads of this kind (decode, kernel_tuner, ...).")
+@click.option("--workload-name", help="Only the workload of this name.")
+@click.option("--verdict", type=click.Choice(["PASS", "FAIL", "REJECTED", "TIMEOUT", "CRASH"]),
+              help="Only records with this verdict.")
+@click.option("--kind", type=click.Choice(["measured", "predicted", "replayed"]), help="Only this measurement kind.")
+@click.option("--since", type=float, metavar="EPOCH_S", help="Only records measured at or after this time.")
+@click.option("--until", type=float, metavar="EPOCH_S", help="Only records measured before this time.")
+@pass_app
+def export_command(app: AppContext, output: Path | None, fmt: str, device: str | None, workload_kind: str | None,
+                   workload_name: str | None, verdict: str | None, kind: str | None, since: float | None,
+                   until: float | None) -> None:
+    """Write the store's records (those matching the filters) in the current schema.
+
+    Entries the store cannot read are listed on stderr and make the command exit 1 after writing the rest.
+    """
+    from amk.core.errors import AmkError
+    from amk.core.records import MeasurementKind, Verdict
+    from amk.core.store import CorpusQuery
+
+    writer = EXPORT_FORMATS.get(fmt)
+    if writer is None:
+        raise AmkError(f"unknown export format {fmt!r}; formats are {sorted(EXPORT_FORMATS)}.")
+    query = CorpusQuery(device=device, workload_kind=workload_kind, workload_name=workload_name,
+                        verdict=Verdict(verdict) if verdict else None, kind=MeasurementKind(kind) if kind else None,
+                        since=since, until=until)
+    with app.open_store() as store:
+        if output is None:
+            written = writer(store.query(query), sys.stdout)
+        else:
+            partial = output.with_name(output.name + ".partial")
+            try:
+                with partial.open("w", encoding="utf-8") as out:
+                    written = writer(store.query(query), out)
+                os.replace(partial, output)
+            finally:
+                partial.unlink(missing_ok=True)
+        problems = store.problems()
+        where = store.describe()
+    _echo_problems(problems, limit=20)
+    target = str(output) if output else "stdout"
+    click.echo(f"exported {written} records from {where} to {target} as {fmt}", err=True)
+    if problems:
+        raise SystemExit(1)

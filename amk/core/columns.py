@@ -134,6 +134,21 @@ class ColumnsBuilder:
             "workload_index", "device_index", "config_index", "latency_us", "bound_us", "verdict", "kind",
             "timestamp", "source")}
 
+    @classmethod
+    def extending(cls, columns: CorpusColumns) -> ColumnsBuilder:
+        """A builder that starts with ``columns``' unique tables, so rows added after them share indices.
+
+        ``build()`` then returns only the new rows; concatenate them after ``columns``' rows.
+        """
+        builder = cls()
+        builder.workloads = list(columns.workloads)
+        builder.devices = list(columns.devices)
+        builder.configs = list(columns.configs)
+        builder._workloads = {w.key: i for i, w in enumerate(builder.workloads)}
+        builder._devices = {d: i for i, d in enumerate(builder.devices)}
+        builder._configs = {config_key(c): i for i, c in enumerate(builder.configs)}
+        return builder
+
     def add(self, record: Record) -> None:
         self.add_row(record.workload, record.device, record.config, record.measurement.latency_us,
                      record.measurement.bound_us, record.measurement.verdict, record.measurement.kind,

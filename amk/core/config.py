@@ -37,7 +37,7 @@ DEFAULT_ORIGIN = "embedded default"
 
 # Sections that configure amk itself rather than select a plugin: section -> its attrs settings class,
 # as "module:Class" so reading a config imports nothing it does not need.
-SETTINGS_SECTIONS: dict[str, str] = {}
+SETTINGS_SECTIONS: dict[str, str] = {"tune": "amk.core.tune:TuneSettings"}
 
 _options_converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
 

@@ -206,13 +206,35 @@ class Backend(Implementation, ABC):
         """Whether this backend can run here, and if not, why (shown by ``amk doctor``)."""
         return True, "available"
 
+    def local_device(self) -> Device | None:
+        """The device this backend measures on when it runs here (e.g. this machine's CPU or GPU, with
+        its measured bandwidth); None for backends that measure no local hardware (replay, roofline).
+        Call it only when ``availability()`` says the backend can run."""
+        return None
+
     @abstractmethod
     def search_space(self, workload: Workload, device: Device) -> SearchSpace:
         """The knobs, choices and constraints of ``workload`` on ``device``."""
 
     def validate(self, workload: Workload, device: Device, config: Mapping[str, Any]) -> None:
-        """Raise InvalidConfigError when this backend would refuse ``config``."""
-        self.search_space(workload, device).check(config)
+        """Raise InvalidConfigError when this backend would refuse ``config`` (knob or record form)."""
+        self.search_space(workload, device).check(self.knob_config(workload, config))
+
+    def record_config(self, workload: Workload, knobs: Mapping[str, Any]) -> dict[str, Any]:
+        """The config as records store it, from a knob dict of the search space (identity by default).
+
+        A backend whose records use a richer layout than flat knobs (amk's ScheduleConfig dict) maps
+        here, so the corpus reads the same whichever backend wrote it.
+        """
+        return dict(knobs)
+
+    def knob_config(self, workload: Workload, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The knob dict of a config in record form (the inverse of ``record_config``; identity by default).
+
+        Raises InvalidConfigError when ``config`` cannot be one of this backend's (warm-start seeds from
+        other backends' records pass through here).
+        """
+        return dict(config)
 
     @abstractmethod
     def measure(self, workload: Workload, device: Device, config: Mapping[str, Any]) -> Measurement:

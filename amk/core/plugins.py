@@ -32,6 +32,11 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "amk.rankers.knn",
     "amk.rankers.gbr",
     "amk.rankers.lightgbm",
+    "amk.stores.memory",
+    "amk.backends.replay",
+    "amk.backends.roofline",
+    "amk.backends.cpu",
+    "amk.backends.cuda",
 )
 
 

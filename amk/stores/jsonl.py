@@ -19,6 +19,7 @@ larger corpora use the ``sqlite`` store (``amk corpus copy jsonl:PATH sqlite:PAT
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import json
 import os
@@ -29,12 +30,15 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import attrs
+import numpy as np
 
 import amk
+from amk.core.columns import KIND_CODES, VERDICT_CODES, CorpusColumns
 from amk.core.errors import RecordError, StoreError
 from amk.core.migrations import SCHEMA_VERSION
 from amk.core.records import Record, record_from_dict, record_to_json
-from amk.core.store import CorpusProblem, Store
+from amk.core.store import CorpusProblem, CorpusQuery, CorpusStats, Store
+from amk.core.workload import Workload
 
 
 class JsonlStore(Store):
@@ -45,11 +49,14 @@ class JsonlStore(Store):
     class Options:
         path: str = ".amk/corpus.jsonl"
         fsync: bool = False  # fsync after every append: durable across power loss, slower
+        columns_cache: bool = True  # keep <file>.columns.npz so training reads parse only new lines
 
     def __init__(self, options: Options | None = None) -> None:
         super().__init__(options)
         self.path = Path(self.options.path)
         self._problems: list[CorpusProblem] = []
+        # The columns of the file as last read, by (inode, size, mtime): one command asks several times.
+        self._columns_memo: tuple | None = None
 
     @classmethod
     def options_from_url(cls, url: str) -> dict[str, Any]:
@@ -128,35 +135,93 @@ class JsonlStore(Store):
         os.truncate(self.path, start)
         f.seek(0, os.SEEK_END)
 
+    def _open_for_reading(self):
+        try:
+            return self.path.open("rb")
+        except OSError as exc:
+            raise StoreError(f"cannot read {self.path}: {exc.strerror}; check the path and permissions.") from None
+
+    def _read_lines(self, f, start: int = 0, first_lineno: int = 1
+                    ) -> Iterator[tuple[int, Record | CorpusProblem | None, int | None]]:
+        """Each line from byte ``start``: (line number, its record or problem or None when blank, end offset)."""
+        f.seek(start)
+        offset = start
+        for lineno, raw in enumerate(f, first_lineno):
+            offset += len(raw)
+            where = f"{self.path}:{lineno}"
+            if not raw.endswith(b"\n"):
+                if raw.strip():
+                    # A writer holds the lock while it writes whole lines, so a line without its newline
+                    # is one being written now or left by a writer that was killed.
+                    yield lineno, CorpusProblem(
+                        where, f"incomplete last line ({len(raw)} bytes without a newline: a writer was killed "
+                               f"mid-write, or is still writing); the next append sets it aside in {self.torn_path}"
+                    ), None
+                return
+            if not raw.strip():
+                yield lineno, None, offset
+                continue
+            try:
+                data = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                yield lineno, CorpusProblem(where, f"not valid JSON: {exc}"), offset
+                continue
+            try:
+                yield lineno, record_from_dict(data, where=where), offset
+            except RecordError as exc:
+                yield lineno, CorpusProblem(where, str(exc).removeprefix(where + ": ")), offset
+
     def _scan(self) -> Iterator[Record]:
         self._problems = []
         if not self.path.exists():
             return
+        with self._open_for_reading() as f:
+            for _, item, _ in self._read_lines(f):
+                if isinstance(item, CorpusProblem):
+                    self._problems.append(item)
+                elif item is not None:
+                    yield item
+
+    # -- columns, from the cache (see amk.stores.jsonl_columns) ----------------------------------------
+
+    def _all_columns(self) -> CorpusColumns:
+        if not self.options.columns_cache:
+            return CorpusColumns.from_records(self._scan())
+        from amk.stores.jsonl_columns import cached_columns
+
         try:
-            f = self.path.open("rb")
-        except OSError as exc:
-            raise StoreError(f"cannot read {self.path}: {exc.strerror}; check the path and permissions.") from None
-        with f:
-            for lineno, raw in enumerate(f, 1):
-                if not raw.strip():
-                    continue
-                where = f"{self.path}:{lineno}"
-                if not raw.endswith(b"\n"):
-                    # A writer holds the lock while it writes whole lines, so a line without its newline
-                    # is one being written now or left by a writer that was killed.
-                    self._problems.append(CorpusProblem(
-                        where, f"incomplete last line ({len(raw)} bytes without a newline: a writer was killed "
-                               f"mid-write, or is still writing); the next append sets it aside in {self.torn_path}"))
-                    continue
-                try:
-                    data = json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    self._problems.append(CorpusProblem(where, f"not valid JSON: {exc}"))
-                    continue
-                try:
-                    yield record_from_dict(data, where=where)
-                except RecordError as exc:
-                    self._problems.append(CorpusProblem(where, str(exc).removeprefix(where + ": ")))
+            stat = os.stat(self.path)
+            version = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        except FileNotFoundError:
+            version = None
+        if self._columns_memo is not None and version is not None and self._columns_memo[0] == version:
+            cols, problems = self._columns_memo[1:]
+        else:
+            try:
+                cols, problems = cached_columns(self.path, self._read_lines)
+            except OSError as exc:
+                raise StoreError(f"cannot read {self.path}: {exc.strerror}; check the path and permissions.") from None
+            self._columns_memo = (version, cols, problems) if version is not None else None
+        self._problems = list(problems)
+        return cols
+
+    def columns(self, query: CorpusQuery | None = None) -> CorpusColumns:
+        cols = self._all_columns()
+        if query is None or query == CorpusQuery():
+            return cols
+        return cols.take(_query_mask(cols, query)).compact()
+
+    def count(self, query: CorpusQuery | None = None) -> int:
+        cols = self._all_columns()
+        return int(_query_mask(cols, query or CorpusQuery()).sum())
+
+    def workloads(self, device: str | None = None, workload_kind: str | None = None) -> list[Workload]:
+        cols = self.columns(CorpusQuery(device=device, workload_kind=workload_kind))
+        return sorted(cols.workloads, key=lambda w: w.key)
+
+    def stats(self) -> CorpusStats:
+        cols = self._all_columns()
+        return stats_of_columns(cols, problems=len(self.problems()))
 
     def migrate(self) -> str:
         """Rewrite the file in the current schema; unreadable lines are kept verbatim and reported."""
@@ -208,6 +273,44 @@ class JsonlStore(Store):
                               f"a torn line ({len(line)} bytes) set aside from {self.path} after a writer was "
                               "killed mid-write; its record is incomplete: re-measure it, then delete this file")
                 for lineno, line in enumerate(data.split(b"\n"), 1) if line.strip()]
+
+
+def _query_mask(cols: CorpusColumns, query: CorpusQuery) -> np.ndarray:
+    """The rows of ``cols`` that ``query`` matches (the same rows as ``CorpusQuery.matches``)."""
+    keep = cols.mask(device=query.device, workload_kind=query.workload_kind,
+                     verdicts=None if query.verdict is None else [query.verdict],
+                     kinds=None if query.kind is None else [query.kind])
+    if query.workload_name is not None or query.workload_shape is not None:
+        shape = None if query.workload_shape is None else dict(query.workload_shape)
+        ids = [i for i, w in enumerate(cols.workloads)
+               if (query.workload_name is None or w.name == query.workload_name) and (shape is None or w.shape == shape)]
+        keep &= np.isin(cols.workload_index, ids)
+    with np.errstate(invalid="ignore"):
+        if query.since is not None:
+            keep &= cols.timestamp >= query.since
+        if query.until is not None:
+            keep &= cols.timestamp < query.until
+    return keep
+
+
+def stats_of_columns(cols: CorpusColumns, problems: int) -> CorpusStats:
+    """``CorpusStats.of`` the records behind ``cols``, counted from the columns."""
+    def counts(labels: list[str], index: np.ndarray) -> dict[str, int]:
+        out: dict[str, int] = collections.Counter()
+        for i, n in zip(*np.unique(index, return_counts=True)):
+            out[labels[int(i)]] += int(n)
+        return dict(sorted(out.items()))
+
+    labels = [f"{w.kind}:{w.name}" for w in cols.workloads]
+    shapes: dict[str, dict] = {}
+    first_rows = np.sort(np.unique(cols.workload_index, return_index=True)[1])
+    for row in first_rows:  # the shape of each label's first record, as CorpusStats.of keeps it
+        w = cols.workloads[int(cols.workload_index[row])]
+        shapes.setdefault(f"{w.kind}:{w.name}", dict(w.shape))
+    return CorpusStats(len(cols), counts([d.name for d in cols.devices], cols.device_index),
+                       counts(labels, cols.workload_index),
+                       counts([k.value for k in KIND_CODES], cols.kind),
+                       counts([v.value for v in VERDICT_CODES], cols.verdict), shapes, problems)
 
 
 @amk.hookimpl

@@ -46,8 +46,9 @@ CREATE TABLE IF NOT EXISTS amk_records (
     id BIGINT PRIMARY KEY, schema_version INTEGER NOT NULL,
     workload_id BIGINT NOT NULL, device_id BIGINT NOT NULL, config_id BIGINT NOT NULL,
     verdict TEXT NOT NULL, kind TEXT NOT NULL,
-    latency_us DOUBLE PRECISION, bound_us DOUBLE PRECISION, timestamp DOUBLE PRECISION);
-CREATE INDEX IF NOT EXISTS amk_records_by_device ON amk_records (device_id, workload_id, verdict, kind, latency_us);
+    latency_us DOUBLE PRECISION, bound_us DOUBLE PRECISION, timestamp DOUBLE PRECISION, source TEXT);
+CREATE INDEX IF NOT EXISTS amk_records_best ON amk_records
+    (device_id, workload_id, verdict, kind, latency_us, config_id, schema_version);
 CREATE INDEX IF NOT EXISTS amk_records_by_workload ON amk_records (workload_id);
 CREATE INDEX IF NOT EXISTS amk_records_by_time ON amk_records (timestamp);
 CREATE TABLE IF NOT EXISTS amk_bodies (id BIGINT PRIMARY KEY, body TEXT NOT NULL);
@@ -113,8 +114,10 @@ class PostgresStore(sql.SqlStore):
             raise StoreError(f"cannot connect to {self.describe()}: {reason}; check the URL and that the server runs.") from None
         try:
             with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-                conn.execute(_SCHEMA)
+                ready = conn.execute("SELECT to_regclass('amk_bodies') IS NOT NULL").fetchone()[0]
+                if not ready:  # the first writer creates the tables; the others wait for it here
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                    conn.execute(_SCHEMA)
                 meta = dict(conn.execute("SELECT key, value FROM amk_meta").fetchall())
                 sql.check_meta(meta, self.describe())
                 if not meta:
@@ -179,10 +182,10 @@ class PostgresStore(sql.SqlStore):
             record_ids.sort()
             with conn.cursor() as cur:
                 with cur.copy("COPY amk_records (id, schema_version, workload_id, device_id, config_id, verdict,"
-                              " kind, latency_us, bound_us, timestamp) FROM STDIN") as copy:
+                              " kind, latency_us, bound_us, timestamp, source) FROM STDIN") as copy:
                     for rid, (w, d, c), r in zip(record_ids, ids, rows):
                         copy.write_row((rid, SCHEMA_VERSION, w, d, c, r.verdict, r.kind, r.latency_us, r.bound_us,
-                                        r.timestamp))
+                                        r.timestamp, r.source))
                 with cur.copy("COPY amk_bodies (id, body) FROM STDIN") as copy:
                     for rid, r in zip(record_ids, rows):
                         copy.write_row((rid, r.body))
@@ -254,8 +257,9 @@ class PostgresStore(sql.SqlStore):
                             for k, v in (("workload", r.workload), ("device", r.device), ("config", r.config_key)))
                 conn.execute("UPDATE amk_records SET schema_version = %s, workload_id = %s, device_id = %s,"
                              " config_id = %s, verdict = %s, kind = %s, latency_us = %s, bound_us = %s,"
-                             " timestamp = %s WHERE id = %s",
-                             (SCHEMA_VERSION, *ids, r.verdict, r.kind, r.latency_us, r.bound_us, r.timestamp, rid))
+                             " timestamp = %s, source = %s WHERE id = %s",
+                             (SCHEMA_VERSION, *ids, r.verdict, r.kind, r.latency_us, r.bound_us, r.timestamp, r.source,
+                              rid))
                 conn.execute("UPDATE amk_bodies SET body = %s WHERE id = %s", (r.body, rid))
         for kind, new in pending.items():
             self._ids[kind].update(new)

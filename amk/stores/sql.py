@@ -8,9 +8,11 @@ Layout (the same tables in both databases)::
     amk_configs           id, key (canonical JSON of the config)                       one row per config
     amk_device_workloads  (device_id, workload_id): which workloads have records on which device
     amk_records           id (append order), schema_version, workload_id, device_id, config_id, verdict,
-                          kind, latency_us, bound_us, timestamp: the narrow table queries filter and
-                          training reads, indexed by (device, workload, verdict, kind, latency)
-    amk_bodies            id -> the rest of the record (measurement and provenance) as canonical JSON
+                          kind, latency_us, bound_us, timestamp, source: the narrow table queries filter and
+                          training reads, indexed by (device, workload, verdict, kind, latency, config,
+                          schema version), which answers best_configs without reading rows, and by time
+    amk_bodies            id -> the rest of the record as JSON: the measurement's other fields (spread,
+                          samples, reason) and the provenance but its timestamp and source
 
 A record is stored losslessly: reading joins its row, its workload, device and config, and its body
 back into the record dict and structures it through ``record_from_dict`` (so a row from a newer schema
@@ -44,10 +46,12 @@ LAYOUT_VERSION = 1  # the table layout above; a database with a newer one is ref
 # Fields kept in amk_records' own columns; the body holds the rest of the measurement and provenance.
 _COLUMN_MEASUREMENT_FIELDS = ("verdict", "kind", "latency_us", "bound_us")
 _MEASUREMENT_FIELDS = tuple(f.name for f in attrs.fields(Measurement) if f.name not in _COLUMN_MEASUREMENT_FIELDS)
-_PROVENANCE_FIELDS = tuple(f.name for f in attrs.fields(Provenance) if f.name not in ("timestamp", "extra"))
-RECORD_COLUMNS = "r.workload_id, r.device_id, r.config_id, r.latency_us, r.bound_us, r.verdict, r.kind, r.timestamp"
+_PROVENANCE_FIELDS = tuple(f.name for f in attrs.fields(Provenance)
+                           if f.name not in ("timestamp", "source", "extra"))
+RECORD_COLUMNS = ("r.workload_id, r.device_id, r.config_id, r.latency_us, r.bound_us, r.verdict, r.kind, r.timestamp,"
+                  " r.source")
 READ_COLUMNS = ("r.id, r.schema_version, r.workload_id, r.device_id, r.config_id, r.verdict, r.kind, r.latency_us,"
-                " r.bound_us, r.timestamp, b.body")
+                " r.bound_us, r.timestamp, r.source, b.body")
 
 
 def _values_getter(fields: tuple[str, ...]) -> Callable[[Any], tuple]:
@@ -77,6 +81,7 @@ class RecordRow(NamedTuple):
     latency_us: float | None
     bound_us: float | None
     timestamp: float | None
+    source: str | None
     body: str
 
 
@@ -96,25 +101,28 @@ def _encode_value(value: Any) -> str:
 
 def record_rows(records: Iterable[Record]) -> list[RecordRow]:
     """Rows for ``records``; what many records share (a config, a provenance) is serialised once."""
-    shared_json: dict[Any, str] = {}
+    # Keyed by id(): each entry keeps its object alive, so an id cannot be reused within the call.
+    by_object: dict[int, tuple[Any, str]] = {}
+    by_origin: dict[tuple, str] = {}
     rows = []
     for r in records:
-        if not isinstance(r, Record):
+        if type(r) is not Record and not isinstance(r, Record):
             raise TypeError(f"a store appends Record objects, got {type(r).__name__}")
         cfg, m, p = r.config, r.measurement, r.provenance
-        ckey = shared_json.get(id(cfg))
-        if ckey is None:
-            ckey = shared_json[id(cfg)] = config_key(cfg)
-        extra = shared_json.get(id(p.extra))
+        found = by_object.get(id(cfg))
+        if found is None:
+            found = by_object[id(cfg)] = (cfg, config_key(cfg))
+        extra = by_object.get(id(p.extra))
         if extra is None:
-            extra = shared_json[id(p.extra)] = _dumps(p.extra)
+            extra = by_object[id(p.extra)] = (p.extra, _dumps(p.extra))
         origin = _provenance_values(p)
-        provenance = shared_json.get(origin)
+        provenance = by_origin.get(origin)
         if provenance is None:
-            provenance = shared_json[origin] = _dumps(dict(zip(_PROVENANCE_FIELDS, origin)))[1:-1]
-        body = _BODY_TEMPLATE % (*map(_encode_value, _measurement_values(m)), provenance, extra)
-        rows.append(RecordRow(r.workload, r.device, ckey, m.verdict.value, m.kind.value, m.latency_us,
-                              m.bound_us, p.timestamp, body))
+            provenance = by_origin[origin] = _dumps(dict(zip(_PROVENANCE_FIELDS, origin)))[1:-1]
+        body = _BODY_TEMPLATE % (*map(_encode_value, _measurement_values(m)), provenance, extra[1])
+        # _value_ is the enum's plain attribute (.value is a slower property; both are the same str).
+        rows.append(RecordRow(r.workload, r.device, found[1], m.verdict._value_, m.kind._value_, m.latency_us,
+                              m.bound_us, p.timestamp, p.source, body))
     return rows
 
 
@@ -158,29 +166,40 @@ def where_clause(query: CorpusQuery | None, ph: str) -> tuple[str, list[Any]]:
 
 
 class UniqueTables:
-    """The workloads, devices and configs of a database by id, read once and refreshed on a miss."""
+    """The workloads, devices and configs of a database by id, read as they are needed and then kept."""
 
-    def __init__(self, fetch: Callable[[str, int], list[tuple]]) -> None:
-        # fetch(table, after_id) -> rows with id > after_id, in id order
+    _TABLES = (("workloads", "amk_workloads"), ("devices", "amk_devices"), ("configs", "amk_configs"))
+
+    def __init__(self, fetch: Callable[[str, list[int] | None, int], list[tuple]]) -> None:
+        # fetch(table, ids, after) -> the rows of those ids, or (ids None) every row with id > after
         self._fetch = fetch
         self.workloads: dict[int, dict[str, Any]] = {}
         self.devices: dict[int, dict[str, Any]] = {}
         self.configs: dict[int, dict[str, Any]] = {}
         self._objects: dict[str, dict[int, Any]] = {"workload": {}, "device": {}}
 
-    def refresh(self) -> None:
-        for row in self._fetch("amk_workloads", max(self.workloads, default=0)):
-            wid, kind, name, shape = row
-            self.workloads[wid] = {"kind": kind, "name": name, "shape": json.loads(shape)}
-        for wid, key in self._fetch("amk_devices", max(self.devices, default=0)):
-            self.devices[wid] = json.loads(key)
-        for cid, key in self._fetch("amk_configs", max(self.configs, default=0)):
-            self.configs[cid] = json.loads(key)
+    def _load(self, attr: str, table: str, ids: list[int] | None) -> None:
+        cache = getattr(self, attr)
+        for row in self._fetch(table, ids, max(cache, default=0)):
+            if table == "amk_workloads":
+                rid, kind, name, shape = row
+                cache[rid] = {"kind": kind, "name": name, "shape": json.loads(shape)}
+            else:
+                cache[row[0]] = json.loads(row[1])
 
-    def ensure(self, workload_ids: Iterable[int], device_ids: Iterable[int], config_ids: Iterable[int]) -> None:
-        if (any(i not in self.workloads for i in workload_ids) or any(i not in self.devices for i in device_ids)
-                or any(i not in self.configs for i in config_ids)):
-            self.refresh()
+    def refresh(self) -> None:
+        """Read every entry added since the last read."""
+        for attr, table in self._TABLES:
+            self._load(attr, table, None)
+
+    def ensure(self, workload_ids: Iterable[int] = (), device_ids: Iterable[int] = (),
+               config_ids: Iterable[int] = ()) -> None:
+        """Read the entries of these ids that are not here yet (a few by id, many by reading all new ones)."""
+        for (attr, table), ids in zip(self._TABLES, (workload_ids, device_ids, config_ids)):
+            cache = getattr(self, attr)
+            missing = [int(i) for i in ids if i not in cache]
+            if missing:
+                self._load(attr, table, missing if len(missing) <= 500 else None)
 
     def workload(self, wid: int) -> Workload:
         cache = self._objects["workload"]
@@ -197,14 +216,14 @@ class UniqueTables:
 
     def record_dict(self, row: tuple) -> dict[str, Any]:
         """The record dict of a row of ``READ_COLUMNS``."""
-        _, schema_version, wid, did, cid, verdict, kind, latency, bound, timestamp, body = row
+        _, schema_version, wid, did, cid, verdict, kind, latency, bound, timestamp, source, body = row
         w = self.workloads[wid]
         data = json.loads(body)
         if not isinstance(data, Mapping) or not isinstance(data.get("measurement"), Mapping) \
                 or not isinstance(data.get("provenance"), Mapping):
             raise ValueError("the stored body is not an object with a measurement and a provenance")
         data["measurement"].update(verdict=verdict, kind=kind, latency_us=latency, bound_us=bound)
-        data["provenance"]["timestamp"] = timestamp
+        data["provenance"].update(timestamp=timestamp, source=source)
         data.update({"schema_version": schema_version,
                      "workload": {"kind": w["kind"], "name": w["name"], "shape": copy.deepcopy(w["shape"])},
                      "device": dict(self.devices[did]), "config": copy.deepcopy(self.configs[cid])})
@@ -225,11 +244,11 @@ def problem_from(exc: RecordError, where: str) -> CorpusProblem:
 
 
 def columns_from_rows(rows: list[tuple], tables: UniqueTables) -> CorpusColumns:
-    """Compact columns from (workload_id, device_id, config_id, latency, bound, verdict, kind, timestamp) rows."""
+    """Compact columns from rows of ``RECORD_COLUMNS``."""
     n = len(rows)
     if n == 0:
         return CorpusColumns.from_records([])
-    wid, did, cid, lat, bound, verdict, kind, ts = zip(*rows)
+    wid, did, cid, lat, bound, verdict, kind, ts, source = zip(*rows)
     ids = {name: np.fromiter(col, dtype=np.int64, count=n) for name, col in (("w", wid), ("d", did), ("c", cid))}
     tables.ensure(np.unique(ids["w"]).tolist(), np.unique(ids["d"]).tolist(), np.unique(ids["c"]).tolist())
     workload_index, workload_ids = first_use_factorize(ids["w"], np.arange(int(ids["w"].max()) + 1))
@@ -250,25 +269,31 @@ def columns_from_rows(rows: list[tuple], tables: UniqueTables) -> CorpusColumns:
         verdict=np.fromiter((verdict_code[v] for v in verdict), dtype=np.int8, count=n),
         kind=np.fromiter((kind_code[k] for k in kind), dtype=np.int8, count=n),
         timestamp=floats(ts),
+        source=np.array(source, dtype=object),
     )
 
 
 def best_configs_sql(where: str, per_workload_ph: str) -> str:
-    """The best-of query behind ``best_configs`` (see ``Store.best_configs``) over a WHERE clause."""
+    """The best-of query behind ``best_configs`` (see ``Store.best_configs``) over a WHERE clause.
+
+    The ranking reads only columns of the ``amk_records_best`` index (no row lookups); the full columns
+    are read for the winners alone.
+    """
     return f"""
         WITH candidates AS (
-            SELECT r.id, {RECORD_COLUMNS},
+            SELECT r.id, r.workload_id, r.latency_us,
                    ROW_NUMBER() OVER (PARTITION BY r.workload_id, r.config_id ORDER BY r.latency_us, r.id) AS sample_rank,
                    MIN(r.id) OVER (PARTITION BY r.workload_id) AS workload_first
             FROM amk_records r
             WHERE {where} AND r.latency_us IS NOT NULL
         ), best AS (
-            SELECT *, ROW_NUMBER() OVER (PARTITION BY workload_id ORDER BY latency_us, id) AS config_rank
+            SELECT id, workload_first, latency_us,
+                   ROW_NUMBER() OVER (PARTITION BY workload_id ORDER BY latency_us, id) AS config_rank
             FROM candidates WHERE sample_rank = 1
         )
-        SELECT workload_id, device_id, config_id, latency_us, bound_us, verdict, kind, timestamp
-        FROM best WHERE config_rank <= {per_workload_ph}
-        ORDER BY workload_first, latency_us, id
+        SELECT {RECORD_COLUMNS} FROM best JOIN amk_records r ON r.id = best.id
+        WHERE best.config_rank <= {per_workload_ph}
+        ORDER BY best.workload_first, best.latency_us, best.id
     """
 
 
@@ -302,10 +327,13 @@ class SqlStore(Store):
     """Reading, shared by the SQL stores: subclasses connect, append, and run SQL with ``ph`` placeholders."""
 
     ph: ClassVar[str] = "?"
+    # How to ask for a sequential scan when a query reads a large share of the table (a device's rows):
+    # one pass in id order beats an index lookup per row plus a sort.
+    _scan_hint: ClassVar[str] = ""
 
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
-        self._tables = UniqueTables(self._fetch_new)
+        self._tables = UniqueTables(self._fetch_unique)
         self._problems: list[CorpusProblem] = []
 
     @abstractmethod
@@ -316,9 +344,11 @@ class SqlStore(Store):
     def _stream(self, statement: str, params: Sequence[Any] = ()) -> Iterator[list[tuple]]:
         """The rows of one statement in batches, without holding them all in memory."""
 
-    def _fetch_new(self, table: str, after: int) -> list[tuple]:
+    def _fetch_unique(self, table: str, ids: list[int] | None, after: int) -> list[tuple]:
         columns = "id, kind, name, shape" if table == "amk_workloads" else "id, key"
-        return self._fetchall(f"SELECT {columns} FROM {table} WHERE id > {self.ph} ORDER BY id", (after,))
+        if ids is None:
+            return self._fetchall(f"SELECT {columns} FROM {table} WHERE id > {self.ph} ORDER BY id", (after,))
+        return self._fetchall(f"SELECT {columns} FROM {table} WHERE id IN ({', '.join(map(str, ids))})")
 
     def _scan(self) -> Iterator[Record]:
         return self.query()
@@ -329,7 +359,6 @@ class SqlStore(Store):
 
     def _read(self, where: str, params: list[Any], full: bool) -> Iterator[Record]:
         problems: list[CorpusProblem] = []
-        self._tables.refresh()
         for batch in self._stream(
                 f"SELECT {READ_COLUMNS} FROM amk_records r"
                 f" JOIN amk_bodies b ON b.id = r.id WHERE {where} ORDER BY r.id", params):
@@ -349,7 +378,9 @@ class SqlStore(Store):
 
     def columns(self, query: CorpusQuery | None = None) -> CorpusColumns:
         where, params = where_clause(query, self.ph)
-        rows = self._fetchall(f"SELECT {RECORD_COLUMNS} FROM amk_records r WHERE {where} ORDER BY r.id", params)
+        selective = query is not None and (query.workload_name is not None or query.workload_shape is not None)
+        hint = "" if selective else self._scan_hint
+        rows = self._fetchall(f"SELECT {RECORD_COLUMNS} FROM amk_records r {hint} WHERE {where} ORDER BY r.id", params)
         return columns_from_rows(rows, self._tables)
 
     def workloads(self, device: str | None = None, workload_kind: str | None = None) -> list[Workload]:
@@ -363,7 +394,7 @@ class SqlStore(Store):
             params.append(workload_kind)
         ids = [row[0] for row in self._fetchall(
             f"SELECT id FROM amk_workloads WHERE {' AND '.join(parts) or 'TRUE'}", params)]
-        self._tables.ensure(ids, (), ())
+        self._tables.ensure(ids)
         return sorted((self._tables.workload(i) for i in ids), key=lambda w: w.key)
 
     def best_configs(self, device: str, *, workload_kind: str | None = None,

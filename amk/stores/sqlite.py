@@ -12,6 +12,7 @@ device, config, backend version) are separate rows, i.e. samples; ``query``/``co
 
 from __future__ import annotations
 
+import itertools
 import random
 import sqlite3
 import time
@@ -40,16 +41,33 @@ CREATE TABLE IF NOT EXISTS amk_device_workloads (
 CREATE TABLE IF NOT EXISTS amk_records (
     id INTEGER PRIMARY KEY, schema_version INTEGER NOT NULL,
     workload_id INTEGER NOT NULL, device_id INTEGER NOT NULL, config_id INTEGER NOT NULL,
-    verdict TEXT NOT NULL, kind TEXT NOT NULL, latency_us REAL, bound_us REAL, timestamp REAL);
-CREATE INDEX IF NOT EXISTS amk_records_by_device ON amk_records (device_id, workload_id, verdict, kind, latency_us);
+    verdict TEXT NOT NULL, kind TEXT NOT NULL, latency_us REAL, bound_us REAL, timestamp REAL, source TEXT);
+CREATE INDEX IF NOT EXISTS amk_records_best ON amk_records
+    (device_id, workload_id, verdict, kind, latency_us, config_id, schema_version);
 CREATE INDEX IF NOT EXISTS amk_records_by_time ON amk_records (timestamp);
 CREATE TABLE IF NOT EXISTS amk_bodies (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
 """
 _BUSY = ("locked", "busy")
 
 
+_CHUNK = 50_000  # records turned into rows and inserted at a time
+
+
+@attrs.define
+class _Batch:
+    """What the chunks of one append share: the next record id and the ids interned so far."""
+
+    next_id: int
+    workloads: dict[int, int] = attrs.field(factory=dict)  # id(object) -> row id
+    devices: dict[int, int] = attrs.field(factory=dict)
+    configs: dict[int, int] = attrs.field(factory=dict)
+    pairs: set[tuple[int, int]] = attrs.field(factory=set)
+    keep_alive: list = attrs.field(factory=list)  # the rows whose objects' id() the dicts above use
+
+
 class SqliteStore(sql.SqlStore):
     name: ClassVar[str] = "sqlite"
+    _scan_hint: ClassVar[str] = "NOT INDEXED"
     url_schemes: ClassVar[tuple[str, ...]] = ("sqlite",)
 
     @attrs.frozen
@@ -124,39 +142,37 @@ class SqliteStore(sql.SqlStore):
     # -- writing ------------------------------------------------------------------------------------
 
     def append(self, records: Iterable[Record]) -> int:
-        rows = sql.record_rows(records)
-        if not rows:
+        # Chunks bound the rows built at once for a huge batch; the batch is still one transaction.
+        # (Building rows in one thread while another inserts was measured slower: the GIL convoys.)
+        remaining = iter(records)
+        chunks = [sql.record_rows(itertools.islice(remaining, _CHUNK))]
+        if not chunks[0]:
             return 0
         try:
-            self._retry(lambda: self._append_rows(rows))
+            self._retry(lambda: self._append_chunks(chunks, remaining))
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot append to {self.describe()}: {exc}; check the file and free disk space.") from None
-        return len(rows)
+        return sum(len(rows) for rows in chunks)
 
-    def _append_rows(self, rows: list[sql.RecordRow]) -> None:
+    def _append_chunks(self, chunks: list[list[sql.RecordRow]], remaining: Iterator[Record]) -> None:
+        """One transaction over every chunk; ``chunks`` grows with rows made from ``remaining`` (kept for a retry)."""
         conn = self.conn
         pending: dict[str, dict[Any, int]] = {k: {} for k in self._ids}
         conn.execute("BEGIN IMMEDIATE")
         try:
-            # Most records of a batch share their workload, device and config objects: intern each once.
-            ids = {}
-            for kind, attr in (("workload", 0), ("device", 1), ("config", 2)):
-                objects = {id(r[attr]): r[attr] for r in rows}
-                ids[kind] = {oid: self._intern(conn, kind, value, pending) for oid, value in objects.items()}
-            w_ids, d_ids, c_ids = ids["workload"], ids["device"], ids["config"]
-            pairs = {(d_ids[id(r.device)], w_ids[id(r.workload)]) for r in rows} - self._ids["pair"].keys()
-            if pairs:
+            batch = _Batch(conn.execute("SELECT COALESCE(MAX(id), 0) FROM amk_records").fetchone()[0] + 1)
+            for i in itertools.count():
+                if i == len(chunks):
+                    rows = sql.record_rows(itertools.islice(remaining, _CHUNK))
+                    if not rows:
+                        break
+                    chunks.append(rows)
+                self._insert_rows(conn, chunks[i], batch, pending)
+            new_pairs = batch.pairs - self._ids["pair"].keys()
+            if new_pairs:
                 conn.executemany("INSERT OR IGNORE INTO amk_device_workloads (device_id, workload_id) VALUES (?, ?)",
-                                 sorted(pairs))
-                pending["pair"].update(dict.fromkeys(pairs, 1))
-            start = conn.execute("SELECT COALESCE(MAX(id), 0) FROM amk_records").fetchone()[0] + 1
-            conn.executemany(
-                "INSERT INTO amk_records (id, schema_version, workload_id, device_id, config_id, verdict, kind,"
-                " latency_us, bound_us, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(start + i, SCHEMA_VERSION, w_ids[id(r.workload)], d_ids[id(r.device)], c_ids[id(r.config_key)],
-                  r.verdict, r.kind, r.latency_us, r.bound_us, r.timestamp) for i, r in enumerate(rows)])
-            conn.executemany("INSERT INTO amk_bodies (id, body) VALUES (?, ?)",
-                             [(start + i, r.body) for i, r in enumerate(rows)])
+                                 sorted(new_pairs))
+                pending["pair"].update(dict.fromkeys(new_pairs, 1))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -164,6 +180,34 @@ class SqliteStore(sql.SqlStore):
             raise
         for kind, new in pending.items():  # ids of a rolled-back transaction must not be remembered
             self._ids[kind].update(new)
+
+    def _insert_rows(self, conn: sqlite3.Connection, rows: list[sql.RecordRow], batch: _Batch,
+                     pending: dict[str, dict[Any, int]]) -> None:
+        # Most records share their workload, device and config objects: intern each once (the rows hold
+        # the objects, so an id() stays theirs for the whole batch).
+        w_ids, d_ids, c_ids, pairs = batch.workloads, batch.devices, batch.configs, batch.pairs
+        record_values, body_values = [], []
+        rid = batch.next_id
+        for workload, device, ckey, verdict, kind, latency, bound, timestamp, source, body in rows:
+            w = w_ids.get(id(workload))
+            if w is None:
+                w = w_ids[id(workload)] = self._intern(conn, "workload", workload, pending)
+            d = d_ids.get(id(device))
+            if d is None:
+                d = d_ids[id(device)] = self._intern(conn, "device", device, pending)
+            c = c_ids.get(id(ckey))
+            if c is None:
+                c = c_ids[id(ckey)] = self._intern(conn, "config", ckey, pending)
+            pairs.add((d, w))
+            record_values.append((rid, SCHEMA_VERSION, w, d, c, verdict, kind, latency, bound, timestamp, source))
+            body_values.append((rid, body))
+            rid += 1
+        batch.next_id = rid
+        batch.keep_alive.append(rows)
+        conn.executemany(
+            "INSERT INTO amk_records (id, schema_version, workload_id, device_id, config_id, verdict, kind,"
+            " latency_us, bound_us, timestamp, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", record_values)
+        conn.executemany("INSERT INTO amk_bodies (id, body) VALUES (?, ?)", body_values)
 
     def _intern(self, conn: sqlite3.Connection, kind: str, value: Any, pending: dict[str, dict[Any, int]]) -> int:
         known = self._ids[kind].get(value)
@@ -215,8 +259,9 @@ class SqliteStore(sql.SqlStore):
                        self._intern(conn, "device", r.device, pending),
                        self._intern(conn, "config", r.config_key, pending))
                 conn.execute("UPDATE amk_records SET schema_version = ?, workload_id = ?, device_id = ?, config_id = ?,"
-                             " verdict = ?, kind = ?, latency_us = ?, bound_us = ?, timestamp = ? WHERE id = ?",
-                             (SCHEMA_VERSION, *ids, r.verdict, r.kind, r.latency_us, r.bound_us, r.timestamp, rid))
+                             " verdict = ?, kind = ?, latency_us = ?, bound_us = ?, timestamp = ?, source = ? WHERE id = ?",
+                             (SCHEMA_VERSION, *ids, r.verdict, r.kind, r.latency_us, r.bound_us, r.timestamp, r.source,
+                              rid))
                 conn.execute("UPDATE amk_bodies SET body = ? WHERE id = ?", (r.body, rid))
             conn.execute("COMMIT")
         except BaseException:

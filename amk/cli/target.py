@@ -1,0 +1,85 @@
+"""How commands name a tuning target on the command line, shared by ``amk warm-start``, ``amk rank`` and
+``amk tune`` so they read the same: ``--workload KIND:NAME``, ``--shape``, ``--problem-size``, ``--device``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from amk.core.errors import ValidationError
+
+KIND_CHOICES = ("measured", "predicted", "replayed")
+
+WORKLOAD_HELP = """\b
+Name the workload and device like this:
+  --workload decode:NAME --shape hidden=2048,n_layers=16,n_heads=32,n_kv_heads=8,head_dim=64,intermediate=8192,vocab=128256
+  --workload kernel_tuner:convolution_kernel --problem-size 4096,4096
+  --device h100   (or any device string: "NVIDIA A100-PCIE-40GB" resolves to a100)
+A workload is KIND:NAME; its shape is --shape KEY=VALUE,... and, for Kernel Tuner kernels,
+--problem-size N,N,... (the cache header's problem_size; a single N is a number, "N," a list
+of one). Decode workloads match by shape (the nearest shape transfers whatever its name); other
+kinds only within the same kernel."""
+
+
+def _parse_value(text: str) -> Any:
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_workload(spec: str, shape: str | None, problem_size: str | None):
+    """A Workload from ``KIND:NAME``, ``KEY=VALUE,...`` and ``N,N,...``."""
+    from amk.core.shapes import SHAPE_FIELDS
+    from amk.core.workload import DECODE_KIND, Workload
+
+    kind, sep, name = spec.partition(":")
+    if not sep or not kind or not name:
+        raise ValidationError(f"--workload {spec!r} must be KIND:NAME, e.g. decode:llama-1b or kernel_tuner:my_kernel.")
+    values: dict[str, Any] = {}
+    for item in (shape or "").split(","):
+        if not item.strip():
+            continue
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ValidationError(f"--shape item {item!r} must be KEY=VALUE, e.g. hidden=2048.")
+        values[key.strip()] = _parse_value(value.strip())
+    if problem_size:
+        try:
+            sizes = [int(p) for p in problem_size.split(",") if p.strip()]
+        except ValueError:
+            raise ValidationError(f"--problem-size {problem_size!r} must be integers separated by commas.") from None
+        # Kernel Tuner keeps a problem size as given, a list or a single number: "4096" names the number,
+        # "4096," a list of one.
+        values["problem_size"] = sizes[0] if len(sizes) == 1 and "," not in problem_size else sizes
+    if kind == DECODE_KIND:
+        unknown = sorted(set(values) - set(SHAPE_FIELDS) - {"dtype"})
+        if unknown:
+            raise ValidationError(
+                f"decode shape key(s) {unknown} are unknown; use {list(SHAPE_FIELDS)} (and dtype)."
+            )
+    return Workload(kind, name, values)
+
+
+def workload_options(func):
+    for option in reversed((
+        click.option("--workload", "workload_spec", required=True, metavar="KIND:NAME",
+                     help="The workload: decode:NAME or kernel_tuner:KERNEL (any kind:name)."),
+        click.option("--shape", metavar="KEY=VALUE,...", help="The workload's shape."),
+        click.option("--problem-size", metavar="N,N,...", help="Kernel Tuner problem size (shape problem_size)."),
+        click.option("--device", required=True, help="The device: h100, a100, 'NVIDIA RTX A6000', ..."),
+        click.option("--kind", "kinds", multiple=True, type=click.Choice(KIND_CHOICES),
+                     help="Measurement kinds to learn from (repeatable; default: measured)."),
+    )):
+        func = option(func)
+    return func
+
+
+def _kinds(kinds: tuple[str, ...]):
+    from amk.core.records import MeasurementKind
+
+    return tuple(MeasurementKind(k) for k in (kinds or ("measured",)))

@@ -1,0 +1,294 @@
+"""``amk simulate``: rank tuning strategies on recorded Kernel Tuner caches, without hardware.
+
+A directory holds the caches of one kernel on several devices (or one sub-folder per kernel). Each
+device in turn is held out: the other devices' files become the corpus, the held-out file the replay
+backend, and every strategy is scored by the evaluations it needs until it has measured a config within
+5% (and 1%) of the held-out device's optimum. Strategies, all under the same budget:
+
+- ``amk``: the tune loop (warm start, prior, surrogate policy), median over seeds;
+- ``random``: uniform draws without replacement, its exact expectation (n + 1) / (m + 1) for m good
+  configs among n (not simulated, so no seed noise);
+- ``tpe``: Optuna's TPE sampler over the same knobs (when optuna is installed), median over seeds;
+  draws outside the recorded space or repeating a config cost no evaluation;
+- ``pooled``: the other devices' configs in order of their mean relative time (failures last).
+
+Every latency here is replayed (recorded on hardware by someone else), not measured by this run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from amk.core.columns import CorpusColumns, config_key
+from amk.core.errors import AmkError, ImportFormatError
+from amk.core.records import Record, Verdict
+from amk.core.store import CorpusProblem
+from amk.core.tune import TuneSettings, TuneTarget, tune
+
+log = logging.getLogger("amk.simulate")
+
+CACHE_SUFFIXES = (".json", ".json.gz")
+STRATEGIES: tuple[str, ...] = ("amk", "random", "tpe", "pooled")
+THRESHOLDS = {"5pct": 1.05, "1pct": 1.01}
+
+
+@attrs.frozen
+class SimulationRow:
+    kernel: str
+    device: str
+    strategy: str
+    evals_to_5pct: float | None  # None: not reached within the budget
+    evals_to_1pct: float | None
+    per_seed_5pct: list[int | None] | None  # None for strategies without seeds
+    per_seed_1pct: list[int | None] | None
+    n_configs: int
+    optimum_us: float
+    budget: int
+    note: str = ""
+
+
+@attrs.frozen
+class CacheFile:
+    path: Path
+    device_label: str
+    records: list[Record]
+    problems: list[CorpusProblem]
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".json.gz", ".json"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def find_kernel_dirs(root: Path) -> dict[str, list[Path]]:
+    """Kernel label -> its cache files: ``root`` itself when it holds caches, else each sub-folder that does."""
+    if not root.is_dir():
+        raise AmkError(f"--caches {str(root)!r} is not a directory; give a folder of Kernel Tuner cache files.")
+
+    def caches(folder: Path) -> list[Path]:
+        return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(CACHE_SUFFIXES))
+
+    direct = caches(root)
+    if direct:
+        return {root.name: direct}
+    groups = {sub.name: caches(sub) for sub in sorted(root.iterdir()) if sub.is_dir()}
+    groups = {k: v for k, v in groups.items() if v}
+    if not groups:
+        raise AmkError(f"{root} holds no Kernel Tuner cache files (*.json, *.json.gz), nor sub-folders with any.")
+    return groups
+
+
+def load_cache(path: Path) -> CacheFile:
+    """The records of one cache; an empty device_name takes the file's name as the device."""
+    from amk.importers.kernel_tuner import read_kernel_tuner
+
+    try:
+        items = list(read_kernel_tuner(path))
+    except ImportFormatError as exc:
+        if "device_name is empty" not in str(exc):
+            raise
+        items = list(read_kernel_tuner(path, device=_stem(path)))
+    records = [i.record for i in items if i.record is not None]
+    problems = [i.problem for i in items if i.problem is not None]
+    if not records:
+        raise AmkError(f"{path}: no usable entries; check the file with 'amk corpus validate'.")
+    return CacheFile(path, records[0].device.name, records, problems)
+
+
+def _median(values: Sequence[int | None]) -> float | None:
+    """The median, counting 'never' as worse than any number; None when the median itself is 'never'."""
+    ordered = sorted(values, key=lambda v: math.inf if v is None else v)
+    n = len(ordered)
+    mid = ordered[(n - 1) // 2], ordered[n // 2]
+    if mid[0] is None or mid[1] is None:
+        return None
+    return (mid[0] + mid[1]) / 2
+
+
+def _pooled_order(target: TuneTarget, others: Sequence[CacheFile]) -> np.ndarray:
+    """Candidates by the mean, over the other devices, of latency / that device's best (failures last)."""
+    rel = np.zeros(len(target.candidates))
+    for other in others:
+        latencies = {config_key(r.config): r.measurement.latency_us for r in other.records
+                     if r.measurement.verdict is Verdict.PASS and r.workload == target.workload}
+        best = min(latencies.values(), default=None)
+        col = np.full(len(target.candidates), np.inf)
+        if best:
+            for i, c in enumerate(target.candidates):
+                lat = latencies.get(config_key(target.backend.record_config(target.workload, c)))
+                if lat is not None:
+                    col[i] = lat / best
+        rel += col
+    return np.argsort(rel, kind="stable")
+
+
+def _first_hit(order: Sequence[int], good: np.ndarray, budget: int) -> int | None:
+    for position, i in enumerate(order[:budget], 1):
+        if good[i]:
+            return position
+    return None
+
+
+def _tpe_runs(target: TuneTarget, truth: np.ndarray, thresholds: dict[str, float], seeds: Sequence[int],
+              budget: int) -> dict[str, list[int | None]]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    out: dict[str, list[int | None]] = {k: [] for k in thresholds}
+    for seed in seeds:
+        sampler = optuna.samplers.TPESampler(seed=seed)
+        study = optuna.create_study(sampler=sampler, direction="minimize")
+        hits: dict[str, int | None] = {k: None for k in thresholds}
+        seen: dict[str, float | None] = {}
+        evaluations = draws = 0
+        while evaluations < budget and draws < 20 * budget and any(v is None for v in hits.values()):
+            draws += 1
+            trial = study.ask()
+            params = {k.name: trial.suggest_categorical(k.name, list(k.choices)) for k in target.space.knobs}
+            key = config_key(target.space.canonical(params)) if target.space.is_valid(params) else None
+            i = target.index.get(key) if key else None
+            if i is None:
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                continue
+            if key not in seen:
+                evaluations += 1
+                value = truth[i]
+                seen[key] = None if math.isnan(value) else float(value)
+                for name, limit in thresholds.items():
+                    if hits[name] is None and seen[key] is not None and seen[key] <= limit:
+                        hits[name] = evaluations
+            value = seen[key]
+            if value is None:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            else:
+                study.tell(trial, value)
+        for name in thresholds:
+            out[name].append(hits[name])
+    return out
+
+
+def simulate(root: Path, *, budget: int = 500, seeds: int = 5, strategies: Sequence[str] = STRATEGIES,
+             settings: TuneSettings | None = None, featurizer: Any = "amk", ranker: Any = "knn",
+             on_row: Callable[[SimulationRow], None] | None = None) -> list[SimulationRow]:
+    """Every held-out device of every kernel under ``root``, every strategy (see the module docstring)."""
+    from amk.backends.replay import ReplayBackend
+
+    unknown = sorted(set(strategies) - set(STRATEGIES))
+    if unknown:
+        raise AmkError(f"unknown strategies {unknown}; strategies are {list(STRATEGIES)}.")
+    if "tpe" in strategies:
+        try:
+            import optuna  # noqa: F401
+        except ImportError:
+            log.warning("optuna is not installed (pip install 'amk[optuna]'); the tpe baseline is left out")
+            strategies = [s for s in strategies if s != "tpe"]
+    settings = settings or TuneSettings()
+    seed_list = list(range(seeds))
+    rows: list[SimulationRow] = []
+    for kernel, paths in find_kernel_dirs(root).items():
+        files = [load_cache(p) for p in paths]
+        labels = [f.device_label for f in files]
+        if len(set(labels)) != len(labels):  # two files of one device: tell them apart by file name
+            files = [attrs.evolve(f, device_label=_stem(f.path)) for f in files]
+        if len(files) < 2:
+            raise AmkError(f"{kernel}: simulate needs caches of at least two devices to hold one out; found {len(files)}.")
+        for held in files:
+            others = [f for f in files if f is not held]
+            corpus = CorpusColumns.from_records(r for f in others for r in f.records)
+            workload, device = held.records[0].workload, held.records[0].device
+            backend = ReplayBackend.from_records(held.records)
+            started = time.monotonic()
+            target = TuneTarget.prepare(workload, device, backend, corpus, settings, featurizer=featurizer,
+                                        ranker=ranker)
+            table = backend.data.table(workload, device)
+            truth = np.full(len(target.candidates), np.nan)
+            for i, c in enumerate(target.candidates):
+                rec = table.get(config_key(backend.record_config(workload, c)))
+                if rec is not None and rec.measurement.verdict is Verdict.PASS:
+                    truth[i] = rec.measurement.latency_us
+            if np.isnan(truth).all():
+                raise AmkError(f"{held.path}: no config passed; nothing to tune towards.")
+            optimum = float(np.nanmin(truth))
+            limits = {name: optimum * factor for name, factor in THRESHOLDS.items()}
+            good = {name: np.nan_to_num(truth, nan=np.inf) <= limit for name, limit in limits.items()}
+            n = len(target.candidates)
+
+            def row(strategy: str, per_seed: dict[str, list[int | None]] | None,
+                    values: dict[str, float | None], note: str = "", *, kernel: str = kernel,
+                    device: str = held.device_label, n: int = n, optimum: float = optimum) -> None:
+                r = SimulationRow(kernel, device, strategy, values["5pct"], values["1pct"],
+                                  per_seed["5pct"] if per_seed else None, per_seed["1pct"] if per_seed else None,
+                                  n, optimum, budget, note)
+                rows.append(r)
+                if on_row:
+                    on_row(r)
+
+            for strategy in strategies:
+                if strategy == "amk":
+                    per_seed: dict[str, list[int | None]] = {k: [] for k in THRESHOLDS}
+                    for s in seed_list:
+                        result = tune(target, settings, seed=s, budget=budget, minutes=0, stop_at_us=min(limits.values()))
+                        for name, limit in limits.items():
+                            per_seed[name].append(result.evaluations_to(limit))
+                    row("amk", per_seed, {k: _median(v) for k, v in per_seed.items()},
+                        f"median of {len(seed_list)} seeds")
+                elif strategy == "random":
+                    values = {k: (n + 1) / (int(g.sum()) + 1) if g.any() else None for k, g in good.items()}
+                    row("random", None, values, "exact expectation")
+                elif strategy == "tpe":
+                    per_seed = _tpe_runs(target, truth, limits, seed_list, budget)
+                    row("tpe", per_seed, {k: _median(v) for k, v in per_seed.items()},
+                        f"median of {len(seed_list)} seeds")
+                elif strategy == "pooled":
+                    order = _pooled_order(target, others)
+                    row("pooled", None, {k: _first_hit(order, g, budget) for k, g in good.items()})
+            log.info("%s %s done in %.1f s", kernel, held.device_label, time.monotonic() - started)
+    return rows
+
+
+def summarize(rows: Sequence[SimulationRow]) -> dict[str, Any]:
+    """Per target whether amk needed fewer (and no more) evaluations to 5% than every baseline."""
+    targets: dict[tuple[str, str], dict[str, SimulationRow]] = {}
+    for r in rows:
+        targets.setdefault((r.kernel, r.device), {})[r.strategy] = r
+    inf = math.inf
+    strictly = no_worse = 0
+    amk_values = []
+    for by_strategy in targets.values():
+        if "amk" not in by_strategy:
+            continue
+        mine = by_strategy["amk"].evals_to_5pct
+        amk_values.append(inf if mine is None else mine)
+        mine = inf if mine is None else mine
+        baselines = [inf if r.evals_to_5pct is None else r.evals_to_5pct
+                     for s, r in by_strategy.items() if s != "amk"]
+        strictly += all(mine < b for b in baselines)
+        no_worse += all(mine <= b for b in baselines)
+    median = statistics.median(amk_values) if amk_values else None
+    per_baseline: dict[str, dict[str, int]] = {}
+    for by_strategy in targets.values():
+        if "amk" not in by_strategy:
+            continue
+        mine = inf if by_strategy["amk"].evals_to_5pct is None else by_strategy["amk"].evals_to_5pct
+        for s, r in by_strategy.items():
+            if s == "amk":
+                continue
+            theirs = inf if r.evals_to_5pct is None else r.evals_to_5pct
+            counts = per_baseline.setdefault(s, {"fewer": 0, "equal": 0, "more": 0})
+            counts["fewer" if mine < theirs else "equal" if mine == theirs else "more"] += 1
+    return {"targets": len(targets), "amk_fewer_than_every_baseline": strictly,
+            "amk_no_more_than_every_baseline": no_worse,
+            "amk_median_evals_to_5pct": None if median is None or median == inf else median,
+            "amk_against_each_baseline": per_baseline}

@@ -1,0 +1,103 @@
+"""``amk corpus copy`` and ``amk corpus export`` between and from every built-in store."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from store_helpers import make_record
+
+from amk.core.config import open_store
+from amk.core.records import record_to_json
+
+pytest_plugins = ["store_fixtures"]
+
+RECORDS = [make_record(i) for i in range(40)]
+
+
+def write_jsonl(path, records) -> None:
+    path.write_text("".join(record_to_json(r) + "\n" for r in records))
+
+
+@pytest.mark.postgres
+def test_copy_through_sqlite_and_postgres_back_to_jsonl_is_byte_identical(run_amk, tmp_path, postgres_url):
+    write_jsonl(tmp_path / "a.jsonl", RECORDS)
+    for src, dst in (("jsonl:a.jsonl", "sqlite:b.sqlite"), ("sqlite:b.sqlite", postgres_url),
+                     (postgres_url, "jsonl:c.jsonl")):
+        done = run_amk("corpus", "copy", src, dst, "--batch-size", "7")
+        assert done.returncode == 0, done.stderr
+        assert "copied 40 records" in done.stdout and "now 40" in done.stdout
+    assert (tmp_path / "c.jsonl").read_bytes() == (tmp_path / "a.jsonl").read_bytes()
+
+
+def test_copy_into_a_store_that_already_holds_records_adds_them(run_amk, tmp_path):
+    write_jsonl(tmp_path / "a.jsonl", RECORDS[:10])
+    with open_store(f"sqlite:{tmp_path / 'b.sqlite'}") as store:
+        store.append(RECORDS[10:15])
+    done = run_amk("corpus", "copy", "jsonl:a.jsonl", "sqlite:b.sqlite")
+    assert done.returncode == 0, done.stderr
+    assert "(it held 5, now 15)" in done.stdout
+
+
+def test_copy_from_a_store_with_an_unreadable_entry_copies_the_rest_and_exits_1(run_amk, tmp_path):
+    lines = [record_to_json(r) for r in RECORDS[:3]]
+    lines.insert(1, '{"schema_version": 1, "workload": 3}')
+    (tmp_path / "a.jsonl").write_text("\n".join(lines) + "\n")
+    done = run_amk("corpus", "copy", "jsonl:a.jsonl", "sqlite:b.sqlite")
+    assert done.returncode == 1
+    assert "a.jsonl:2: workload must be an object" in done.stderr
+    assert "could not be read and were not copied" in done.stderr
+    with open_store(f"sqlite:{tmp_path / 'b.sqlite'}") as store:
+        assert store.count() == 3
+
+
+def test_copy_refuses_to_copy_a_store_into_itself(run_amk, tmp_path):
+    done = run_amk("corpus", "copy", "sqlite:x.sqlite", "sqlite:x.sqlite")
+    assert done.returncode == 1
+    assert "same store" in done.stderr
+
+
+def test_export_writes_every_record_as_current_schema_jsonl_on_stdout(run_amk, store_url):
+    with open_store(store_url) as store:
+        store.append(RECORDS)
+    done = run_amk("--store", store_url, "corpus", "export")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [record_to_json(r) for r in RECORDS]
+    assert "exported 40 records" in done.stderr
+
+
+def test_export_to_a_file_keeps_only_the_filtered_records(run_amk, tmp_path):
+    with open_store(f"sqlite:{tmp_path / 's.sqlite'}") as store:
+        store.append(RECORDS)
+    done = run_amk("--store", "sqlite:s.sqlite", "corpus", "export", "-o", "out.jsonl", "--device", "a100",
+                   "--verdict", "PASS")
+    assert done.returncode == 0, done.stderr
+    lines = (tmp_path / "out.jsonl").read_text().splitlines()
+    expected = [record_to_json(r) for r in RECORDS
+                if r.device.name == "a100" and r.measurement.verdict.value == "PASS"]
+    assert lines == expected and expected
+    assert not (tmp_path / "out.jsonl.partial").exists()
+
+
+def test_export_lists_unreadable_entries_and_exits_1(run_amk, tmp_path):
+    (tmp_path / "a.jsonl").write_text(record_to_json(RECORDS[0]) + "\nnot json\n")
+    done = run_amk("--store", "jsonl:a.jsonl", "corpus", "export")
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [record_to_json(RECORDS[0])]
+    assert "a.jsonl:2: not valid JSON" in done.stderr
+
+
+def test_export_names_the_known_formats_for_an_unknown_one(run_amk):
+    done = run_amk("corpus", "export", "--format", "parquet")
+    assert done.returncode == 1
+    assert "unknown export format 'parquet'" in done.stderr and "jsonl" in done.stderr
+
+
+def test_stats_of_a_sqlite_store_counts_by_device(run_amk, tmp_path):
+    with open_store(f"sqlite:{tmp_path / 's.sqlite'}") as store:
+        store.append(RECORDS)
+    done = run_amk("--store", "sqlite:s.sqlite", "corpus", "stats", "--json")
+    assert done.returncode == 0, done.stderr
+    stats = json.loads(done.stdout)
+    assert stats["total"] == 40
+    assert stats["by_device"] == {"a100": 13, "h100": 14, "l4": 13}

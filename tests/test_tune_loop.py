@@ -1,0 +1,294 @@
+"""The tune loop: seeds first, never a config twice, failures recorded and survived, gates, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import attrs
+import pytest
+
+from amk.core.columns import CorpusColumns, config_key
+from amk.core.devices import resolve_device
+from amk.core.records import Measurement, MeasurementKind, Provenance, Record, Verdict
+from amk.core.tune import TuneSettings, TuneTarget, tune
+from amk.core.tune_state import TuneState
+from amk.stores.jsonl import JsonlStore
+from amk.stores.memory import MemoryStore
+from tests.conftest import REPO_ROOT, amk_env
+from tests.tune_helpers import ToyBackend, candidate_records, config_keys, toy_workload
+
+DEVICE = resolve_device("h100")
+EMPTY = CorpusColumns.from_records([])
+
+
+def target_for(backend: ToyBackend, corpus: CorpusColumns = EMPTY, **settings) -> tuple[TuneTarget, TuneSettings]:
+    s = TuneSettings(**{"policy": "prior", "timeout_s": 5.0, **settings})
+    return TuneTarget.prepare(toy_workload(), DEVICE, backend, corpus, s), s
+
+
+def toy_record(x: int, latency: float, device=DEVICE) -> Record:
+    return Record(workload=toy_workload(), device=device, config={"x": x},
+                  measurement=Measurement(verdict=Verdict.PASS, kind=MeasurementKind.MEASURED, latency_us=latency),
+                  provenance=Provenance(backend="toy"))
+
+
+def test_every_evaluation_measures_a_config_not_tried_before_in_the_run():
+    backend = ToyBackend()
+    target, settings = target_for(backend)
+    result = tune(target, settings, budget=16)
+    keys = [t.key for t in result.state.trials]
+    assert len(keys) == 16 and len(set(keys)) == 16
+    assert result.state.stop_reason == "budget of 16 evaluations reached"
+
+
+def test_the_loop_stops_when_every_config_was_evaluated():
+    target, settings = target_for(ToyBackend(ToyBackend.Options(n=5)))
+    result = tune(target, settings, budget=50)
+    assert len(result.state.trials) == 5
+    assert result.state.stop_reason == "every config of the search space was evaluated"
+
+
+def test_configs_that_build_the_same_kernel_are_measured_once():
+    from amk.backends.roofline import RooflineBackend
+    from amk.core.shapes import ModelShape
+    from amk.core.workload import Workload
+
+    workload = Workload.decode("tiny", ModelShape(hidden=512, n_layers=2, n_heads=8, n_kv_heads=8, head_dim=64,
+                                                  intermediate=1024, vocab=1000))
+    backend = RooflineBackend()
+    settings = TuneSettings(policy="prior", budget=0)
+    target = TuneTarget.prepare(workload, DEVICE, backend, EMPTY, settings)
+    result = tune(target, settings, budget=10_000)
+    canonical = {config_key(backend.search_space(workload, DEVICE).canonical(
+        backend.knob_config(workload, r.config))) for r in result.records}
+    assert len(canonical) == len(result.records) == len(target.candidates)
+    assert all(r.config["kernel_knobs"]["cols_per_warp"] == 1 for r in result.records
+               if r.config["kernel_knobs"]["cpasync"] == 1)
+
+
+def test_warm_start_seeds_from_the_corpus_are_measured_first():
+    corpus = CorpusColumns.from_records([toy_record(7, 100.0), toy_record(9, 104.0), toy_record(3, 116.0)])
+    target, settings = target_for(ToyBackend(), corpus)
+    result = tune(target, settings, budget=4)
+    assert [t.key for t in result.state.trials[:3]] == [config_key({"x": x}) for x in (7, 9, 3)]
+
+
+def test_a_backend_that_raises_on_one_config_gives_a_crash_record_and_the_loop_goes_on():
+    backend = ToyBackend(ToyBackend.Options(crash_at=3))
+    target, settings = target_for(backend)
+    store = MemoryStore()
+    result = tune(target, settings, budget=16, store=store)
+    crashed = [r for r in store.query() if r.config == {"x": 3}]
+    assert [r.measurement.verdict for r in crashed] == [Verdict.CRASH]
+    assert "the toy kernel crashed on x=3" in crashed[0].measurement.reason
+    assert len(result.state.trials) == 16
+
+
+def test_a_backend_that_hangs_on_one_config_gives_a_timeout_record_and_the_loop_goes_on():
+    backend = ToyBackend(ToyBackend.Options(hang_at=2))
+    target, settings = target_for(backend, timeout_s=0.3)
+    store = MemoryStore()
+    try:
+        started = time.monotonic()
+        result = tune(target, settings, budget=16, store=store)
+        elapsed = time.monotonic() - started
+    finally:
+        backend.release.set()
+    hung = [r for r in store.query() if r.config == {"x": 2}]
+    assert [r.measurement.verdict for r in hung] == [Verdict.TIMEOUT]
+    assert len(result.state.trials) == 16
+    assert elapsed < 10
+
+
+def test_a_latency_below_the_physical_floor_is_rejected_and_never_kept():
+    backend = ToyBackend(ToyBackend.Options(below_floor_at=5, floor=90.0))
+    target, settings = target_for(backend)
+    result = tune(target, settings, budget=16)
+    trial = next(t for t in result.state.trials if t.key == config_key({"x": 5}))
+    assert trial.verdict == "REJECTED" and not trial.kept
+    assert result.state.incumbent_key == config_key({"x": 7})
+    assert all(r.measurement.bound_us == 90.0 for r in result.records)
+
+
+def test_the_corpus_after_a_run_holds_every_measured_point_with_kind_and_verdict(tmp_path):
+    backend = ToyBackend(ToyBackend.Options(crash_at=4, kind="measured", noise=0.01))
+    target, settings = target_for(backend, ab_rounds=2)
+    store = JsonlStore(JsonlStore.Options(path=str(tmp_path / "corpus.jsonl")))
+    result = tune(target, settings, budget=12, store=store)
+    stored = list(store.query())
+    assert len(stored) == result.state.measurements == len(backend.calls)
+    assert sorted(config_keys(candidate_records(stored))) == sorted(t.key for t in result.state.trials)
+    assert {r.measurement.kind for r in stored} == {MeasurementKind.MEASURED}
+    assert Verdict.CRASH in {r.measurement.verdict for r in stored}
+
+
+def test_measured_backends_keep_a_faster_config_only_after_interleaved_re_measurement():
+    backend = ToyBackend(ToyBackend.Options(kind="measured", noise=0.001))
+    corpus = CorpusColumns.from_records([toy_record(0, 149.0), toy_record(7, 150.0)])
+    target, settings = target_for(backend, corpus, ab_rounds=3)
+    result = tune(target, settings, budget=2)
+    roles = [r.provenance.extra["role"] for r in result.records]
+    assert roles.count("ab-incumbent") == 3 and roles.count("ab-challenger") == 3
+    assert result.state.incumbent_key == config_key({"x": 7})  # 100 us against 149 us: kept
+
+
+def test_a_gain_inside_the_noise_is_reverted():
+    backend = ToyBackend(ToyBackend.Options(kind="measured", noise=0.02))
+    # x=6 and x=8 are both 101 us; whichever is measured first, the other is no real gain. With 9
+    # pairs and a 3-standard-error margin a false "gain" has a chance of about 0.3%.
+    corpus = CorpusColumns.from_records([toy_record(6, 1.0), toy_record(8, 2.0)])
+    target, settings = target_for(backend, corpus, ab_rounds=9, ab_noise=3.0)
+    result = tune(target, settings, budget=2)
+    assert result.state.trials[0].kept
+    assert not result.state.trials[1].kept
+
+
+RUNNER = """
+import sys
+from pathlib import Path
+from amk.core.columns import CorpusColumns
+from amk.core.devices import resolve_device
+from amk.core.tune import TuneSettings, TuneTarget, tune
+from amk.stores.jsonl import JsonlStore
+from tests.tune_helpers import ToyBackend, toy_workload
+
+folder, resume = Path(sys.argv[1]), sys.argv[2] == "resume"
+backend = ToyBackend(ToyBackend.Options(n=40, sleep_s=float(sys.argv[3])))
+settings = TuneSettings(policy="surrogate", exploration="epsilon", epsilon=0.3)
+target = TuneTarget.prepare(toy_workload(), resolve_device("h100"), backend, CorpusColumns.from_records([]), settings)
+store = JsonlStore(JsonlStore.Options(path=str(folder / "corpus.jsonl")))
+tune(target, settings, seed=3, budget=20, store=store, state_path=folder / "run.state.json", resume=resume)
+"""
+
+
+def run_runner(tmp_path: Path, mode: str, sleep_s: float) -> subprocess.Popen:
+    script = tmp_path / "runner.py"
+    script.write_text(RUNNER)
+    return subprocess.Popen([sys.executable, str(script), str(tmp_path), mode, str(sleep_s)],
+                            env=amk_env([str(REPO_ROOT)]), cwd=tmp_path)
+
+
+def test_a_run_killed_with_sigkill_resumes_where_it_stopped(tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    proc = run_runner(tmp_path, "new", 0.15)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if corpus.exists() and corpus.read_text().count("\n") >= 6:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the run wrote no records within 60 s")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = [json.loads(line) for line in corpus.read_text().splitlines() if line.strip()]
+    assert 6 <= len(before) < 20, "the kill must land in the middle of the run"
+
+    finished = run_runner(tmp_path, "resume", 0.0)
+    assert finished.wait(120) == 0
+    after = [json.loads(line) for line in corpus.read_text().splitlines() if line.strip()]
+    state = TuneState.load(tmp_path / "run.state.json", json.loads(json.dumps(_target_id())))
+    assert after[:len(before)] == before
+    assert len(after) == 20
+    assert len({config_key(r["config"]) for r in after}) == 20  # nothing measured twice across the kill
+    assert [r["provenance"]["extra"]["evaluation"] for r in after] == list(range(1, 21))
+    assert {r["provenance"]["extra"]["run"] for r in after} == {state.run_id}
+    assert state.sessions == 2 and len(state.trials) == 20
+    best = min(after, key=lambda r: r["measurement"]["latency_us"])
+    assert state.incumbent_key == config_key(best["config"])
+
+
+def _target_id() -> str:
+    from amk.core.tune import target_id
+
+    return target_id(toy_workload(), DEVICE, "toy")
+
+
+def test_resume_without_a_state_file_says_how_to_start(tmp_path):
+    from amk.core.tune_state import TuneStateError
+
+    target, settings = target_for(ToyBackend())
+    with pytest.raises(TuneStateError, match="run without --resume"):
+        tune(target, settings, budget=3, state_path=tmp_path / "none.json", resume=True)
+
+
+def test_a_state_file_is_replaced_atomically_and_reads_back(tmp_path):
+    target, settings = target_for(ToyBackend())
+    path = tmp_path / "s.json"
+    result = tune(target, settings, budget=4, state_path=path)
+    assert [p.name for p in tmp_path.iterdir()] == ["s.json"]  # no temporary file left behind
+    loaded = TuneState.load(path, target.target_id)
+    assert attrs.asdict(loaded) == attrs.asdict(result.state)
+
+
+def test_the_minutes_limit_stops_the_loop():
+    target, settings = target_for(ToyBackend(ToyBackend.Options(sleep_s=0.05)))
+    result = tune(target, settings, budget=0, minutes=0.2 / 60)
+    assert result.state.stop_reason.startswith("time limit")
+    assert 1 <= len(result.state.trials) < 16
+
+
+def test_the_progress_bar_is_quiet_when_stderr_is_not_a_terminal():
+    import io
+
+    from amk.core.progress import ProgressBar
+
+    quiet, shown = io.StringIO(), io.StringIO()
+    target, settings = target_for(ToyBackend())
+    tune(target, settings, budget=3, progress=ProgressBar(3, stream=quiet))
+    tune(target, settings, budget=3, progress=ProgressBar(3, stream=shown, enabled=True))
+    assert quiet.getvalue() == ""
+    assert "3/3" in shown.getvalue() and shown.getvalue().endswith("\n")
+
+
+def test_without_data_for_the_device_seeds_come_first_from_a_device_of_its_architecture():
+    # For an a6000 (sm_86) the a100 (sm_80) is nearer by specs; the a4000 shares its architecture.
+    a100, a4000 = resolve_device("a100"), resolve_device("a4000")
+    corpus = CorpusColumns.from_records([toy_record(1, 10.0, a100), toy_record(2, 11.0, a100),
+                                         toy_record(5, 20.0, a4000), toy_record(6, 21.0, a4000)])
+    s = TuneSettings(policy="prior")
+    target = TuneTarget.prepare(toy_workload(), resolve_device("a6000"), ToyBackend(), corpus, s)
+    assert target.seeds == [config_key({"x": x}) for x in (5, 1, 6)]
+
+
+def test_without_a_device_of_its_architecture_the_first_seed_is_the_best_on_average():
+    a4000, l4 = resolve_device("a4000"), resolve_device("l4")  # sm_86 and sm_89; the target h100 is sm_90
+    corpus = CorpusColumns.from_records([
+        toy_record(1, 10.0, a4000), toy_record(2, 10.5, a4000), toy_record(3, 20.0, a4000),
+        toy_record(1, 30.0, l4), toy_record(2, 10.0, l4), toy_record(3, 10.2, l4)])
+    s = TuneSettings(policy="prior")
+    target = TuneTarget.prepare(toy_workload(), DEVICE, ToyBackend(), corpus, s)
+    assert target.seeds[0] == config_key({"x": 2})
+    assert target.transfer_devices == ["a4000", "l4"]
+
+
+def test_without_matplotlib_the_report_says_how_to_get_the_plot_and_writes_no_png(tmp_path, monkeypatch):
+    from amk.core.tune_report import write_report
+
+    target, settings = target_for(ToyBackend())
+    result = tune(target, settings, budget=3)
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what an install without amk[plot] looks like
+    report = write_report(result, settings, tmp_path, "run", store=None)
+    assert report["plot"] is None and "pip install 'amk[plot]'" in report["plot_note"]
+    assert not list(tmp_path.glob("*.png"))
+    assert json.loads((tmp_path / "run.report.json").read_text())["evaluations"] == 3
+
+
+def test_without_scikit_learn_the_surrogate_policy_names_the_extra_and_the_alternative(monkeypatch):
+    from amk.core.errors import MissingDependencyError
+
+    for name in [m for m in sys.modules if m == "sklearn" or m.startswith("sklearn.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    target, settings = target_for(ToyBackend(), policy="surrogate")
+    with pytest.raises(MissingDependencyError, match=r"amk\[sklearn\].*policy = \"prior\""):
+        tune(target, settings, budget=3)
