@@ -225,9 +225,9 @@ class PostgresStore(sql.SqlStore):
             cur.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"
                             " ON CONFLICT (md5(key)) DO NOTHING", ordered)
         keys = [row[0] for row in ordered]
-        found = dict((key, rid) for rid, key in conn.execute(
+        found = {key: rid for rid, key in conn.execute(
             f"SELECT id, key FROM {table} WHERE md5(key) = ANY(ARRAY(SELECT md5(k) FROM unnest(%s::text[]) AS k))",
-            (keys,)).fetchall())
+            (keys,)).fetchall()}
         return {value: found[row[0]] for value, row in rows.items()}
 
     # -- reading ------------------------------------------------------------------------------------
