@@ -90,6 +90,9 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
     dev = resolve_device(device)
     backend = create_backend(app, backend_name, backend_options)
     state_path = state_path or default_state_path(settings, workload, dev, backend.name)
+    if state_path.exists() and not resume:
+        click.echo(f"amk: a new run replaces the state of the previous one at {state_path} "
+                   "(pass --resume to continue that run instead)", err=True)
     with app.open_store() as store:
         corpus = store.columns()
         problems = store.problems()
