@@ -16,7 +16,7 @@ import itertools
 import random
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -42,11 +42,17 @@ CREATE TABLE IF NOT EXISTS amk_records (
     id INTEGER PRIMARY KEY, schema_version INTEGER NOT NULL,
     workload_id INTEGER NOT NULL, device_id INTEGER NOT NULL, config_id INTEGER NOT NULL,
     verdict TEXT NOT NULL, kind TEXT NOT NULL, latency_us REAL, bound_us REAL, timestamp REAL, source TEXT);
+CREATE TABLE IF NOT EXISTS amk_bodies (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS amk_hashes (id INTEGER PRIMARY KEY, record_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS amk_hashes_by_record_id ON amk_hashes (record_id);
+"""
+# amk_records' secondary indexes: created with the tables, dropped and re-created by large appends.
+_RECORD_INDEXES = """
 CREATE INDEX IF NOT EXISTS amk_records_best ON amk_records
     (device_id, workload_id, verdict, kind, latency_us, config_id, schema_version);
 CREATE INDEX IF NOT EXISTS amk_records_by_time ON amk_records (timestamp);
-CREATE TABLE IF NOT EXISTS amk_bodies (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
 """
+_RECORD_INDEX_NAMES = ("amk_records_best", "amk_records_by_time")
 _BUSY = ("locked", "busy")
 
 
@@ -76,6 +82,10 @@ class SqliteStore(sql.SqlStore):
         busy_timeout_s: float = 60.0  # how long a writer waits for another's transaction before retrying
         retries: int = 20  # how many times an append retries a database that stays busy
         synchronous: str = "NORMAL"  # FULL: every commit survives power loss; NORMAL (WAL): survives a crash
+        # An append of at least this many records, and at least as many as the table holds, drops the
+        # records' secondary indexes, inserts, and re-creates them in one sorted pass, all in its one
+        # transaction; 0 never does (every row then updates the indexes as it is inserted).
+        rebuild_indexes_from: int = 20_000
 
     def __init__(self, options: Options | None = None) -> None:
         super().__init__(options)
@@ -112,7 +122,7 @@ class SqliteStore(sql.SqlStore):
             conn.execute(f"PRAGMA synchronous={self.options.synchronous.upper()}")
             conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: the indexes of a million records stay cached
             conn.execute("PRAGMA foreign_keys=OFF")
-            self._retry(lambda: conn.executescript(_SCHEMA))
+            self._retry(lambda: conn.executescript(_SCHEMA + _RECORD_INDEXES))
             meta = dict(conn.execute("SELECT key, value FROM amk_meta").fetchall())
             sql.check_meta(meta, self.describe())
             if not meta:
@@ -144,23 +154,35 @@ class SqliteStore(sql.SqlStore):
     def append(self, records: Iterable[Record]) -> int:
         # Chunks bound the rows built at once for a huge batch; the batch is still one transaction.
         # (Building rows in one thread while another inserts was measured slower: the GIL convoys.)
+        size = len(records) if isinstance(records, Sized) else None
         remaining = iter(records)
         chunks = [sql.record_rows(itertools.islice(remaining, _CHUNK))]
         if not chunks[0]:
             return 0
         try:
-            self._retry(lambda: self._append_chunks(chunks, remaining))
+            self._retry(lambda: self._append_chunks(chunks, remaining, size or len(chunks[0])))
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot append to {self.describe()}: {exc}; check the file and free disk space.") from None
         return sum(len(rows) for rows in chunks)
 
-    def _append_chunks(self, chunks: list[list[sql.RecordRow]], remaining: Iterator[Record]) -> None:
-        """One transaction over every chunk; ``chunks`` grows with rows made from ``remaining`` (kept for a retry)."""
+    def _append_chunks(self, chunks: list[list[sql.RecordRow]], remaining: Iterator[Record], size: int) -> None:
+        """One transaction over every chunk; ``chunks`` grows with rows made from ``remaining`` (kept for a retry).
+
+        ``size`` is the number of records appended (at least, when the iterable has no length). A large
+        append drops the records' indexes first and re-creates them before the commit: sorting once is far
+        cheaper than updating the B-trees row by row. The DDL is part of the transaction, so a rollback, a
+        crash or a kill restores the indexes together with the table.
+        """
         conn = self.conn
         pending: dict[str, dict[Any, int]] = {k: {} for k in self._ids}
         conn.execute("BEGIN IMMEDIATE")
         try:
             batch = _Batch(conn.execute("SELECT COALESCE(MAX(id), 0) FROM amk_records").fetchone()[0] + 1)
+            threshold = self.options.rebuild_indexes_from
+            rebuild = 0 < threshold <= size and size >= batch.next_id - 1  # ids are dense: next_id - 1 rows
+            if rebuild:
+                for index in _RECORD_INDEX_NAMES:
+                    conn.execute(f"DROP INDEX IF EXISTS {index}")
             for i in itertools.count():
                 if i == len(chunks):
                     rows = sql.record_rows(itertools.islice(remaining, _CHUNK))
@@ -173,6 +195,9 @@ class SqliteStore(sql.SqlStore):
                 conn.executemany("INSERT OR IGNORE INTO amk_device_workloads (device_id, workload_id) VALUES (?, ?)",
                                  sorted(new_pairs))
                 pending["pair"].update(dict.fromkeys(new_pairs, 1))
+            if rebuild:
+                for statement in filter(str.strip, _RECORD_INDEXES.split(";")):
+                    conn.execute(statement)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
