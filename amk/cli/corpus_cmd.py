@@ -46,20 +46,24 @@ def import_command(app: AppContext, files: tuple[Path, ...], fmt: str | None, de
     from amk.importers import read_file
 
     with app.open_store() as store:
-        known = set() if allow_duplicates else {record_id(r) for r in store.query()}
         total_bad = 0
         for path in files:
-            records, problems, duplicates = [], [], 0
+            items, problems, duplicates = [], [], 0
             for item in read_file(path, fmt, device=device):
                 if item.problem is not None:
                     problems.append(item.problem)
-                    continue
-                rid = record_id(item.record)
+                else:
+                    items.append((None if allow_duplicates else record_id(item.record), item.record))
+            # Only this file's ids are looked up: the store answers from its hashes where it keeps them.
+            known = set() if allow_duplicates else store.known_ids(rid for rid, _ in items)
+            records = []
+            for rid, record in items:
                 if rid in known:
                     duplicates += 1
                     continue
-                known.add(rid)
-                records.append(item.record)
+                if not allow_duplicates:
+                    known.add(rid)
+                records.append(record)
             added = store.append(records)
             _echo_problems(problems)
             total_bad += len(problems)

@@ -151,6 +151,19 @@ class Store(Implementation):
             keep &= np.isin(cols.workload_index, ids)
         return cols.take(keep).compact().best_configs(per_workload).compact()
 
+    def known_ids(self, ids: Iterable[str]) -> set[str]:
+        """Those of ``ids`` (``record_id`` content hashes) that identify a readable record of this store.
+
+        What an import asks to skip records it already holds. This default hashes every record; stores
+        that keep the hashes answer from them.
+        """
+        from amk.core.records import record_id
+
+        wanted = set(ids)
+        if not wanted:
+            return set()
+        return {rid for rid in map(record_id, self.query()) if rid in wanted}
+
     def problems(self) -> list[CorpusProblem]:
         """Entries found unreadable by the last full read (malformed, torn, from a newer schema)."""
         return []
