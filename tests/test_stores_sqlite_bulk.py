@@ -111,3 +111,19 @@ def test_a_small_append_into_a_large_table_keeps_its_indexes_in_place(tmp_path):
                            " INSERT INTO dropped SELECT name FROM sqlite_master WHERE name = 'amk_records_best'; END")
         store.append([make_record(i) for i in range(50, 60)])  # 10 < 50 rows already there: no rebuild
         assert store.conn.execute("SELECT COUNT(*) FROM dropped").fetchone()[0] == 10
+
+
+def test_the_bulk_path_writes_the_same_rows_as_the_shared_record_rows(tmp_path):
+    from amk.stores import sql
+
+    records = [make_record(i, writer=i % 2) for i in range(40)]
+    with open_sqlite(tmp_path / "c.sqlite") as store:
+        store.append(records)
+        stored = store.conn.execute(
+            "SELECT r.verdict, r.kind, r.latency_us, r.bound_us, r.timestamp, r.source, b.body, c.key"
+            " FROM amk_records r JOIN amk_bodies b ON b.id = r.id JOIN amk_configs c ON c.id = r.config_id"
+            " ORDER BY r.id").fetchall()
+        assert list(store.query()) == records
+    expected = [(row.verdict, row.kind, row.latency_us, row.bound_us, row.timestamp, row.source, row.body,
+                 row.config_key) for row in sql.record_rows(records)]
+    assert stored == expected

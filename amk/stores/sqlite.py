@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import attrs
 
 import amk
+from amk.core.columns import config_key
 from amk.core.errors import RecordError, StoreError
 from amk.core.migrations import SCHEMA_VERSION
 from amk.core.records import Record
@@ -67,6 +68,8 @@ class _Batch:
     workloads: dict[int, int] = attrs.field(factory=dict)  # id(object) -> row id
     devices: dict[int, int] = attrs.field(factory=dict)
     configs: dict[int, int] = attrs.field(factory=dict)
+    extras: dict[int, str] = attrs.field(factory=dict)  # id(provenance.extra) -> its JSON
+    origins: dict[tuple, str] = attrs.field(factory=dict)  # provenance fields in the body -> their JSON
     pairs: set[tuple[int, int]] = attrs.field(factory=set)
     keep_alive: list = attrs.field(factory=list)  # the rows whose objects' id() the dicts above use
 
@@ -156,17 +159,17 @@ class SqliteStore(sql.SqlStore):
         # (Building rows in one thread while another inserts was measured slower: the GIL convoys.)
         size = len(records) if isinstance(records, Sized) else None
         remaining = iter(records)
-        chunks = [sql.record_rows(itertools.islice(remaining, _CHUNK))]
+        chunks = [list(itertools.islice(remaining, _CHUNK))]
         if not chunks[0]:
             return 0
         try:
             self._retry(lambda: self._append_chunks(chunks, remaining, size or len(chunks[0])))
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot append to {self.describe()}: {exc}; check the file and free disk space.") from None
-        return sum(len(rows) for rows in chunks)
+        return sum(len(chunk) for chunk in chunks)
 
-    def _append_chunks(self, chunks: list[list[sql.RecordRow]], remaining: Iterator[Record], size: int) -> None:
-        """One transaction over every chunk; ``chunks`` grows with rows made from ``remaining`` (kept for a retry).
+    def _append_chunks(self, chunks: list[list[Record]], remaining: Iterator[Record], size: int) -> None:
+        """One transaction over every chunk; ``chunks`` grows with records from ``remaining`` (kept for a retry).
 
         ``size`` is the number of records appended (at least, when the iterable has no length). A large
         append drops the records' indexes first and re-creates them before the commit: sorting once is far
@@ -185,11 +188,11 @@ class SqliteStore(sql.SqlStore):
                     conn.execute(f"DROP INDEX IF EXISTS {index}")
             for i in itertools.count():
                 if i == len(chunks):
-                    rows = sql.record_rows(itertools.islice(remaining, _CHUNK))
-                    if not rows:
+                    chunk = list(itertools.islice(remaining, _CHUNK))
+                    if not chunk:
                         break
-                    chunks.append(rows)
-                self._insert_rows(conn, chunks[i], batch, pending)
+                    chunks.append(chunk)
+                self._insert_records(conn, chunks[i], batch, pending)
             new_pairs = batch.pairs - self._ids["pair"].keys()
             if new_pairs:
                 conn.executemany("INSERT OR IGNORE INTO amk_device_workloads (device_id, workload_id) VALUES (?, ?)",
@@ -206,29 +209,47 @@ class SqliteStore(sql.SqlStore):
         for kind, new in pending.items():  # ids of a rolled-back transaction must not be remembered
             self._ids[kind].update(new)
 
-    def _insert_rows(self, conn: sqlite3.Connection, rows: list[sql.RecordRow], batch: _Batch,
-                     pending: dict[str, dict[Any, int]]) -> None:
-        # Most records share their workload, device and config objects: intern each once (the rows hold
-        # the objects, so an id() stays theirs for the whole batch).
-        w_ids, d_ids, c_ids, pairs = batch.workloads, batch.devices, batch.configs, batch.pairs
+    def _insert_records(self, conn: sqlite3.Connection, records: list[Record], batch: _Batch,
+                        pending: dict[str, dict[Any, int]]) -> None:
+        """Insert ``records`` in one pass: each record straight to its two rows (bodies as ``sql.record_rows``).
+
+        Most records share their workload, device, config and provenance extra objects: each is interned
+        (and serialised) once per batch, keyed by id() (``records`` holds the objects for the whole batch).
+        """
+        w_ids, d_ids, c_ids, extras, origins, pairs = (batch.workloads, batch.devices, batch.configs, batch.extras,
+                                                       batch.origins, batch.pairs)
+        measurement_values, provenance_values, encode = sql._measurement_values, sql._provenance_values, sql._encode_value
+        template, dumps, fields = sql._BODY_TEMPLATE, sql._dumps, sql._PROVENANCE_FIELDS
         record_values, body_values = [], []
         rid = batch.next_id
-        for workload, device, ckey, verdict, kind, latency, bound, timestamp, source, body in rows:
+        for r in records:
+            if type(r) is not Record and not isinstance(r, Record):
+                raise TypeError(f"a store appends Record objects, got {type(r).__name__}")
+            cfg, m, p, workload, device = r.config, r.measurement, r.provenance, r.workload, r.device
             w = w_ids.get(id(workload))
             if w is None:
                 w = w_ids[id(workload)] = self._intern(conn, "workload", workload, pending)
             d = d_ids.get(id(device))
             if d is None:
                 d = d_ids[id(device)] = self._intern(conn, "device", device, pending)
-            c = c_ids.get(id(ckey))
+            c = c_ids.get(id(cfg))
             if c is None:
-                c = c_ids[id(ckey)] = self._intern(conn, "config", ckey, pending)
+                c = c_ids[id(cfg)] = self._intern(conn, "config", config_key(cfg), pending)
+            extra = extras.get(id(p.extra))
+            if extra is None:
+                extra = extras[id(p.extra)] = dumps(p.extra)
+            origin = provenance_values(p)
+            provenance = origins.get(origin)
+            if provenance is None:
+                provenance = origins[origin] = dumps(dict(zip(fields, origin)))[1:-1]
             pairs.add((d, w))
-            record_values.append((rid, SCHEMA_VERSION, w, d, c, verdict, kind, latency, bound, timestamp, source))
-            body_values.append((rid, body))
+            # _value_ is the enum's plain attribute (.value is a slower property; both are the same str).
+            record_values.append((rid, SCHEMA_VERSION, w, d, c, m.verdict._value_, m.kind._value_, m.latency_us,
+                                  m.bound_us, p.timestamp, p.source))
+            body_values.append((rid, template % (*map(encode, measurement_values(m)), provenance, extra)))
             rid += 1
         batch.next_id = rid
-        batch.keep_alive.append(rows)
+        batch.keep_alive.append(records)
         conn.executemany(
             "INSERT INTO amk_records (id, schema_version, workload_id, device_id, config_id, verdict, kind,"
             " latency_us, bound_us, timestamp, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", record_values)
