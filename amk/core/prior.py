@@ -392,6 +392,8 @@ def fit_prior(training: TrainingSet, featurizer: str | Featurizer = "amk", ranke
     feat.fit([cols.workloads[i] for i in pair_w], cols.devices, [cols.configs[i] for i in pair_c])
     X = feat.transform_indexed(cols.workloads, cols.devices, cols.configs, cols.workload_index,
                                cols.device_index, cols.config_index)
+    if hasattr(model, "set_feature_names"):  # rankers that treat some columns apart (replay: the device's)
+        model.set_feature_names(feat.feature_names)
     model.fit(X, np.log(training.target), training.groups)
     return Prior(feat, model, trained=True, n_rows=n)
 

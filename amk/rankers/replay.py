@@ -1,0 +1,142 @@
+"""The ``replay`` ranker: what other devices measured of the same config, optimistic where they disagree,
+and a learned ranker for configs no device measured.
+
+A candidate whose workload and config were measured on training devices scores the mean of its log
+relative latency over those devices minus ``optimism`` times their standard deviation (each device
+counted once). Where devices agree this is pooled replay; where they disagree, a config that was
+near-best somewhere comes earlier than one that was mediocre everywhere: a hedge for a new device whose
+best configs differ from the training devices' (a portfolio of configs good on some device is worth more
+than the consensus of one). A candidate no training device measured (a new workload, a new config) gets
+the ``fallback`` ranker's prediction, in the same unit (log relative latency).
+
+Which columns name the device comes from the featurizer's feature names (``device.*``), handed over by
+:func:`amk.core.prior.fit_prior` through :meth:`ReplayRanker.set_feature_names`; without them every
+column is part of a config's identity (replay within a device only).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import attrs
+import numpy as np
+
+import amk
+from amk.core.errors import ConfigError
+from amk.core.interfaces import NotFittedError, Ranker
+from amk.rankers.persist import read_model, write_model
+
+DEVICE_PREFIX = "device."
+FALLBACK_DIR = "fallback"
+
+
+def _keys(block: np.ndarray) -> np.ndarray:
+    """One hashable bytes key per row of a float block (rows equal as float32 give equal keys)."""
+    block = np.ascontiguousarray(np.asarray(block, dtype=np.float32) + np.float32(0.0))  # -0.0 -> 0.0
+    return block.view(np.dtype((np.void, block.dtype.itemsize * block.shape[1]))).ravel() if block.shape[1] \
+        else np.zeros(len(block), dtype="V1")
+
+
+class ReplayRanker(Ranker):
+    name: ClassVar[str] = "replay"
+
+    @attrs.frozen
+    class Options:
+        optimism: float = attrs.field(default=1.0)  # standard deviations subtracted from the mean over devices
+        fallback: str = "lightgbm"  # the ranker for candidates no training device measured
+
+        @optimism.validator
+        def _check_optimism(self, attribute, value) -> None:
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 3:
+                raise ConfigError(f"replay optimism {value!r} must be a number from 0 to 3 (1 is the default).")
+
+    def set_feature_names(self, names: Sequence[str]) -> None:
+        """Tell the ranker which columns describe the device (the rest identify workload and config)."""
+        self.device_columns_ = np.asarray([n.startswith(DEVICE_PREFIX) for n in names], dtype=bool)
+
+    def _split(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        device = getattr(self, "device_columns_", np.zeros(X.shape[1], dtype=bool))
+        if len(device) != X.shape[1]:
+            raise ValueError(f"the replay ranker was told {len(device)} feature names but got {X.shape[1]} columns")
+        return _keys(X[:, ~device]), _keys(X[:, device])
+
+    def _fallback(self) -> Ranker:
+        from amk.core.plugins import get_registry
+
+        if self.options.fallback == self.name:
+            raise ConfigError("the replay ranker's fallback must be another ranker, e.g. 'lightgbm'.")
+        return get_registry().create("ranker", self.options.fallback)
+
+    def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> ReplayRanker:
+        X = np.asarray(X, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        if len(X) != len(y) or len(y) == 0:
+            raise ValueError(f"fit needs as many targets as rows (and at least one), got {len(X)} and {len(y)}")
+        fallback = self._fallback()
+        fallback.fit(X, y, groups)
+        config_keys, device_keys = self._split(X)
+        _, config_id = np.unique(config_keys, return_inverse=True)
+        _, device_id = np.unique(device_keys, return_inverse=True)
+        # One value per (config, device): the mean of its repeats; then mean and spread over devices.
+        pair = config_id.astype(np.int64) * (int(device_id.max()) + 1) + device_id
+        pairs, pair_id = np.unique(pair, return_inverse=True)
+        per_pair = np.bincount(pair_id, weights=y) / np.bincount(pair_id)
+        pair_config = pairs // (int(device_id.max()) + 1)
+        n_config = int(config_id.max()) + 1
+        count = np.bincount(pair_config, minlength=n_config)
+        mean = np.bincount(pair_config, weights=per_pair, minlength=n_config) / count
+        var = np.bincount(pair_config, weights=(per_pair - mean[pair_config]) ** 2, minlength=n_config) / count
+        first = np.zeros(n_config, dtype=np.int64)
+        first[config_id[::-1]] = np.arange(len(config_id))[::-1]
+        self.keys_ = config_keys[first]
+        self.scores_ = mean - self.options.optimism * np.sqrt(var)
+        self.fallback_ = fallback
+        self._index()
+        return self
+
+    def _index(self) -> None:
+        self.lookup_ = {bytes(k): i for i, k in enumerate(self.keys_)}
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        if not hasattr(self, "scores_"):
+            raise NotFittedError(f"the {self.name!r} ranker is used before fit; fit it (or load a saved one) first.")
+        X = np.asarray(X, dtype=np.float64)
+        config_keys, _ = self._split(X)
+        found = np.asarray([self.lookup_.get(bytes(k), -1) for k in config_keys], dtype=np.int64)
+        out = np.empty(len(X))
+        known = found >= 0
+        out[known] = self.scores_[found[known]]
+        if (~known).any():
+            out[~known] = np.asarray(self.fallback_.predict(X[~known]), dtype=np.float64)
+        return out
+
+    def save(self, path: str | os.PathLike) -> None:
+        if not hasattr(self, "scores_"):
+            raise NotFittedError(f"the {self.name!r} ranker has nothing to save before fit.")
+        keys = np.frombuffer(self.keys_.tobytes(), dtype=np.float32).reshape(len(self.keys_), -1)
+        write_model(path, self.name, self.options, {},
+                    {"keys": keys, "scores": self.scores_,
+                     "device_columns": getattr(self, "device_columns_", np.zeros(0, dtype=bool))})
+        self.fallback_.save(Path(path) / FALLBACK_DIR)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ReplayRanker:
+        from amk.core.plugins import get_registry
+
+        options, _state, arrays = read_model(path, cls.name)
+        ranker = cls(cls.Options(**options))
+        if len(arrays["device_columns"]):
+            ranker.device_columns_ = arrays["device_columns"].astype(bool)
+        ranker.keys_ = _keys(arrays["keys"])
+        ranker.scores_ = arrays["scores"]
+        ranker.fallback_ = get_registry().get("ranker", ranker.options.fallback).cls.load(Path(path) / FALLBACK_DIR)
+        ranker._index()
+        return ranker
+
+
+@amk.hookimpl
+def register_rankers(register) -> None:
+    register(ReplayRanker)
