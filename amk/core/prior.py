@@ -30,7 +30,7 @@ import numpy as np
 from amk.core.columns import CorpusColumns
 from amk.core.devices import Device, resolve_device
 from amk.core.errors import AmkError, InvalidConfigError, ValidationError
-from amk.core.features import device_spec_rows, flatten
+from amk.core.features import device_spec_rows, flatten, spec_distance
 from amk.core.interfaces import Backend, Featurizer, Ranker
 from amk.core.records import MeasurementKind, Verdict
 from amk.core.schedule import SEARCHABLE_KNOB_CHOICES, SEARCHABLE_KNOB_DEFAULTS, ScheduleConfig
@@ -119,39 +119,11 @@ def workload_distance(target: Workload, other: Workload) -> float:
     return math.sqrt(sum((math.log2(1.0 + abs(a[k])) - math.log2(1.0 + abs(b[k]))) ** 2 for k in a))
 
 
-# Device similarity: tuning knowledge transfers within an architecture (the tune loop measured the
-# sm_86 A4000 <-> A6000 transferring where the A100 did not), so a different compute capability weighs
-# more than any spec difference within one; among the specs, bandwidth and SM count matter most and
-# memory size barely. Weights are per spec of device_spec_rows (log2 SMs, log2 bandwidth, log2 shared
-# memory per block, log2 memory, compute capability / 10), chosen a priori, not fitted.
-SPEC_WEIGHTS = np.asarray([0.5, 0.5, 0.25, 0.05, 0.0])
-ARCH_MISMATCH = 4.0  # squared distance added when the compute capabilities differ
-ARCH_MAJOR_STEP = 0.25  # and per squared difference of their major versions (sm_75 vs sm_90: 2 generations)
-
-
 def device_distance(target: Device, others: Sequence[Device]) -> np.ndarray:
     """Distance of each of ``others`` to ``target``: architecture first, then specs; inf where no spec is
-    known on both sides.
-
-    A different compute capability adds ARCH_MISMATCH (plus ARCH_MAJOR_STEP per squared major-version
-    step) to the squared distance; on top comes the weighted mean squared difference of the log2 specs
-    known on both sides (SPEC_WEIGHTS: SMs and bandwidth most, shared memory less, memory size barely),
-    so any device of the target's architecture is nearer than any device of another one.
-    """
-    t = device_spec_rows([target])[0]
-    specs = device_spec_rows(list(others))
-    known = ~np.isnan(specs) & ~np.isnan(t)[None, :]
-    diff = np.where(known, specs - t[None, :], 0.0)
-    weights = np.where(known, SPEC_WEIGHTS[None, :], 0.0)
-    wsum = weights.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        spec_part = np.where(wsum > 0, (weights * diff ** 2).sum(axis=1) / np.maximum(wsum, 1e-12), 0.0)
-    cc = known[:, 4]
-    major_step = np.floor(specs[:, 4]) - np.floor(t[4]) if not np.isnan(t[4]) else np.zeros(len(specs))
-    arch_part = np.where(cc & (np.abs(diff[:, 4]) > 1e-9),
-                         ARCH_MISMATCH + ARCH_MAJOR_STEP * np.nan_to_num(major_step) ** 2, 0.0)
-    d = np.sqrt(spec_part + arch_part)
-    return np.where(known.any(axis=1), d, np.inf)
+    known on both sides (see :func:`amk.core.features.spec_distance`: any device of the target's
+    architecture is nearer than any device of another one, and memory size barely counts)."""
+    return spec_distance(device_spec_rows([target])[0], device_spec_rows(list(others)))
 
 
 def _as_device(device: Device | str) -> Device:

@@ -1,12 +1,14 @@
 """The ``replay`` ranker: what other devices measured of the same config, optimistic where they disagree,
 and a learned ranker for configs no device measured.
 
-A candidate whose workload and config were measured on training devices scores the mean of its log
-relative latency over those devices minus ``optimism`` times their standard deviation (each device
-counted once). Where devices agree this is pooled replay; where they disagree, a config that was
-near-best somewhere comes earlier than one that was mediocre everywhere: a hedge for a new device whose
-best configs differ from the training devices' (a portfolio of configs good on some device is worth more
-than the consensus of one). A candidate no training device measured (a new workload, a new config) gets
+A candidate whose workload and config were measured on training devices scores the weighted mean of
+its log relative latency over those devices minus ``optimism`` times their weighted standard deviation
+(each device counted once, weighted by its similarity to the candidate's device: exp(-distance), with
+:func:`amk.core.features.spec_distance`, architecture first). A device of the target's own architecture
+(or the target itself) thus speaks for it; where no training device does, and they disagree, a config
+that was near-best somewhere comes earlier than one that was mediocre everywhere: a hedge for a new
+device whose best configs differ from the training devices' (a portfolio of configs good on some
+device is worth more than the consensus of several). A candidate no training device measured (a new workload, a new config) gets
 the ``fallback`` ranker's prediction, in the same unit (log relative latency).
 
 Which columns name the device comes from the featurizer's feature names (``device.*``), handed over by
@@ -26,6 +28,7 @@ import numpy as np
 
 import amk
 from amk.core.errors import ConfigError
+from amk.core.features import DEVICE_FEATURES, spec_distance
 from amk.core.interfaces import NotFittedError, Ranker
 from amk.rankers.persist import read_model, write_model
 
@@ -80,45 +83,75 @@ class ReplayRanker(Ranker):
         config_keys, device_keys = self._split(X)
         _, config_id = np.unique(config_keys, return_inverse=True)
         _, device_id = np.unique(device_keys, return_inverse=True)
-        # One value per (config, device): the mean of its repeats; then mean and spread over devices.
-        pair = config_id.astype(np.int64) * (int(device_id.max()) + 1) + device_id
+        # One value per (config, device): the mean of its repeats.
+        n_device = int(device_id.max()) + 1
+        pair = config_id.astype(np.int64) * n_device + device_id
         pairs, pair_id = np.unique(pair, return_inverse=True)
-        per_pair = np.bincount(pair_id, weights=y) / np.bincount(pair_id)
-        pair_config = pairs // (int(device_id.max()) + 1)
         n_config = int(config_id.max()) + 1
-        count = np.bincount(pair_config, minlength=n_config)
-        mean = np.bincount(pair_config, weights=per_pair, minlength=n_config) / count
-        var = np.bincount(pair_config, weights=(per_pair - mean[pair_config]) ** 2, minlength=n_config) / count
+        values = np.full((n_config, n_device), np.nan)
+        values[pairs // n_device, pairs % n_device] = np.bincount(pair_id, weights=y) / np.bincount(pair_id)
         first = np.zeros(n_config, dtype=np.int64)
         first[config_id[::-1]] = np.arange(len(config_id))[::-1]
+        first_of_device = np.zeros(n_device, dtype=np.int64)
+        first_of_device[device_id[::-1]] = np.arange(len(device_id))[::-1]
         self.keys_ = config_keys[first]
-        self.scores_ = mean - self.options.optimism * np.sqrt(var)
+        self.values_ = values
+        self.device_specs_ = X[first_of_device][:, self._device_mask(X.shape[1])]
         self.fallback_ = fallback
         self._index()
         return self
+
+    def _device_mask(self, n_columns: int) -> np.ndarray:
+        return getattr(self, "device_columns_", np.zeros(n_columns, dtype=bool))
+
+    def device_weights(self, device_row: np.ndarray) -> np.ndarray:
+        """The weight of each training device for a candidate on the device with spec columns ``device_row``."""
+        if self.device_specs_.shape[1] == len(DEVICE_FEATURES):
+            distance = spec_distance(device_row, self.device_specs_)
+        elif self.device_specs_.shape[1]:
+            distance = np.sqrt(((self.device_specs_ - device_row[None, :]) ** 2).mean(axis=1))
+        else:
+            distance = np.zeros(len(self.device_specs_))
+        return np.exp(-np.where(np.isfinite(distance), distance, 50.0))
+
+    def replay_scores(self, found: np.ndarray, device_row: np.ndarray) -> np.ndarray:
+        """Weighted mean minus ``optimism`` weighted standard deviations of the configs ``found`` (rows of values_)."""
+        values = self.values_[found]
+        weights = np.where(np.isnan(values), 0.0, self.device_weights(device_row)[None, :])
+        weights = weights / np.maximum(weights.sum(axis=1, keepdims=True), 1e-300)
+        filled = np.nan_to_num(values)
+        mean = (weights * filled).sum(axis=1)
+        spread = np.sqrt((weights * (filled - mean[:, None]) ** 2).sum(axis=1))
+        return mean - self.options.optimism * spread
 
     def _index(self) -> None:
         self.lookup_ = {bytes(k): i for i, k in enumerate(self.keys_)}
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        if not hasattr(self, "scores_"):
+        if not hasattr(self, "values_"):
             raise NotFittedError(f"the {self.name!r} ranker is used before fit; fit it (or load a saved one) first.")
         X = np.asarray(X, dtype=np.float64)
-        config_keys, _ = self._split(X)
+        config_keys, device_keys = self._split(X)
         found = np.asarray([self.lookup_.get(bytes(k), -1) for k in config_keys], dtype=np.int64)
         out = np.empty(len(X))
         known = found >= 0
-        out[known] = self.scores_[found[known]]
+        if known.any():
+            device_block = X[:, self._device_mask(X.shape[1])]
+            device_ids, device_of = np.unique(device_keys, return_inverse=True) if len(device_keys) else ([], [])
+            for d in range(len(device_ids)):
+                rows = np.nonzero(known & (device_of == d))[0]
+                if len(rows):
+                    out[rows] = self.replay_scores(found[rows], device_block[rows[0]])
         if (~known).any():
             out[~known] = np.asarray(self.fallback_.predict(X[~known]), dtype=np.float64)
         return out
 
     def save(self, path: str | os.PathLike) -> None:
-        if not hasattr(self, "scores_"):
+        if not hasattr(self, "values_"):
             raise NotFittedError(f"the {self.name!r} ranker has nothing to save before fit.")
         keys = np.frombuffer(self.keys_.tobytes(), dtype=np.float32).reshape(len(self.keys_), -1)
         write_model(path, self.name, self.options, {},
-                    {"keys": keys, "scores": self.scores_,
+                    {"keys": keys, "values": self.values_, "device_specs": self.device_specs_,
                      "device_columns": getattr(self, "device_columns_", np.zeros(0, dtype=bool))})
         self.fallback_.save(Path(path) / FALLBACK_DIR)
 
@@ -131,7 +164,8 @@ class ReplayRanker(Ranker):
         if len(arrays["device_columns"]):
             ranker.device_columns_ = arrays["device_columns"].astype(bool)
         ranker.keys_ = _keys(arrays["keys"])
-        ranker.scores_ = arrays["scores"]
+        ranker.values_ = arrays["values"]
+        ranker.device_specs_ = arrays["device_specs"]
         ranker.fallback_ = get_registry().get("ranker", ranker.options.fallback).cls.load(Path(path) / FALLBACK_DIR)
         ranker._index()
         return ranker
