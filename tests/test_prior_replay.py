@@ -96,3 +96,9 @@ def test_bad_options_raise_a_config_error(options):
 
 def test_replay_is_a_registered_ranker():
     assert get_registry().get("ranker", "replay").cls is ReplayRanker
+
+
+def test_a_config_the_target_device_measured_scores_its_own_measurement_alone():
+    # The A10G (sm_86, near the A6000) found config 1 best; the A6000 itself measured it 2x its best.
+    prior = _prior(_corpus({"a6000": {0: 5.0, 1: 10.0}, "a10g": {0: 9.0, 1: 4.0}}))
+    assert prior.score(WL, "a6000", CONFIGS[:2]) == pytest.approx([0.0, math.log(2.0)])

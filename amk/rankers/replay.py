@@ -8,7 +8,8 @@ its log relative latency over those devices minus ``optimism`` times their weigh
 (or the target itself) thus speaks for it; where no training device does, and they disagree, a config
 that was near-best somewhere comes earlier than one that was mediocre everywhere: a hedge for a new
 device whose best configs differ from the training devices' (a portfolio of configs good on some
-device is worth more than the consensus of several). A candidate no training device measured (a new workload, a new config) gets
+device is worth more than the consensus of several). A config the candidate's own device measured
+scores that measurement alone. A candidate no training device measured (a new workload, a new config) gets
 the ``fallback`` ranker's prediction, in the same unit (log relative latency).
 
 Which columns name the device comes from the featurizer's feature names (``device.*``), handed over by
@@ -117,7 +118,13 @@ class ReplayRanker(Ranker):
     def replay_scores(self, found: np.ndarray, device_row: np.ndarray) -> np.ndarray:
         """Weighted mean minus ``optimism`` weighted standard deviations of the configs ``found`` (rows of values_)."""
         values = self.values_[found]
-        weights = np.where(np.isnan(values), 0.0, self.device_weights(device_row)[None, :])
+        device_weights = self.device_weights(device_row)
+        weights = np.where(np.isnan(values), 0.0, device_weights[None, :])
+        # What the candidate's own device measured is not hedged against what others did.
+        own = device_weights >= 1.0
+        if own.any():
+            measured_here = (weights[:, own] > 0).any(axis=1)
+            weights[measured_here[:, None] & ~own[None, :]] = 0.0
         weights = weights / np.maximum(weights.sum(axis=1, keepdims=True), 1e-300)
         filled = np.nan_to_num(values)
         mean = (weights * filled).sum(axis=1)
