@@ -264,6 +264,9 @@ def warm_start_combined(model_shape: ModelShape, device: Device | str, corpus: C
 # --------------------------------------------------------------------------------------------------
 
 def _config_dict(config: Mapping[str, Any] | ScheduleConfig) -> dict[str, Any]:
+    # A plain dict is read as it is (the featurizers never change it): copying 10,000 of them costs ~10 ms.
+    if type(config) is dict:
+        return config
     return config.to_dict() if isinstance(config, ScheduleConfig) else dict(config)
 
 
