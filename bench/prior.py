@@ -151,11 +151,11 @@ def main(n: int) -> None:
     t_ref_rank, _ = best_of(1, lambda: reference_rank(candidates, shape, ref_ranker))
 
     for ranker in ("lightgbm", "knn", "gbr"):
-        t_fit, prior = best_of(1, lambda: fit_prior(training, "amk", ranker))
+        t_fit, prior = best_of(1, lambda ranker=ranker: fit_prior(training, "amk", ranker))
         bar = 15.0 if ranker == "lightgbm" else None
         line(f"fit {ranker} on all {len(training):,} rows", t_fit, None, bar)
         repeats = 1 if ranker == "knn" else 3  # knn's query cost grows with its training rows
-        t_rank, ordered = best_of(repeats, lambda: rank(candidates, target, DEVICE, prior=prior))
+        t_rank, _ = best_of(repeats, lambda prior=prior: rank(candidates, target, DEVICE, prior=prior))
         line(f"rank {N_CANDIDATES:,} candidates ({ranker})", t_rank, t_ref_rank, 0.1)
     line(f"reference fit (GBR, {DEVICE} decode rows only)", t_ref_fit)
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from amk.core.evaluation import POOLED_REPLAY, evaluate, pooled_replay_scores, ranking_metrics, spearman, summarize
+from amk.core.evaluation import (
+    POOLED_REPLAY,
+    evaluate,
+    pooled_replay_scores,
+    ranking_metrics,
+    spearman,
+    summarize,
+)
 from amk.core.training import load_points
 from tests.prior_helpers import kernel, landscape_records, record
 

@@ -9,7 +9,14 @@ from amk.core.prior import MIN_ROWS_TO_RANK, Prior, make_ranker, rank
 from amk.core.records import MeasurementKind
 from amk.core.schedule import ScheduleConfig
 from tests.prior_helpers import (
-    SMALL, decode, grid_configs, kernel, landscape_latency, landscape_records, record, schedule,
+    SMALL,
+    decode,
+    grid_configs,
+    kernel,
+    landscape_latency,
+    landscape_records,
+    record,
+    schedule,
 )
 
 RANKERS = ["knn", "gbr", "lightgbm"]
@@ -106,3 +113,17 @@ def test_a_saved_prior_loads_and_scores_the_same(tmp_path, ranker):
     loaded = Prior.load(tmp_path / "prior")
     configs = grid_configs()
     assert np.allclose(loaded.score(kernel(), "a100", configs), prior.score(kernel(), "a100", configs))
+
+
+def test_an_untrained_prior_refuses_to_be_saved(tmp_path):
+    from amk.core.errors import AmkError
+
+    with pytest.raises(AmkError, match="untrained"):
+        make_ranker([]).save(tmp_path / "prior")
+
+
+def test_loading_a_folder_without_a_prior_says_so(tmp_path):
+    from amk.core.errors import AmkError
+
+    with pytest.raises(AmkError, match="prior.json"):
+        Prior.load(tmp_path)

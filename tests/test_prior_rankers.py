@@ -122,3 +122,11 @@ def test_lightgbm_unknown_objective_is_a_config_error():
 
 def test_relevance_grades_the_best_highest_and_drops_one_per_five_percent():
     assert relevance(np.log([1.0, 1.06, 1.2, 100.0])).tolist() == [20, 19, 17, 0]
+
+
+def test_knn_uncertainty_after_predict_of_the_same_rows_matches_a_fresh_ranker():
+    X, y, _ = _data()
+    warm = KNNRanker().fit(X, y)
+    warm.predict(X[:20])
+    assert np.array_equal(warm.predict_uncertainty(X[:20]), KNNRanker().fit(X, y).predict_uncertainty(X[:20]))
+    assert np.array_equal(warm.predict(X[20:40]), KNNRanker().fit(X, y).predict(X[20:40]))

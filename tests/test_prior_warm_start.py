@@ -177,3 +177,7 @@ def test_a_real_kernel_tuner_cache_warm_starts_its_fastest_config(shared_data):
     seeds = warm_start(records[0].workload, "NVIDIA RTX A4000", records, k=3)
     assert seeds[0].latency_us == fastest and seeds[0].device == "a4000"
     assert seeds[0].latency_us <= seeds[1].latency_us <= seeds[2].latency_us
+
+
+def test_asking_for_no_seeds_gives_none():
+    assert warm_start(kernel(), "a100", [record(kernel(), "a100", {"x": 1}, 10.0)], k=0) == []

@@ -101,3 +101,16 @@ def test_stats_of_a_sqlite_store_counts_by_device(run_amk, tmp_path):
     stats = json.loads(done.stdout)
     assert stats["total"] == 40
     assert stats["by_device"] == {"a100": 13, "h100": 14, "l4": 13}
+
+
+@pytest.mark.postgres
+def test_import_into_a_sql_store_skips_records_it_already_holds(run_amk, tmp_path, postgres_url):
+    write_jsonl(tmp_path / "a.jsonl", RECORDS[:10])
+    for url in ("sqlite:s.sqlite", postgres_url):
+        first = run_amk("--store", url, "corpus", "import", "a.jsonl")
+        assert first.returncode == 0, first.stderr
+        assert "imported 10 records" in first.stdout
+        again = run_amk("--store", url, "corpus", "import", "a.jsonl")
+        assert "imported 0 records" in again.stdout and "10 already in the store" in again.stdout
+        with open_store(url if url.startswith("postgres") else f"sqlite:{tmp_path / 's.sqlite'}") as store:
+            assert store.count() == 10

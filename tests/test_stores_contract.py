@@ -141,3 +141,15 @@ def test_records_streamed_from_a_generator_keep_their_own_configs(store):
 
     store.append(fresh())
     assert [r.config for r in store.query()] == [make_record(i).config for i in range(300)]
+
+
+def test_an_append_made_while_a_read_is_in_progress_is_kept(store_url, store):
+    from amk.core.config import open_store
+
+    store.append(RECORDS[:50])
+    reading = store.query()
+    next(reading)
+    store.append(RECORDS[50:51])
+    reading.close()  # a reader abandoned half-way must not take the append with it
+    with open_store(store_url) as other:
+        assert other.count() == 51

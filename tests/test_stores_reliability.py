@@ -49,6 +49,7 @@ def execute_sql(url: str, statement: str) -> None:
             conn.execute(statement)
 
 
+@pytest.mark.slow
 def test_eight_concurrent_writers_leave_exactly_40000_readable_records(store_url, tmp_path):
     go = tmp_path / "go"
     writers = [start_writer(store_url, w, 5000, 20 + 15 * w, go) for w in range(8)]

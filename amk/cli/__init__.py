@@ -11,8 +11,8 @@ import sys
 import click
 
 from amk import __version__
-from amk.cli.context import AppContext, AmkGroup
 from amk.cli.config_cmd import config_group
+from amk.cli.context import AmkGroup, AppContext
 from amk.cli.corpus_cmd import corpus_group
 from amk.cli.doctor_cmd import doctor_command
 from amk.cli.plugins_cmd import plugins_command

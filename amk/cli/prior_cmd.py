@@ -11,9 +11,8 @@ from typing import Any
 import click
 
 from amk.cli.context import AppContext, pass_app
+from amk.cli.target import KIND_CHOICES, WORKLOAD_HELP, parse_kinds, parse_workload, workload_options
 from amk.core.errors import AmkError, ValidationError
-
-from amk.cli.target import KIND_CHOICES, WORKLOAD_HELP, _kinds, parse_workload, workload_options  # noqa: F401
 
 
 def _read_columns(app: AppContext):
@@ -50,7 +49,7 @@ def warm_start_command(app: AppContext, workload_spec: str, shape: str | None, p
     from amk.core.prior import warm_start
 
     workload = parse_workload(workload_spec, shape, problem_size)
-    seeds = warm_start(workload, device, _read_columns(app), k=k, shape_radius=shape_radius, kinds=_kinds(kinds))
+    seeds = warm_start(workload, device, _read_columns(app), k=k, shape_radius=shape_radius, kinds=parse_kinds(kinds))
     if as_json:
         click.echo(json.dumps([{
             "config": s.config, "latency_us": s.latency_us, "relative": s.relative, "distance": s.distance,
@@ -124,7 +123,7 @@ def rank_command(app: AppContext, candidates: str, workload_spec: str, shape: st
     config = app.config
     dev = resolve_device(device)
     prior = make_ranker(_read_columns(app), device=dev.name if device_only else None,
-                        featurizer=config.create("featurizer"), ranker=config.create("ranker"), kinds=_kinds(kinds))
+                        featurizer=config.create("featurizer"), ranker=config.create("ranker"), kinds=parse_kinds(kinds))
     scores = prior.score(workload, dev, items)
     import numpy as np
 
@@ -183,7 +182,7 @@ def evaluate_command(app: AppContext, split: str, rankers: tuple[str, ...], feat
     feat = featurizer or config.selection("featurizer").name
     splits = ("device", "workload") if split == "both" else (split,)
     results = evaluate(_read_columns(app), splits=splits, rankers=specs, featurizer=feat,
-                       baseline=not no_baseline, kinds=_kinds(kinds))
+                       baseline=not no_baseline, kinds=parse_kinds(kinds))
     if not results:
         raise AmkError("nothing to evaluate: the store needs measured PASS rows on at least two devices "
                        "(or workloads) to hold one out; import some with 'amk corpus import'.")

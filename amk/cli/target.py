@@ -79,7 +79,7 @@ def workload_options(func):
     return func
 
 
-def _kinds(kinds: tuple[str, ...]):
+def parse_kinds(kinds: tuple[str, ...]):
     from amk.core.records import MeasurementKind
 
     return tuple(MeasurementKind(k) for k in (kinds or ("measured",)))

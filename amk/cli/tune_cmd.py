@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from amk.cli.context import AppContext, pass_app
-from amk.cli.target import WORKLOAD_HELP, _kinds, parse_workload, workload_options
+from amk.cli.target import WORKLOAD_HELP, parse_kinds, parse_workload, workload_options
 
 
 def _backend_options(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -90,6 +90,9 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
     dev = resolve_device(device)
     backend = create_backend(app, backend_name, backend_options)
     state_path = state_path or default_state_path(settings, workload, dev, backend.name)
+    if state_path.exists() and not resume:
+        click.echo(f"amk: a new run replaces the state of the previous one at {state_path} "
+                   "(pass --resume to continue that run instead)", err=True)
     with app.open_store() as store:
         corpus = store.columns()
         problems = store.problems()
@@ -101,7 +104,7 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
             corpus = without_run(corpus, previous.run_id)
         target = TuneTarget.prepare(workload, dev, backend, corpus, settings,
                                     featurizer=config.create("featurizer"), ranker=config.create("ranker"),
-                                    kinds=_kinds(kinds))
+                                    kinds=parse_kinds(kinds))
         total = budget if budget is not None else settings.budget
         progress = ProgressBar(total or len(target.candidates), label=f"tune {workload.name} on {dev.name}")
         result = tune(target, settings, seed=seed, budget=budget, minutes=minutes, store=store,

@@ -23,6 +23,10 @@ class UnknownNameError(PluginError):
     """A store, featurizer, ranker or backend name that no installed plugin provides."""
 
 
+class UnsupportedOperationError(PluginError):
+    """An implementation was asked for an optional capability it does not have (saving, URLs, ...)."""
+
+
 class MissingDependencyError(AmkError):
     """An optional dependency an implementation needs is not installed."""
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 
 from amk.core.devices import Device
-from amk.core.errors import AmkError, InvalidConfigError
+from amk.core.errors import AmkError, InvalidConfigError, UnsupportedOperationError
 from amk.core.records import Measurement, MeasurementKind
 from amk.core.workload import Workload
 
@@ -75,11 +75,11 @@ class Featurizer(Implementation, ABC):
 
     def get_state(self) -> dict[str, Any]:
         """What ``fit`` learned, as JSON-ready data (for saving a trained prior without pickle)."""
-        raise NotImplementedError(f"the featurizer {self.name!r} cannot be saved")
+        raise UnsupportedOperationError(f"the featurizer {self.name!r} cannot be saved")
 
     def set_state(self, state: Mapping[str, Any]) -> Featurizer:
         """Restore what ``get_state`` returned; returns self."""
-        raise NotImplementedError(f"the featurizer {self.name!r} cannot be loaded")
+        raise UnsupportedOperationError(f"the featurizer {self.name!r} cannot be loaded")
 
 
 class Ranker(Implementation, ABC):
@@ -99,12 +99,12 @@ class Ranker(Implementation, ABC):
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the fitted model to the directory ``path`` as data only (JSON, npz, text; never pickle)."""
-        raise NotImplementedError(f"the ranker {self.name!r} cannot be saved")
+        raise UnsupportedOperationError(f"the ranker {self.name!r} cannot be saved")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Ranker:
         """Read a model ``save`` wrote; loading never executes code from the files."""
-        raise NotImplementedError(f"the ranker {cls.name!r} cannot be loaded")
+        raise UnsupportedOperationError(f"the ranker {cls.name!r} cannot be loaded")
 
 
 @attrs.frozen

@@ -29,14 +29,20 @@ import numpy as np
 
 from amk.core.columns import CorpusColumns
 from amk.core.devices import Device, resolve_device
-from amk.core.features import device_spec_rows, flatten
 from amk.core.errors import AmkError, InvalidConfigError, ValidationError
+from amk.core.features import device_spec_rows, flatten
 from amk.core.interfaces import Backend, Featurizer, Ranker
 from amk.core.records import MeasurementKind, Verdict
 from amk.core.schedule import SEARCHABLE_KNOB_CHOICES, SEARCHABLE_KNOB_DEFAULTS, ScheduleConfig
 from amk.core.shapes import ModelShape
 from amk.core.training import (
-    DEFAULT_KINDS, Corpus, TrainingSet, corpus_columns, group_rows, load_points, relative_to_best,
+    DEFAULT_KINDS,
+    Corpus,
+    TrainingSet,
+    corpus_columns,
+    group_rows,
+    load_points,
+    relative_to_best,
 )
 from amk.core.workload import DECODE_KIND, Workload
 
@@ -46,9 +52,23 @@ MIN_ROWS_TO_RANK = 6  # below this many usable rows the ranker is untrained and 
 MIN_ROWS_TO_WARM = 1  # below this many usable rows for a device warm_start returns [] (a cold start)
 
 __all__ = [
-    "MIN_ROWS_TO_RANK", "MIN_ROWS_TO_WARM", "SEARCHABLE_KNOB_CHOICES", "SEARCHABLE_KNOB_DEFAULTS", "Corpus",
-    "Seed", "TrainingSet", "load_points", "corpus_columns", "warm_start", "warm_start_combined", "make_ranker",
-    "Prior", "rank", "workload_distance", "device_distance",
+    "DEFAULT_KINDS",
+    "MIN_ROWS_TO_RANK",
+    "MIN_ROWS_TO_WARM",
+    "SEARCHABLE_KNOB_CHOICES",
+    "SEARCHABLE_KNOB_DEFAULTS",
+    "Corpus",
+    "Prior",
+    "Seed",
+    "TrainingSet",
+    "corpus_columns",
+    "device_distance",
+    "load_points",
+    "make_ranker",
+    "rank",
+    "warm_start",
+    "warm_start_combined",
+    "workload_distance",
 ]
 
 

@@ -22,6 +22,7 @@ import attrs
 import numpy as np
 
 from amk.core.columns import CorpusColumns
+from amk.core.errors import UnsupportedOperationError
 from amk.core.interfaces import Implementation
 from amk.core.records import MeasurementKind, Record, Verdict
 from amk.core.workload import Workload
@@ -101,7 +102,7 @@ class Store(Implementation):
 
     @classmethod
     def options_from_url(cls, url: str) -> dict[str, Any]:
-        raise NotImplementedError(f"the {cls.name!r} store cannot be opened from a URL")
+        raise UnsupportedOperationError(f"the {cls.name!r} store cannot be opened from a URL")
 
     @abstractmethod
     def append(self, records: Iterable[Record]) -> int:
@@ -160,9 +161,7 @@ class Store(Implementation):
 
     def migrate(self) -> str:
         """Rewrite every record in the current schema, keeping a backup; returns a one-line report."""
-        from amk.core.errors import StoreError
-
-        raise StoreError(f"the {self.name!r} store does not support migrate; copy it into a new store instead.")
+        raise UnsupportedOperationError(f"the {self.name!r} store does not support migrate; copy it into a new store instead.")
 
     def describe(self) -> str:
         """Where this store keeps its records, for messages."""

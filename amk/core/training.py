@@ -9,7 +9,6 @@ from all of them; and only the measurement kinds and verdicts asked for train (m
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Union
 
 import attrs
 import numpy as np
@@ -18,7 +17,7 @@ from amk.core.columns import CorpusColumns
 from amk.core.records import MeasurementKind, Record, Verdict
 from amk.core.store import Store
 
-Corpus = Union[Store, CorpusColumns, Iterable[Record]]
+Corpus = Store | CorpusColumns | Iterable[Record]
 """What every prior function accepts as its corpus: a store, its columns (read once, reused), or records."""
 
 DEFAULT_KINDS: tuple[MeasurementKind, ...] = (MeasurementKind.MEASURED,)

@@ -56,6 +56,15 @@ class KNNRanker(Ranker):
         """(distances, indexes) of each query's k nearest training rows, nearest first."""
         self._check_fitted()
         Q = ((np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_).astype(np.float32)
+        # predict and predict_uncertainty of the same candidates (what a tune loop asks) search once.
+        cached = getattr(self, "_last_query", None)
+        if cached is not None and cached[1] is self.X_ and cached[0].shape == Q.shape and np.array_equal(cached[0], Q):
+            return cached[2]
+        result = self._search(Q)
+        self._last_query = (Q, self.X_, result)
+        return result
+
+    def _search(self, Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         k = max(1, min(self.options.k, len(self.y_)))
         dist = np.empty((len(Q), k))
         idx = np.empty((len(Q), k), dtype=np.int64)

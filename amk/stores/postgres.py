@@ -86,6 +86,7 @@ class PostgresStore(sql.SqlStore):
     def __init__(self, options: Options | None = None) -> None:
         super().__init__(options)
         self._conn = None
+        self._writer = None
         self._ids: dict[str, dict[Any, int]] = {"workload": {}, "device": {}, "config": {}, "pair": {}}
 
     @classmethod
@@ -99,9 +100,19 @@ class PostgresStore(sql.SqlStore):
 
     @property
     def conn(self):
+        """The connection reads use (a read in progress holds a transaction open on it)."""
         if self._conn is None:
             self._conn = self._connect()
         return self._conn
+
+    @property
+    def writer(self):
+        """The connection appends use: its own, so an append commits even while a read is in progress
+        (on the reading connection it would be nested in the read's transaction, and rolled back with it)."""
+        if self._writer is None:
+            self.conn  # noqa: B018  (creates the tables first)
+            self._writer = self._connect()
+        return self._writer
 
     def _connect(self):
         import psycopg
@@ -133,9 +144,11 @@ class PostgresStore(sql.SqlStore):
         return conn
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        for conn in (self._conn, self._writer):
+            if conn is not None:
+                conn.close()
+        self._conn = self._writer = None
+        self._writer = None
 
     # -- writing ------------------------------------------------------------------------------------
 
@@ -160,7 +173,7 @@ class PostgresStore(sql.SqlStore):
         raise AssertionError("unreachable")
 
     def _append_rows(self, rows: list[sql.RecordRow]) -> None:
-        conn = self.conn
+        conn = self.writer
         pending: dict[str, dict[Any, int]] = {}
         with conn.transaction():
             pending["workload"] = self._intern(conn, "workload", {r.workload for r in rows})
@@ -212,9 +225,9 @@ class PostgresStore(sql.SqlStore):
             cur.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"
                             " ON CONFLICT (md5(key)) DO NOTHING", ordered)
         keys = [row[0] for row in ordered]
-        found = dict((key, rid) for rid, key in conn.execute(
+        found = {key: rid for rid, key in conn.execute(
             f"SELECT id, key FROM {table} WHERE md5(key) = ANY(ARRAY(SELECT md5(k) FROM unnest(%s::text[]) AS k))",
-            (keys,)).fetchall())
+            (keys,)).fetchall()}
         return {value: found[row[0]] for value, row in rows.items()}
 
     # -- reading ------------------------------------------------------------------------------------
@@ -246,7 +259,7 @@ class PostgresStore(sql.SqlStore):
             return f"{self.describe()}: every record is already in schema {SCHEMA_VERSION}, nothing to migrate"
         rows = self._rows_to_migrate()
         upgraded = [(rid, record) for rid, record in rows if record is not None]
-        conn = self.conn
+        conn = self.writer
         with conn.transaction():
             new_rows = sql.record_rows(record for _, record in upgraded)
             pending = {kind: self._intern(conn, kind, values) for kind, values in (
