@@ -101,7 +101,9 @@ def bench_cpu(dtypes: list[str], budget_mb: int, quick: bool, rounds: int) -> li
         # The bandwidth, measured in the same rounds: a STREAM-like read of as many bytes as the weights.
         buffer = torch.ones(plan.weight_bytes // 4, dtype=torch.float32)
         for threads in thread_counts:
-            candidates[f"read threads={threads}"] = lambda replica, t=threads: ext.read_sum(buffer, t)
+            for streams in cpu.READ_STREAMS:
+                candidates[f"read threads={threads} streams={streams}"] = (
+                    lambda replica, t=threads, s=streams: ext.read_sum(buffer, t, s))
         samples = _interleaved(candidates, len(prepared.replicas), rounds)
         rows.append(_report("cpu", dtype, plan, bandwidth, samples))
     return rows

@@ -88,3 +88,16 @@ def test_state_round_trips_through_json(cls):
     restored = cls().set_state(json.loads(json.dumps(f.get_state())))
     assert np.array_equal(restored.transform([kernel()] * 2, [A100] * 2, configs),
                           f.transform([kernel()] * 2, [A100] * 2, configs))
+
+
+def test_schedule_features_read_any_mapping_like_a_dict():
+    from types import MappingProxyType
+
+    from amk.featurizers.amk import schedule_feature_matrix
+
+    config = {"tiling": {"gemv": {"N_tile": 64}}, "threads_per_block": 256, "sm_assignment": {"0": [1]},
+              "kernel_knobs": {"cols_per_warp": 2}}
+    proxied = MappingProxyType({**config, "tiling": MappingProxyType({"gemv": MappingProxyType({"N_tile": 64})}),
+                                "sm_assignment": MappingProxyType({"0": [1]}),
+                                "kernel_knobs": MappingProxyType({"cols_per_warp": 2})})
+    assert np.array_equal(schedule_feature_matrix([config]), schedule_feature_matrix([proxied]))

@@ -181,3 +181,38 @@ def test_a_real_kernel_tuner_cache_warm_starts_its_fastest_config(shared_data):
 
 def test_asking_for_no_seeds_gives_none():
     assert warm_start(kernel(), "a100", [record(kernel(), "a100", {"x": 1}, 10.0)], k=0) == []
+
+
+def test_no_data_for_a_device_transfers_from_its_own_architecture_before_a_device_of_nearer_memory_size():
+    # The A6000 (sm_86, 48 GB) is nearer the A100 (sm_80, 40 GB) in memory size; the A4000 shares its
+    # architecture. Knowledge transfers within an architecture, so the A4000's seeds come first.
+    records = [record(kernel(), "a100", {"x": 1}, 1.0), record(kernel(), "a4000", {"x": 2}, 1.0)]
+    seeds = warm_start(kernel(), "a6000", records, k=2)
+    assert [s.device for s in seeds] == ["a4000", "a100"]
+
+
+def test_device_distance_puts_every_device_of_the_same_architecture_before_any_other_architecture():
+    from amk.core.devices import KNOWN_DEVICES
+    from amk.core.prior import device_distance
+
+    devices = list(KNOWN_DEVICES.values())
+    for target in devices:
+        distance = device_distance(target, devices)
+        same = [d.arch == target.arch for d in devices]
+        assert max(x for x, s in zip(distance, same) if s) < min(x for x, s in zip(distance, same) if not s), target
+
+
+def test_device_distance_weighs_memory_size_far_less_than_bandwidth():
+    from amk.core.prior import device_distance
+
+    target = Device("t", "sm_90", 100, 1000.0, 100_000, 40.0)
+    more_memory = Device("m", "sm_90", 100, 1000.0, 100_000, 80.0)
+    more_bandwidth = Device("b", "sm_90", 100, 2000.0, 100_000, 40.0)
+    near_memory, near_bandwidth = device_distance(target, [more_memory, more_bandwidth])
+    assert 0 < near_memory < near_bandwidth / 2
+
+
+def test_device_distance_is_infinite_without_a_spec_known_on_both_sides():
+    from amk.core.prior import device_distance
+
+    assert device_distance(Device("unknown"), [Device("a100", "sm_80", 108)]).tolist() == [float("inf")]

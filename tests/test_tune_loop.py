@@ -292,3 +292,14 @@ def test_without_scikit_learn_the_surrogate_policy_names_the_extra_and_the_alter
     target, settings = target_for(ToyBackend(), policy="surrogate")
     with pytest.raises(MissingDependencyError, match=r"amk\[sklearn\].*policy = \"prior\""):
         tune(target, settings, budget=3)
+
+
+def test_the_floor_guard_judges_against_a_lower_bound_the_measurement_carries():
+    from amk.core.guarded import floor_guard
+    from amk.core.records import Measurement, MeasurementKind, Verdict
+
+    # The backend re-measured its bandwidth mid-run: its own bound (80 us) is below the run's floor (100 us).
+    measured = Measurement(verdict=Verdict.PASS, kind=MeasurementKind.MEASURED, latency_us=90.0, bound_us=80.0)
+    assert floor_guard(measured, 100.0, 0.02).verdict is Verdict.PASS
+    too_fast = Measurement(verdict=Verdict.PASS, kind=MeasurementKind.MEASURED, latency_us=70.0, bound_us=80.0)
+    assert floor_guard(too_fast, 100.0, 0.02).verdict is Verdict.REJECTED

@@ -50,6 +50,8 @@ SOURCE = Path(__file__).with_name("cpu_gemv.cpp")
 BANDWIDTH_CACHE = "cpu" + MEASUREMENT_SUFFIX
 # Reads per thread count; the best is kept, so more reads mean more chances of a quiet memory bus.
 BANDWIDTH_REPEATS = 20
+# Concurrent sequential streams per reading thread: one, and as many as the widest GEMV config reads rows.
+READ_STREAMS = (1, 8)
 
 # Code-shaping knobs: must match kCols / kUnrolls in cpu_gemv.cpp (checked against the build on load).
 COLS_PER_THREAD = (1, 2, 4, 8)
@@ -127,7 +129,8 @@ def load_extension() -> Any:
 
 def measure_bandwidth_gbps(refresh: bool = False, buffer_mb: int | None = None) -> float:
     """This machine's memory read bandwidth in GB/s: best of repeated reads of a buffer far larger than
-    the last-level cache, over every thread count; measured once per machine and cached.
+    the last-level cache, over every thread count and 1 or 8 streams per thread; measured once per
+    machine and cached.
 
     ``refresh`` measures again and keeps the better of the two: bandwidth is a physical limit, so the
     best reading seen is the closest to it (a reading taken while other work shared the memory bus is
@@ -143,8 +146,9 @@ def measure_bandwidth_gbps(refresh: bool = False, buffer_mb: int | None = None) 
     buffer = torch.ones(n_bytes // 4, dtype=torch.float32)
     per_threads: dict[int, float] = {}
     for threads in thread_choices():
-        ext.read_sum(buffer, threads)  # warm-up: page faults, thread start
-        best = min(_timed(lambda t=threads: ext.read_sum(buffer, t)) for _ in range(BANDWIDTH_REPEATS))
+        ext.read_sum(buffer, threads, 1)  # warm-up: page faults, thread start
+        best = min(_timed(lambda t=threads, s=streams: ext.read_sum(buffer, t, s))
+                   for streams in READ_STREAMS for _ in range(BANDWIDTH_REPEATS))
         per_threads[threads] = buffer.numel() * 4 / best / 1e9
     gbps = max(per_threads.values())
     if cached and float(cached["gbps"]) > gbps:

@@ -324,25 +324,32 @@ void gemv_step(const std::vector<torch::Tensor>& weights, const std::vector<torc
   }
 }
 
-// STREAM-like read: the sum of squares of a large float32 buffer with `threads` threads; returns the sum so the
-// compiler cannot drop the reads. The caller times it.
-double read_sum(const torch::Tensor& buffer, int64_t threads) {
+// STREAM-like read: the sum of squares of a large float32 buffer with `threads` threads, each reading its
+// share as `streams` concurrent sequential streams (the way a GEMV reads several rows at once: more
+// streams keep more of the memory system busy); returns the sum so the compiler cannot drop the reads.
+// The caller times it.
+double read_sum(const torch::Tensor& buffer, int64_t threads, int64_t streams) {
   TORCH_CHECK(buffer.scalar_type() == torch::kFloat && buffer.is_contiguous(), "buffer must be contiguous float32");
+  TORCH_CHECK(streams >= 1 && streams <= 16, "streams must be in [1, 16]");
   const float* p = buffer.data_ptr<float>();
   const int64_t n = buffer.numel();
-  const int64_t blocks = n / (4 * kLanes);
+  const int64_t parts = threads * streams;
+  const int64_t part = n / parts / kLanes * kLanes;  // floats per stream, whole vectors
   double total = 0.0;
 #pragma omp parallel num_threads(static_cast<int>(threads)) reduction(+ : total)
   {
-    V16 acc[4] = {V16::zero(), V16::zero(), V16::zero(), V16::zero()};
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < blocks; ++i) {
-      const float* q = p + i * 4 * kLanes;
-      for (int u = 0; u < 4; ++u) acc[u].fma(V16::load_f32(q + u * kLanes), V16::load_f32(q + u * kLanes));
+    V16 acc[16];
+    for (int s = 0; s < 16; ++s) acc[s] = V16::zero();
+    const int64_t first = static_cast<int64_t>(omp_get_thread_num()) * streams;
+    for (int64_t i = 0; i < part; i += kLanes) {
+      for (int64_t s = 0; s < streams; ++s) {
+        const V16 v = V16::load_f32(p + (first + s) * part + i);
+        acc[s].fma(v, v);
+      }
     }
-    for (int u = 0; u < 4; ++u) total += acc[u].sum();
+    for (int s = 0; s < 16; ++s) total += acc[s].sum();
   }
-  for (int64_t i = blocks * 4 * kLanes; i < n; ++i) total += static_cast<double>(p[i]) * p[i];
+  for (int64_t i = parts * part; i < n; ++i) total += static_cast<double>(p[i]) * p[i];
   return total;
 }
 

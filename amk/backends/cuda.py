@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import attrs
 
 from amk.backends.cache_dir import MEASUREMENT_SUFFIX, cache_dir, read_cached, write_cached
+from amk.backends.decode_schedule import knobs_of_schedule, schedule_of_knobs
 from amk.backends.gemv_step import (
     PreparedStep,
     StepPlan,
@@ -33,11 +34,11 @@ from amk.backends.gemv_step import (
     torch_dtype,
 )
 from amk.core.devices import KNOWN_DEVICES, Device, resolve_device
-from amk.core.errors import BackendError, InvalidConfigError, ValidationError
+from amk.core.errors import BackendError
 from amk.core.interfaces import Backend, Knob, SearchSpace
 from amk.core.markers import hookimpl
 from amk.core.records import Measurement, MeasurementKind, Verdict
-from amk.core.schedule import SEARCHABLE_KNOB_CHOICES, SEARCHABLE_KNOB_DEFAULTS, KernelKnobs, ScheduleConfig
+from amk.core.schedule import SEARCHABLE_KNOB_CHOICES, SEARCHABLE_KNOB_DEFAULTS
 from amk.core.workload import Workload
 
 HERE = Path(__file__).parent
@@ -278,25 +279,10 @@ class CudaBackend(Backend):
         return plan_decode_step(workload, self.options.memory_budget_mb << 20)
 
     def record_config(self, workload: Workload, knobs: Mapping[str, Any]) -> dict[str, Any]:
-        """The knobs in amk's ScheduleConfig layout (``tiling.gemv.N_tile``, ``threads_per_block``,
-        ``kernel_knobs``); the schedule's other fields keep their defaults (this GEMV has no use for them)."""
-        kernel = KernelKnobs.from_dict({k: knobs[k] for k in SEARCHABLE_KNOB_CHOICES})
-        return ScheduleConfig(gemv_n_tile=knobs["gemv_n_tile"], threads_per_block=knobs["threads_per_block"],
-                              kernel_knobs=kernel).to_dict()
+        return schedule_of_knobs(knobs)
 
     def knob_config(self, workload: Workload, config: Mapping[str, Any]) -> dict[str, Any]:
-        """The knob dict of a config given as knobs or in ScheduleConfig layout (e.g. a warm-start seed)."""
-        if set(config) == set(KNOB_NAMES):
-            return dict(config)
-        try:
-            schedule = ScheduleConfig.from_dict(config, ignore_unknown=True)
-        except ValidationError as exc:
-            raise InvalidConfigError(f"config {dict(config)!r} is not a decode GEMV schedule: {exc}") from None
-        return {**schedule.kernel_knobs.to_dict(), "threads_per_block": schedule.threads_per_block,
-                "gemv_n_tile": schedule.gemv_n_tile if schedule.gemv_n_tile is not None else DEFAULT_N_TILE}
-
-    def validate(self, workload: Workload, device: Device, config: Mapping[str, Any]) -> None:
-        self.search_space(workload, device).check(self.knob_config(workload, config))
+        return knobs_of_schedule(config, KNOB_NAMES, DEFAULT_N_TILE)
 
     def floor_us(self, workload: Workload, device: Device) -> float | None:
         """The planned step's weight bytes over the device's bandwidth (its spec, else measured here)."""

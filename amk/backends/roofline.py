@@ -39,12 +39,13 @@ from typing import Any, ClassVar
 import attrs
 
 import amk
+from amk.backends.decode_schedule import knobs_of_schedule, schedule_of_knobs
 from amk.core.decode import decode_dtype, decode_floor_us, layer_projections
 from amk.core.devices import Device
-from amk.core.errors import BackendError, InvalidConfigError, ValidationError
+from amk.core.errors import BackendError
 from amk.core.interfaces import Backend, Knob, SearchSpace
 from amk.core.records import Measurement, MeasurementKind, Verdict
-from amk.core.schedule import SEARCHABLE_KNOB_CHOICES, SEARCHABLE_KNOB_DEFAULTS, KernelKnobs, ScheduleConfig
+from amk.core.schedule import SEARCHABLE_KNOB_CHOICES, SEARCHABLE_KNOB_DEFAULTS
 from amk.core.workload import DECODE_KIND, Workload
 
 SCHEDULE_KNOBS: dict[str, tuple[tuple[int, ...], int]] = {  # name -> (choices, default)
@@ -147,25 +148,10 @@ class RooflineBackend(Backend):
         )
 
     def record_config(self, workload: Workload, knobs: Mapping[str, Any]) -> dict[str, Any]:
-        kernel = KernelKnobs.from_dict({k: knobs[k] for k in SEARCHABLE_KNOB_CHOICES})
-        schedule = ScheduleConfig(gemv_n_tile=knobs["gemv_n_tile"], threads_per_block=knobs["threads_per_block"],
-                                  pipelining_depth=knobs["pipelining_depth"], kernel_knobs=kernel)
-        return schedule.to_dict()
+        return schedule_of_knobs(knobs)
 
     def knob_config(self, workload: Workload, config: Mapping[str, Any]) -> dict[str, Any]:
-        if set(config) == set(KNOB_NAMES):
-            return dict(config)
-        try:
-            schedule = ScheduleConfig.from_dict(config, ignore_unknown=True)
-        except ValidationError as exc:
-            raise InvalidConfigError(f"config {dict(config)!r} is not a decode schedule: {exc}") from None
-        return {
-            "gemv_n_tile": schedule.gemv_n_tile if schedule.gemv_n_tile is not None
-            else SCHEDULE_KNOBS["gemv_n_tile"][1],
-            "threads_per_block": schedule.threads_per_block,
-            "pipelining_depth": schedule.pipelining_depth,
-            **schedule.kernel_knobs.to_dict(),
-        }
+        return knobs_of_schedule(config, KNOB_NAMES, SCHEDULE_KNOBS["gemv_n_tile"][1])
 
     def floor_us(self, workload: Workload, device: Device) -> float | None:
         self._check(workload, device)

@@ -44,6 +44,24 @@ def create_backend(app: AppContext, name: str | None, option_pairs: tuple[str, .
     return config.registry.create("backend", name, options)
 
 
+LOCAL_DEVICE = "local"
+
+
+def _local_device(backend):
+    """The hardware a measuring backend runs on here (``--device local``)."""
+    from amk.core.errors import BackendError
+
+    available, why = backend.availability()
+    if not available:
+        raise BackendError(f"the {backend.name!r} backend cannot run here ({why}), so it has no local device.")
+    device = backend.local_device()
+    if device is None:
+        raise BackendError(
+            f"the {backend.name!r} backend measures no local hardware; name the device with --device (e.g. h100)."
+        )
+    return device
+
+
 @click.command("tune", epilog=WORKLOAD_HELP)
 @workload_options
 @click.option("--backend", "backend_name", help="The backend that measures (default: the config's [backend]).")
@@ -67,6 +85,8 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
     """Tune a workload on a device: warm start from the corpus, then candidates ordered by the prior and
     a surrogate retrained as results arrive; every measured point, failures too, goes into the store.
 
+    With a backend that measures this machine (cpu, cuda), --device local names the hardware it runs on.
+
     Stops after --budget evaluations or --minutes, whichever comes first (--minutes alone: no
     limit on evaluations). A killed run continues
     with --resume (same target, same state file). Writes a JSON report and a PNG of the best-so-far
@@ -87,8 +107,8 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
     if policy:
         settings = attrs.evolve(settings, policy=policy)
     workload = parse_workload(workload_spec, shape, problem_size)
-    dev = resolve_device(device)
     backend = create_backend(app, backend_name, backend_options)
+    dev = _local_device(backend) if device == LOCAL_DEVICE else resolve_device(device)
     state_path = state_path or default_state_path(settings, workload, dev, backend.name)
     if state_path.exists() and not resume:
         click.echo(f"amk: a new run replaces the state of the previous one at {state_path} "

@@ -50,3 +50,33 @@ def device_spec_rows(devices: Sequence[Device]) -> np.ndarray:
         for d in devices
     ]
     return np.asarray(rows, dtype=np.float64).reshape(len(devices), len(DEVICE_FEATURES))
+
+
+# Device similarity: tuning knowledge transfers within an architecture (the tune loop measured the sm_86
+# A4000 <-> A6000 transferring where the A100 did not), so a different compute capability weighs more
+# than any spec difference within one; among the specs, bandwidth and SM count matter most and memory
+# size barely. One weight per DEVICE_FEATURES column, chosen a priori, not fitted.
+SPEC_WEIGHTS = np.asarray([0.5, 0.5, 0.25, 0.05, 0.0])
+ARCH_MISMATCH = 4.0  # squared distance added when the compute capabilities differ
+ARCH_MAJOR_STEP = 0.25  # and per squared difference of their major versions (sm_75 vs sm_90: 2 generations)
+
+
+def spec_distance(target: np.ndarray, specs: np.ndarray) -> np.ndarray:
+    """Distance of each row of ``specs`` to ``target`` (rows of :func:`device_spec_rows`, NaN = unknown).
+
+    A different compute capability adds ARCH_MISMATCH (plus ARCH_MAJOR_STEP per squared major-version
+    step) to the squared distance; on top comes the SPEC_WEIGHTS-weighted mean squared difference of the
+    log2 specs known on both sides. inf where nothing is known on both sides.
+    """
+    target = np.asarray(target, dtype=np.float64)
+    specs = np.asarray(specs, dtype=np.float64).reshape(-1, len(DEVICE_FEATURES))
+    known = ~np.isnan(specs) & ~np.isnan(target)[None, :]
+    diff = np.where(known, specs - target[None, :], 0.0)
+    weights = np.where(known, SPEC_WEIGHTS[None, :], 0.0)
+    wsum = weights.sum(axis=1)
+    spec_part = (weights * diff ** 2).sum(axis=1) / np.where(wsum > 0, wsum, 1.0)
+    cc = DEVICE_FEATURES.index("device.compute_capability")
+    major_step = np.where(known[:, cc], np.floor(np.nan_to_num(specs[:, cc])) - np.floor(np.nan_to_num(target[cc])), 0.0)
+    arch_part = np.where(known[:, cc] & (np.abs(diff[:, cc]) > 1e-9), ARCH_MISMATCH + ARCH_MAJOR_STEP * major_step ** 2,
+                         0.0)
+    return np.where(known.any(axis=1), np.sqrt(spec_part + arch_part), np.inf)

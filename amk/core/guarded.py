@@ -56,11 +56,16 @@ def measure_guarded(backend: Backend, workload: Workload, device: Device, config
 
 
 def floor_guard(measurement: Measurement, floor_us: float | None, tolerance: float) -> Measurement:
-    """The measurement with the floor attached; a latency below ``floor * (1 - tolerance)`` is REJECTED."""
+    """The measurement with the floor attached; a latency below ``floor * (1 - tolerance)`` is REJECTED.
+
+    A measurement that carries its own, lower bound (a backend that re-measured the bandwidth during the
+    run) is judged against that bound: the floor is the least of the estimates, never above a real result.
+    """
     if floor_us is None:
         return measurement
     if measurement.bound_us is None:
         measurement = attrs.evolve(measurement, bound_us=floor_us)
+    floor_us = min(floor_us, measurement.bound_us)
     latency = measurement.latency_us
     if measurement.verdict is Verdict.PASS and latency is not None and latency < floor_us * (1 - tolerance):
         return attrs.evolve(

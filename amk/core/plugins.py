@@ -32,6 +32,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "amk.rankers.knn",
     "amk.rankers.gbr",
     "amk.rankers.lightgbm",
+    "amk.rankers.replay",
     "amk.stores.memory",
     "amk.backends.replay",
     "amk.backends.roofline",

@@ -30,7 +30,7 @@ import numpy as np
 from amk.core.columns import CorpusColumns
 from amk.core.devices import Device, resolve_device
 from amk.core.errors import AmkError, InvalidConfigError, ValidationError
-from amk.core.features import device_spec_rows, flatten
+from amk.core.features import device_spec_rows, flatten, spec_distance
 from amk.core.interfaces import Backend, Featurizer, Ranker
 from amk.core.records import MeasurementKind, Verdict
 from amk.core.schedule import SEARCHABLE_KNOB_CHOICES, SEARCHABLE_KNOB_DEFAULTS, ScheduleConfig
@@ -120,16 +120,10 @@ def workload_distance(target: Workload, other: Workload) -> float:
 
 
 def device_distance(target: Device, others: Sequence[Device]) -> np.ndarray:
-    """Distance of each of ``others`` to ``target`` in spec space (log2 of SMs, bandwidth, shared memory,
-    memory, and the compute capability); inf where no spec is known on both sides."""
-    t = device_spec_rows([target])[0]
-    specs = device_spec_rows(list(others))
-    both = ~np.isnan(specs) & ~np.isnan(t)[None, :]
-    diff = np.where(both, specs - t[None, :], 0.0)
-    n = both.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        d = np.sqrt((diff ** 2).sum(axis=1) / n)
-    return np.where(n > 0, d, np.inf)
+    """Distance of each of ``others`` to ``target``: architecture first, then specs; inf where no spec is
+    known on both sides (see :func:`amk.core.features.spec_distance`: any device of the target's
+    architecture is nearer than any device of another one, and memory size barely counts)."""
+    return spec_distance(device_spec_rows([target])[0], device_spec_rows(list(others)))
 
 
 def _as_device(device: Device | str) -> Device:
@@ -270,6 +264,9 @@ def warm_start_combined(model_shape: ModelShape, device: Device | str, corpus: C
 # --------------------------------------------------------------------------------------------------
 
 def _config_dict(config: Mapping[str, Any] | ScheduleConfig) -> dict[str, Any]:
+    # A plain dict is read as it is (the featurizers never change it): copying 10,000 of them costs ~10 ms.
+    if type(config) is dict:
+        return config
     return config.to_dict() if isinstance(config, ScheduleConfig) else dict(config)
 
 
@@ -370,6 +367,8 @@ def fit_prior(training: TrainingSet, featurizer: str | Featurizer = "amk", ranke
     feat.fit([cols.workloads[i] for i in pair_w], cols.devices, [cols.configs[i] for i in pair_c])
     X = feat.transform_indexed(cols.workloads, cols.devices, cols.configs, cols.workload_index,
                                cols.device_index, cols.config_index)
+    if hasattr(model, "set_feature_names"):  # rankers that treat some columns apart (replay: the device's)
+        model.set_feature_names(feat.feature_names)
     model.fit(X, np.log(training.target), training.groups)
     return Prior(feat, model, trained=True, n_rows=n)
 
