@@ -51,6 +51,20 @@ def test_a_sqlite_file_from_before_the_hashes_table_gets_it_and_answers(tmp_path
         assert store.count() == 3
 
 
+def test_a_postgres_database_from_before_the_hashes_table_gets_it_and_answers(postgres_url):
+    import psycopg
+
+    with open_store(postgres_url) as store:
+        store.append([make_record(i) for i in range(3)])
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # what an older amk wrote: no hashes table
+        conn.execute("DROP TABLE amk_hashes")
+    with open_store(postgres_url) as store:
+        assert store.known_ids([record_id(make_record(1)), "nope"]) == {record_id(make_record(1))}
+        store.append([make_record(3)])
+        assert store.known_ids([record_id(make_record(3))]) == {record_id(make_record(3))}
+        assert store._fetchall("SELECT COUNT(*) FROM amk_hashes")[0][0] == 4  # each row hashed once
+
+
 def test_import_of_an_overlapping_file_into_sqlite_skips_only_what_the_store_holds(run_amk, tmp_path):
     # Records that name their source (i % 3 != 0), so the same record reads the same from either file.
     numbers = [i for i in range(12) if i % 3]
