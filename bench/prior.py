@@ -13,7 +13,6 @@ the reference's and the bars of issue 4 (fit lightgbm <= 15 s, rank 10,000 <= 10
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -128,7 +127,7 @@ def line(what: str, amk_s: float, ref_s: float | None = None, bar_s: float | Non
     print(text, flush=True)
 
 
-def main(n: int) -> None:
+def main(n: int, rankers: tuple[str, ...] = ("lightgbm", "knn", "gbr")) -> None:
     print(f"# {n:,} synthetic records (bench/synthetic.py, seed 0); {N_CANDIDATES:,} candidates; device {DEVICE}")
     start = time.perf_counter()
     columns = CorpusColumns.from_records(synthetic_records(n, seed=0))
@@ -150,7 +149,7 @@ def main(n: int) -> None:
     t_ref_fit, ref_ranker = best_of(1, lambda: ReferenceRanker(reference_points(rows, DEVICE)))
     t_ref_rank, _ = best_of(1, lambda: reference_rank(candidates, shape, ref_ranker))
 
-    for ranker in ("lightgbm", "knn", "gbr"):
+    for ranker in rankers:
         t_fit, prior = best_of(1, lambda ranker=ranker: fit_prior(training, "amk", ranker))
         bar = 15.0 if ranker == "lightgbm" else None
         line(f"fit {ranker} on all {len(training):,} rows", t_fit, None, bar)
@@ -166,4 +165,10 @@ def main(n: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000)
+    import argparse
+
+    parser = argparse.ArgumentParser(description="The prior at scale, beside the reference algorithm.")
+    parser.add_argument("records", nargs="?", type=int, default=1_000_000, help="synthetic corpus size")
+    parser.add_argument("--rankers", default="lightgbm,knn,gbr", help="comma-separated rankers to fit and time")
+    args = parser.parse_args()
+    main(args.records, tuple(r for r in args.rankers.split(",") if r))

@@ -13,7 +13,6 @@ row once; second call: answers from the stored hashes).
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 import tempfile
 import time
