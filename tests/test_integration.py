@@ -20,6 +20,25 @@ def test_a_second_tune_on_the_default_store_reads_what_the_first_appended(run_am
     assert stats["total"] == 24 and stats["by_kind"] == {"predicted": 24}
 
 
+def test_a_second_roofline_run_warm_starts_from_the_predictions_of_the_first(run_amk):
+    assert _tune(run_amk, LLAMA_1B, "llama-1b").returncode == 0
+    second = _tune(run_amk, LLAMA_3B, "llama-3b")
+    assert second.returncode == 0, second.stderr
+    report = json.loads(second.stdout)
+    assert report["warm_start"], "the second run started cold"
+    assert all("h100" in source for source in report["warm_start"])
+
+
+def test_a_measuring_backend_does_not_learn_from_predictions_by_default():
+    from amk.backends.replay import ReplayBackend
+    from amk.backends.roofline import RooflineBackend
+    from amk.core.records import MeasurementKind
+    from amk.core.tune import default_learning_kinds
+
+    assert default_learning_kinds(RooflineBackend()) == (MeasurementKind.PREDICTED,)
+    assert default_learning_kinds(ReplayBackend()) == (MeasurementKind.MEASURED,)
+
+
 def test_the_jsonl_columns_stay_consistent_after_appends(tmp_path, upstream_corpus):
     from amk.importers import read_file
     from amk.stores.jsonl import JsonlStore

@@ -73,7 +73,7 @@ def workload_options(func):
         click.option("--problem-size", metavar="N,N,...", help="Kernel Tuner problem size (shape problem_size)."),
         click.option("--device", required=True, help="The device: h100, a100, 'NVIDIA RTX A6000', ..."),
         click.option("--kind", "kinds", multiple=True, type=click.Choice(KIND_CHOICES),
-                     help="Measurement kinds to learn from (repeatable; default: measured)."),
+                     help="Measurement kinds to learn from (repeatable; default: measured; amk tune with a predicting backend such as roofline: predicted)."),
     )):
         func = option(func)
     return func

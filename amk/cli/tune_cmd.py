@@ -96,7 +96,15 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
 
     from amk.core.devices import resolve_device
     from amk.core.progress import ProgressBar
-    from amk.core.tune import TuneTarget, default_state_path, run_stem, target_id, tune, without_run
+    from amk.core.tune import (
+        TuneTarget,
+        default_learning_kinds,
+        default_state_path,
+        run_stem,
+        target_id,
+        tune,
+        without_run,
+    )
     from amk.core.tune_report import write_report
     from amk.core.tune_state import TuneState
 
@@ -124,7 +132,7 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
             corpus = without_run(corpus, previous.run_id)
         target = TuneTarget.prepare(workload, dev, backend, corpus, settings,
                                     featurizer=config.create("featurizer"), ranker=config.create("ranker"),
-                                    kinds=parse_kinds(kinds))
+                                    kinds=parse_kinds(kinds) if kinds else default_learning_kinds(backend))
         total = budget if budget is not None else settings.budget
         progress = ProgressBar(total or len(target.candidates), label=f"tune {workload.name} on {dev.name}")
         result = tune(target, settings, seed=seed, budget=budget, minutes=minutes, store=store,

@@ -41,6 +41,15 @@ log = logging.getLogger("amk.tune")
 MAX_TRANSFER_DEVICES = 8
 
 
+def default_learning_kinds(backend: Backend) -> tuple[MeasurementKind, ...]:
+    """What a run learns from unless told otherwise: a predicting backend (roofline) learns from predictions,
+    its own kind, so its runs warm-start each other without mixing in measurements; measuring and replaying
+    backends learn from measurements."""
+    if backend.measurement_kind is MeasurementKind.PREDICTED:
+        return (MeasurementKind.PREDICTED,)
+    return (MeasurementKind.MEASURED,)
+
+
 def _non_negative(instance: Any, attribute: attrs.Attribute, value: float) -> None:
     if value < 0:
         raise ValueError(f"{attribute.name}={value!r} must be >= 0")
