@@ -207,17 +207,11 @@ def bench_cuda(dtypes: list[str], budget_mb: int, quick: bool, rounds: int) -> l
 def _graph_samples(prepared, run, rounds: int) -> list[float]:
     import torch
 
-    from amk.backends.cuda import time_graph_replays
+    from amk.backends.cuda import capture_step_graphs, time_graph_replays
 
     run(0)
     torch.cuda.synchronize()
-    graphs = []
-    for replica in range(len(prepared.replicas)):
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            run(replica)
-        graphs.append(graph)
-    return time_graph_replays(graphs, warmup=5, repeats=rounds)
+    return time_graph_replays(capture_step_graphs(prepared, run), warmup=5, repeats=rounds)
 
 
 def main() -> int:

@@ -346,17 +346,7 @@ class CudaBackend(Backend):
                            spread_us=iqr_us, samples=len(samples), bound_us=floor)
 
     def _time_graphs(self, prepared: PreparedStep, run) -> list[float]:
-        """Capture the step once per replica in a CUDA graph (no launch overhead between GEMVs), then
-        time replays with CUDA events, rotating replicas so each replay reads cold weights."""
-        import torch
-
-        graphs = []
-        for replica in range(len(prepared.replicas)):
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                run(replica)
-            graphs.append(graph)
-        return time_graph_replays(graphs, self.options.warmup, self.options.repeats)
+        return time_graph_replays(capture_step_graphs(prepared, run), self.options.warmup, self.options.repeats)
 
     def _check_k(self, workload: Workload) -> None:
         plan = self.plan(workload)
@@ -391,6 +381,20 @@ class CudaBackend(Backend):
         ys = [torch.empty(p.n, dtype=dtype, device="cuda") for _ in range(plan.layers) for p in plan.projections]
         self._prepared = PreparedStep(key, plan, replicas, xs * plan.layers, ys, references)
         return self._prepared
+
+
+def capture_step_graphs(prepared: PreparedStep, run) -> list:
+    """The step captured once per weight replica in a CUDA graph (no launch overhead between GEMVs);
+    timing then rotates over them so each replay reads cold weights."""
+    import torch
+
+    graphs = []
+    for replica in range(len(prepared.replicas)):
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            run(replica)
+        graphs.append(graph)
+    return graphs
 
 
 def time_graph_replays(graphs: list, warmup: int, repeats: int) -> list[float]:

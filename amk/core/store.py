@@ -169,8 +169,8 @@ class Store(Implementation):
         return []
 
     def stats(self) -> CorpusStats:
-        records = list(self.query())
-        return CorpusStats.of(records, problems=len(self.problems()))
+        stats = CorpusStats.of(self.query())  # streamed: problems are known once the read has finished
+        return attrs.evolve(stats, problems=len(self.problems()))
 
     def migrate(self) -> str:
         """Rewrite every record in the current schema, keeping a backup; returns a one-line report."""
