@@ -54,8 +54,8 @@ def import_command(app: AppContext, files: tuple[Path, ...], fmt: str | None, de
                     problems.append(item.problem)
                 else:
                     items.append((None if allow_duplicates else record_id(item.record), item.record))
-            # Only this file's ids are looked up: the store answers from its hashes where it keeps them.
-            known = set() if allow_duplicates else store.known_ids(rid for rid, _ in items)
+            # Only this file's records are looked up, by content: no store reads (nor hashes) all its records.
+            known = set() if allow_duplicates else store.known_ids(dict(items))
             records = []
             for rid, record in items:
                 if rid in known:

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import attrs
 import numpy as np
 
-from amk.core.columns import CorpusColumns
+from amk.core.columns import CorpusColumns, config_key
 from amk.core.errors import UnsupportedOperationError
 from amk.core.interfaces import Implementation
 from amk.core.records import MeasurementKind, Record, Verdict
@@ -91,6 +91,15 @@ class CorpusStats:
         return cls(total, *(dict(sorted(counters[k].items())) for k in counters), shapes, problems)
 
 
+def match_key(record: Record) -> tuple:
+    """What two records with the same ``record_id`` must share: workload, device, config, verdict and kind.
+
+    Cheap to compare without hashing the whole record; equal keys are only candidates for equal ids.
+    """
+    m = record.measurement
+    return record.workload.key, record.device, config_key(record.config), m.verdict.value, m.kind.value
+
+
 class Store(Implementation):
     """A durable, append-only home for records. Subclasses implement ``append`` and ``_scan``.
 
@@ -151,18 +160,21 @@ class Store(Implementation):
             keep &= np.isin(cols.workload_index, ids)
         return cols.take(keep).compact().best_configs(per_workload).compact()
 
-    def known_ids(self, ids: Iterable[str]) -> set[str]:
-        """Those of ``ids`` (``record_id`` content hashes) that identify a readable record of this store.
+    def known_ids(self, records: Mapping[str, Record]) -> set[str]:
+        """Those ids of ``records`` (``record_id`` -> its record) whose record this store holds, readable.
 
-        What an import asks to skip records it already holds. This default hashes every record; stores
-        that keep the hashes answer from them.
+        What an import asks to skip records it already holds. The records are given with their ids so a
+        store can match by content first: only a stored record of the same workload, device, config,
+        verdict and kind can have the same id, and only those are hashed. Nothing is remembered between
+        calls, so a record appended meanwhile (by any process) is seen. This default reads every record;
+        stores with an index or a columns cache find the few candidates without reading the rest.
         """
+        if not records:
+            return set()
         from amk.core.records import record_id
 
-        wanted = set(ids)
-        if not wanted:
-            return set()
-        return {rid for rid in map(record_id, self.query()) if rid in wanted}
+        wanted = {match_key(r) for r in records.values()}
+        return {rid for rid in (record_id(r) for r in self.query() if match_key(r) in wanted) if rid in records}
 
     def problems(self) -> list[CorpusProblem]:
         """Entries found unreadable by the last full read (malformed, torn, from a newer schema)."""

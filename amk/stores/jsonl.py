@@ -25,20 +25,23 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 import numpy as np
 
 import amk
-from amk.core.columns import KIND_CODES, VERDICT_CODES, CorpusColumns
+from amk.core.columns import KIND_CODES, VERDICT_CODES, CorpusColumns, config_key
 from amk.core.errors import RecordError, StoreError
 from amk.core.migrations import SCHEMA_VERSION
 from amk.core.records import Record, record_from_dict, record_to_json
-from amk.core.store import CorpusProblem, CorpusQuery, CorpusStats, Store
+from amk.core.store import CorpusProblem, CorpusQuery, CorpusStats, Store, match_key
 from amk.core.workload import Workload
+
+if TYPE_CHECKING:
+    from amk.stores.jsonl_columns import ColumnsRead
 
 
 class JsonlStore(Store):
@@ -187,6 +190,10 @@ class JsonlStore(Store):
     def _all_columns(self) -> CorpusColumns:
         if not self.options.columns_cache:
             return CorpusColumns.from_records(self._scan())
+        return self._columns_read().columns
+
+    def _columns_read(self) -> ColumnsRead:
+        """The whole file's columns and line offsets through the cache (the file as it is now)."""
         from amk.stores.jsonl_columns import cached_columns
 
         try:
@@ -195,15 +202,59 @@ class JsonlStore(Store):
         except FileNotFoundError:
             version = None
         if self._columns_memo is not None and version is not None and self._columns_memo[0] == version:
-            cols, problems = self._columns_memo[1:]
+            read = self._columns_memo[1]
         else:
             try:
-                cols, problems = cached_columns(self.path, self._read_lines)
+                read = cached_columns(self.path, self._read_lines)
             except OSError as exc:
                 raise StoreError(f"cannot read {self.path}: {exc.strerror}; check the path and permissions.") from None
-            self._columns_memo = (version, cols, problems) if version is not None else None
-        self._problems = list(problems)
-        return cols
+            self._columns_memo = (version, read) if version is not None else None
+        self._problems = list(read.problems)
+        return read
+
+    def known_ids(self, records: Mapping[str, Record]) -> set[str]:
+        """Candidates from the columns cache (see ``Store.known_ids``); only their lines are re-read and hashed.
+
+        The cache reads what was appended since it was written, so a record another process appended
+        before the call is seen. Offsets hold for the file the cache read: if it was replaced since
+        (``amk corpus migrate``), every record is read instead.
+        """
+        if not records or not self.options.columns_cache:
+            return super().known_ids(records)
+        from amk.core.records import record_id
+
+        read = self._columns_read()
+        cols = read.columns
+        wanted = {match_key(r) for r in records.values()}
+        workload_keys = [w.key for w in cols.workloads]
+        wanted_workloads, wanted_devices = {k[0] for k in wanted}, {k[1] for k in wanted}
+        near = (np.array([k in wanted_workloads for k in workload_keys], dtype=bool)[cols.workload_index]
+                & np.array([d in wanted_devices for d in cols.devices], dtype=bool)[cols.device_index])
+        config_keys: dict[int, str] = {}
+        lines = []
+        for row in np.flatnonzero(near).tolist():
+            c = int(cols.config_index[row])
+            if c not in config_keys:
+                config_keys[c] = config_key(cols.configs[c])
+            key = (workload_keys[cols.workload_index[row]], cols.devices[cols.device_index[row]], config_keys[c],
+                   VERDICT_CODES[cols.verdict[row]].value, KIND_CODES[cols.kind[row]].value)
+            if key in wanted:
+                lines.append(int(read.offsets[row]))
+        found: set[str] = set()
+        if not lines:
+            return found
+        with self._open_for_reading() as f:
+            if os.fstat(f.fileno()).st_ino != read.inode:
+                return super().known_ids(records)
+            for offset in lines:
+                f.seek(offset)
+                try:
+                    rid = record_id(record_from_dict(json.loads(f.readline()), where=f"{self.path}@{offset}"))
+                except (json.JSONDecodeError, UnicodeDecodeError, RecordError):
+                    continue  # the cache read this line as a record: only a replaced file reads otherwise
+                if rid in records:
+                    found.add(rid)
+        return found
 
     def columns(self, query: CorpusQuery | None = None) -> CorpusColumns:
         cols = self._all_columns()

@@ -1,7 +1,8 @@
 """The jsonl store's columns cache: ``<file>.columns.npz``, so training reads do not re-parse the corpus.
 
 The corpus is append-only, so the cache keeps the columns of every complete line up to a byte offset,
-with the problems found there. A later read checks that the file is still the one cached (same inode,
+with the problems found there and where each record's line starts (so ``known_ids`` can re-read the few
+lines it needs). A later read checks that the file is still the one cached (same inode,
 same bytes at its head and just before the offset) and parses only what was appended since. Anything
 else (a migrated, rewritten or truncated file, an unreadable or foreign cache) is a full re-read; the
 cache is written next to the corpus with numpy's plain format (no pickle) and replaced atomically.
@@ -25,7 +26,7 @@ from amk.core.records import Record
 from amk.core.store import CorpusProblem
 from amk.core.workload import Workload
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: each record's line offset
 _ARRAYS = ("workload_index", "device_index", "config_index", "latency_us", "bound_us", "verdict", "kind", "timestamp")
 _HEAD = 1 << 16
 _TAIL = 1 << 12
@@ -54,6 +55,17 @@ class _Cached:
     problems: list[CorpusProblem]
     end: int  # byte offset just after the last complete line cached
     lines: int  # lines up to ``end``
+    offsets: np.ndarray  # where each record's line starts, one per row of ``columns``
+
+
+@attrs.frozen
+class ColumnsRead:
+    """What one read of the corpus through the cache found: its columns, problems, and lines' offsets."""
+
+    columns: CorpusColumns
+    problems: list[CorpusProblem]
+    offsets: np.ndarray  # where the line of each row of ``columns`` starts in the file
+    inode: int | None  # the file read (None: there was none); offsets hold only while it is still there
 
 
 def _load(path: Path, inode: int) -> tuple[_Cached, dict[str, Any]] | None:
@@ -63,6 +75,7 @@ def _load(path: Path, inode: int) -> tuple[_Cached, dict[str, Any]] | None:
             if meta.get("version") != CACHE_VERSION or meta.get("inode") != inode:
                 return None
             arrays = {name: data[name] for name in _ARRAYS}
+            offsets = data["offsets"]
             arrays["source"] = np.empty(len(meta["source"]), dtype=object)
             arrays["source"][:] = meta["source"]
     except (OSError, ValueError, KeyError, json.JSONDecodeError):
@@ -72,7 +85,7 @@ def _load(path: Path, inode: int) -> tuple[_Cached, dict[str, Any]] | None:
         devices=[Device(**d) for d in meta["devices"]],
         configs=meta["configs"], **arrays)
     problems = [CorpusProblem(w, r) for w, r in meta["problems"]]
-    return _Cached(columns, problems, meta["end"], meta["lines"]), meta
+    return _Cached(columns, problems, meta["end"], meta["lines"], offsets), meta
 
 
 def _save(path: Path, cached: _Cached, inode: int, fingerprint: str) -> None:
@@ -89,20 +102,22 @@ def _save(path: Path, cached: _Cached, inode: int, fingerprint: str) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         with tmp.open("wb") as f:
-            np.savez(f, meta=np.array(json.dumps(meta)), **{name: getattr(cols, name) for name in _ARRAYS})
+            np.savez(f, meta=np.array(json.dumps(meta)), offsets=cached.offsets,
+                     **{name: getattr(cols, name) for name in _ARRAYS})
         os.replace(tmp, path)
     except OSError:
         # The cache only saves time: a read-only directory or a full disk must not fail a read.
         tmp.unlink(missing_ok=True)
 
 
-def cached_columns(corpus: Path, read_lines: LineReader) -> tuple[CorpusColumns, list[CorpusProblem]]:
-    """Every readable record of ``corpus`` as columns, and every problem, reusing and refreshing the cache.
+def cached_columns(corpus: Path, read_lines: LineReader) -> ColumnsRead:
+    """Every readable record of ``corpus`` as columns, every problem, and where each record's line starts,
+    reusing and refreshing the cache.
 
     ``read_lines(f, start, first_lineno)`` reads the lines from offset ``start`` (see ``LineReader``).
     """
     if not corpus.exists():
-        return CorpusColumns.from_records([]), []
+        return ColumnsRead(CorpusColumns.from_records([]), [], np.zeros(0, dtype=np.int64), None)
     path = cache_path(corpus)
     with corpus.open("rb") as f:
         stat = os.fstat(f.fileno())
@@ -118,21 +133,26 @@ def cached_columns(corpus: Path, read_lines: LineReader) -> tuple[CorpusColumns,
         problems = list(base.problems) if base else []
         tail_problems: list[CorpusProblem] = []
         end, last_line = start, lines
+        offsets: list[int] = []
         for lineno, item, after in read_lines(f, start, lines + 1):
             if after is None:  # an incomplete last line: reported now, never cached
                 tail_problems.append(item)
                 continue
-            end, last_line = after, lineno
+            line_start, end, last_line = end, after, lineno
             if item is None:  # a blank line
                 continue
             if isinstance(item, CorpusProblem):
                 problems.append(item)
             else:
                 builder.add(item)
+                offsets.append(line_start)
         new = builder.build()
         if base is not None:
             new = attrs.evolve(new, **{name: np.concatenate([getattr(base.columns, name), getattr(new, name)])
                                        for name in (*_ARRAYS, "source")})
+        all_offsets = np.array(offsets, dtype=np.int64)
+        if base is not None:
+            all_offsets = np.concatenate([base.offsets, all_offsets])
         if base is None or end != base.end:
-            _save(path, _Cached(new, problems, end, last_line), stat.st_ino, _fingerprint(f, end))
-    return new, problems + tail_problems
+            _save(path, _Cached(new, problems, end, last_line, all_offsets), stat.st_ino, _fingerprint(f, end))
+    return ColumnsRead(new, problems + tail_problems, all_offsets, stat.st_ino)

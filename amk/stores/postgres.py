@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import attrs
 
 import amk
-from amk.core.errors import RecordError, StoreError
+from amk.core.errors import StoreError
 from amk.core.migrations import SCHEMA_VERSION
 from amk.core.records import Record
 from amk.stores import sql
@@ -53,11 +53,6 @@ CREATE INDEX IF NOT EXISTS amk_records_by_workload ON amk_records (workload_id);
 CREATE INDEX IF NOT EXISTS amk_records_by_time ON amk_records (timestamp);
 CREATE TABLE IF NOT EXISTS amk_bodies (id BIGINT PRIMARY KEY, body TEXT NOT NULL);
 """
-# Added after the first layout: created on connecting when missing, so older databases get it too.
-_HASHES = """
-CREATE TABLE IF NOT EXISTS amk_hashes (id BIGINT PRIMARY KEY, record_id TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS amk_hashes_by_record_id ON amk_hashes (record_id);
-"""
 _CURSOR_NAMES = itertools.count()
 _SCHEMA_LOCK = 0x616D6B  # advisory lock id: creating the tables once when several writers start together
 _UNIQUE_TABLES = {
@@ -81,6 +76,8 @@ class PostgresStore(sql.SqlStore):
     url_schemes: ClassVar[tuple[str, ...]] = ("postgresql", "postgres")
     requires: ClassVar[dict[str, str]] = {"psycopg": "postgres"}
     ph: ClassVar[str] = "%s"
+    _key_column: ClassVar[str] = "md5(key)"
+    _key_param: ClassVar[str] = "md5(%s)"
 
     @attrs.frozen
     class Options:
@@ -130,11 +127,10 @@ class PostgresStore(sql.SqlStore):
             raise StoreError(f"cannot connect to {self.describe()}: {reason}; check the URL and that the server runs.") from None
         try:
             with conn.transaction():
-                ready = conn.execute("SELECT to_regclass('amk_hashes') IS NOT NULL").fetchone()[0]
+                ready = conn.execute("SELECT to_regclass('amk_bodies') IS NOT NULL").fetchone()[0]
                 if not ready:  # the first writer creates the tables; the others wait for it here
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                     conn.execute(_SCHEMA)
-                    conn.execute(_HASHES)
                 meta = dict(conn.execute("SELECT key, value FROM amk_meta").fetchall())
                 sql.check_meta(meta, self.describe())
                 if not meta:
@@ -237,42 +233,6 @@ class PostgresStore(sql.SqlStore):
         return {value: found[row[0]] for value, row in rows.items()}
 
     # -- reading ------------------------------------------------------------------------------------
-
-    def known_ids(self, ids: Iterable[str]) -> set[str]:
-        """Answered from ``amk_hashes`` (indexed), after hashing the rows that have no hash yet.
-
-        Appends do not hash (it would cost more than the rest of an append): whoever asks hashes what is
-        new, once. Rows are found by an anti-join, not by id order: ids come from a sequence, so a
-        transaction may commit rows below ids already hashed. Unreadable rows stay unhashed (``problems``).
-        """
-        import psycopg
-
-        from amk.core.records import record_id
-
-        wanted = sorted(set(ids))
-        if not wanted:
-            return set()
-        hashes: list[tuple[int, str]] = []
-        for batch in self._stream(f"SELECT {sql.READ_COLUMNS} FROM amk_records r JOIN amk_bodies b ON b.id = r.id"
-                                  " WHERE NOT EXISTS (SELECT 1 FROM amk_hashes h WHERE h.id = r.id) ORDER BY r.id"):
-            self._tables.ensure({row[2] for row in batch}, {row[3] for row in batch}, {row[4] for row in batch})
-            for row in batch:
-                try:
-                    hashes.append((row[0], record_id(sql.read_record(self._tables, row, self.describe()))))
-                except RecordError:
-                    pass
-        if hashes:
-            try:
-                with self.writer.transaction(), self.writer.cursor() as cur, \
-                        cur.copy("COPY amk_hashes (id, record_id) FROM STDIN") as copy:
-                    for row in hashes:
-                        copy.write_row(row)
-            except psycopg.errors.UniqueViolation:
-                pass  # another process hashed the same rows at the same time: theirs are as good
-            except psycopg.Error as exc:
-                raise StoreError(f"cannot write to {self.describe()}: {exc}; check the server.") from None
-        return {rid for (rid,) in self._fetchall("SELECT record_id FROM amk_hashes WHERE record_id = ANY(%s)",
-                                                 (wanted,))}
 
     def _fetchall(self, statement: str, params: Sequence[Any] = ()) -> list[tuple]:
         import psycopg

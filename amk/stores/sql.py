@@ -330,6 +330,9 @@ class SqlStore(Store):
     # How to ask for a sequential scan when a query reads a large share of the table (a device's rows):
     # one pass in id order beats an index lookup per row plus a sort.
     _scan_hint: ClassVar[str] = ""
+    # How a unique table's key is matched with a parameter (postgres indexes md5(key), not the long text).
+    _key_column: ClassVar[str] = "key"
+    _key_param: ClassVar[str] = "?"
 
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
@@ -439,6 +442,60 @@ class SqlStore(Store):
                      (SCHEMA_VERSION,))]
         seen = {p.where for p in self._problems}
         return self._problems + [p for p in newer if p.where not in seen]
+
+    def _ids_by_key(self, table: str, keys: Iterable[str]) -> dict[str, int]:
+        """key -> id of those ``keys`` that a unique table holds."""
+        keys = sorted(set(keys))
+        found: dict[str, int] = {}
+        for start in range(0, len(keys), 500):
+            part = keys[start:start + 500]
+            found.update((key, int(rid)) for rid, key in self._fetchall(
+                f"SELECT id, key FROM {table} WHERE {self._key_column} IN ({', '.join([self._key_param] * len(part))})",
+                part))
+        return found
+
+    def known_ids(self, records: Mapping[str, Record]) -> set[str]:
+        """Matched by content through the indexes (see ``Store.known_ids``), never by hashing every row.
+
+        Only rows of a record's device and workload (the head of ``amk_records_best``) with its config,
+        verdict and kind are read and hashed, and every row of an older schema (its columns may differ
+        from those of the record it upgrades to; ``amk corpus migrate`` rewrites them). Nothing is cached,
+        so a row another process committed before the call is seen.
+        """
+        if not records:
+            return set()
+        from amk.core.records import record_id
+
+        ph = self.ph
+        keys = [(r.workload.key, device_key(r.device), config_key(r.config), r.measurement.verdict.value,
+                 r.measurement.kind.value) for r in records.values()]
+        workload_ids = self._ids_by_key("amk_workloads", (k[0] for k in keys))
+        device_ids = self._ids_by_key("amk_devices", (k[1] for k in keys))
+        config_ids = self._ids_by_key("amk_configs", (k[2] for k in keys))
+        wanted: dict[tuple[int, int], set[tuple[int, str, str]]] = {}
+        for w, d, c, verdict, kind in keys:
+            if w in workload_ids and d in device_ids and c in config_ids:
+                wanted.setdefault((device_ids[d], workload_ids[w]), set()).add((config_ids[c], verdict, kind))
+        candidates = [int(row[0]) for row in self._fetchall(
+            f"SELECT id FROM amk_records WHERE schema_version < {ph}", (SCHEMA_VERSION,))]
+        for (did, wid), matches in sorted(wanted.items()):
+            candidates += [int(rid) for rid, cid, verdict, kind in self._fetchall(
+                f"SELECT id, config_id, verdict, kind FROM amk_records WHERE device_id = {ph} AND workload_id = {ph}"
+                f" AND schema_version = {ph}", (did, wid, SCHEMA_VERSION)) if (cid, verdict, kind) in matches]
+        found: set[str] = set()
+        for start in range(0, len(candidates), 1000):
+            part = ", ".join(map(str, candidates[start:start + 1000]))
+            for batch in self._stream(f"SELECT {READ_COLUMNS} FROM amk_records r JOIN amk_bodies b ON b.id = r.id"
+                                      f" WHERE r.id IN ({part})"):
+                self._tables.ensure({row[2] for row in batch}, {row[3] for row in batch}, {row[4] for row in batch})
+                for row in batch:
+                    try:
+                        rid = record_id(read_record(self._tables, row, f"{self.describe()}#{row[0]}"))
+                    except RecordError:
+                        continue  # unreadable rows are reported by problems(), and hold no known record
+                    if rid in records:
+                        found.add(rid)
+        return found
 
     def _rows_to_migrate(self) -> list[tuple[int, Record | None]]:
         """(id, upgraded record or None when it cannot be upgraded) for each row of an older schema."""

@@ -16,7 +16,7 @@ import itertools
 import random
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sized
+from collections.abc import Iterable, Iterator, Mapping, Sized
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,7 +24,7 @@ import attrs
 
 import amk
 from amk.core.columns import config_key
-from amk.core.errors import RecordError, StoreError
+from amk.core.errors import StoreError
 from amk.core.migrations import SCHEMA_VERSION
 from amk.core.records import Record
 from amk.stores import sql
@@ -44,8 +44,6 @@ CREATE TABLE IF NOT EXISTS amk_records (
     workload_id INTEGER NOT NULL, device_id INTEGER NOT NULL, config_id INTEGER NOT NULL,
     verdict TEXT NOT NULL, kind TEXT NOT NULL, latency_us REAL, bound_us REAL, timestamp REAL, source TEXT);
 CREATE TABLE IF NOT EXISTS amk_bodies (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS amk_hashes (id INTEGER PRIMARY KEY, record_id TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS amk_hashes_by_record_id ON amk_hashes (record_id);
 """
 # amk_records' secondary indexes: created with the tables, dropped and re-created by large appends.
 _RECORD_INDEXES = """
@@ -279,61 +277,11 @@ class SqliteStore(sql.SqlStore):
 
     # -- reading ------------------------------------------------------------------------------------
 
-    def known_ids(self, ids: Iterable[str]) -> set[str]:
-        """Answered from ``amk_hashes`` (indexed), after hashing the records appended since the last call."""
-        wanted = sorted(set(ids))
-        if not wanted:
-            return set()
+    def known_ids(self, records: Mapping[str, Record]) -> set[str]:
         try:
-            self._hash_new_rows()
-            found: set[str] = set()
-            for start in range(0, len(wanted), 500):
-                part = wanted[start:start + 500]
-                found.update(rid for (rid,) in self._fetchall(
-                    f"SELECT record_id FROM amk_hashes WHERE record_id IN ({', '.join('?' * len(part))})", part))
+            return super().known_ids(records)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot read {self.describe()}: {exc}; check the file.") from None
-        return found
-
-    def _hash_new_rows(self) -> None:
-        """Store the ``record_id`` of every row appended since the last hashing (none after a full pass).
-
-        Appends do not hash (it would cost more than the rest of an append); whoever asks for known ids
-        hashes what is new, once. ``hashed_through`` in amk_meta is the last row id looked at: rows are
-        appended with increasing ids. Unreadable rows are skipped (they are reported by ``problems``).
-        """
-        from amk.core.records import record_id
-
-        through = self._fetchall("SELECT value FROM amk_meta WHERE key = 'hashed_through'")
-        after = int(through[0][0]) if through else 0
-        last = self._fetchall("SELECT COALESCE(MAX(id), 0) FROM amk_records")[0][0]
-        if last <= after:
-            return
-        hashes: list[tuple[int, str]] = []
-        for batch in self._stream(f"SELECT {sql.READ_COLUMNS} FROM amk_records r JOIN amk_bodies b ON b.id = r.id"
-                                  " WHERE r.id > ? AND r.id <= ? ORDER BY r.id", (after, last)):
-            self._tables.ensure({row[2] for row in batch}, {row[3] for row in batch}, {row[4] for row in batch})
-            for row in batch:
-                try:
-                    hashes.append((row[0], record_id(sql.read_record(self._tables, row, self.describe()))))
-                except RecordError:
-                    pass
-
-        def store() -> None:
-            conn = self.conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany("INSERT OR IGNORE INTO amk_hashes (id, record_id) VALUES (?, ?)", hashes)
-                conn.execute("INSERT INTO amk_meta (key, value) VALUES ('hashed_through', ?) ON CONFLICT (key)"
-                             " DO UPDATE SET value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
-                             (str(last),))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-
-        self._retry(store)
 
     def _fetchall(self, statement: str, params=()) -> list[tuple]:
         return self.conn.execute(statement, list(params)).fetchall()
