@@ -163,25 +163,24 @@ def three_files(tmp_path: Path) -> list[str]:
             _write_jsonl(tmp_path / "c.jsonl", numbers[:4] + numbers[16:20])]
 
 
-def test_a_multi_file_import_into_jsonl_reads_the_existing_store_once(tmp_path, three_files, lines_parsed):
-    url = f"jsonl:{tmp_path / 'corpus.jsonl'}"
+def _import_into_a_store_of_60(url: str, files: list[str], reads: list[int]) -> None:
+    """Import ``files`` into a store that holds 60 records, counting in ``reads`` from the import's start."""
     with open_store(url) as store:
         store.append([make_record(i) for i in range(60)])
-    lines_parsed.clear()
-    result = _import(url, *three_files)
+    reads.clear()
+    result = _import(url, *files)
     assert result.exit_code == 0, result.output
     assert "c.jsonl: imported 4 records" in result.output and "4 already in the store (skipped)" in result.output
+
+
+def test_a_multi_file_import_into_jsonl_reads_the_existing_store_once(tmp_path, three_files, lines_parsed):
+    _import_into_a_store_of_60(f"jsonl:{tmp_path / 'corpus.jsonl'}", three_files, lines_parsed)
     store_lines = [n for n in lines_parsed if n <= 60]
     assert sorted(store_lines) == list(range(1, 61))  # each stored line once, then only what the import added
 
 
 def test_a_multi_file_import_into_a_sql_store_hashes_only_records_it_may_repeat(sql_store_url, three_files, rows_read):
-    with open_store(sql_store_url) as store:
-        store.append([make_record(i) for i in range(60)])
-    rows_read.clear()
-    result = _import(sql_store_url, *three_files)
-    assert result.exit_code == 0, result.output
-    assert "c.jsonl: imported 4 records" in result.output and "4 already in the store (skipped)" in result.output
+    _import_into_a_store_of_60(sql_store_url, three_files, rows_read)
     assert all(row > 60 for row in rows_read)  # no record that was in the store before the import
     assert len(rows_read) == 4  # the four repeated records' rows, once
 

@@ -89,7 +89,6 @@ class PostgresStore(sql.SqlStore):
         super().__init__(options)
         self._conn = None
         self._writer = None
-        self._ids: dict[str, dict[Any, int]] = {"workload": {}, "device": {}, "config": {}, "pair": {}}
 
     @classmethod
     def options_from_url(cls, url: str) -> dict[str, Any]:
@@ -254,33 +253,16 @@ class PostgresStore(sql.SqlStore):
         except psycopg.Error as exc:
             raise StoreError(f"cannot read {self.describe()}: {exc}; check the server.") from None
 
-    def migrate(self) -> str:
-        """Rewrite rows of older schema versions in the current one, in one transaction."""
-        old = self._fetchall("SELECT COUNT(*) FROM amk_records WHERE schema_version < %s", (SCHEMA_VERSION,))[0][0]
-        if not old:
-            return f"{self.describe()}: every record is already in schema {SCHEMA_VERSION}, nothing to migrate"
-        rows = self._rows_to_migrate()
-        upgraded = [(rid, record) for rid, record in rows if record is not None]
+    def _rewrite(self, row_ids: list[int], rows: list[sql.RecordRow]) -> dict[str, dict[Any, int]]:
         conn = self.writer
         with conn.transaction():
-            new_rows = sql.record_rows(record for _, record in upgraded)
             pending = {kind: self._intern(conn, kind, values) for kind, values in (
-                ("workload", {r.workload for r in new_rows}), ("device", {r.device for r in new_rows}),
-                ("config", {r.config_key for r in new_rows}))}
-            for (rid, _), r in zip(upgraded, new_rows):
-                ids = tuple(self._ids[k].get(v) or pending[k][v]
-                            for k, v in (("workload", r.workload), ("device", r.device), ("config", r.config_key)))
-                conn.execute("UPDATE amk_records SET schema_version = %s, workload_id = %s, device_id = %s,"
-                             " config_id = %s, verdict = %s, kind = %s, latency_us = %s, bound_us = %s,"
-                             " timestamp = %s, source = %s WHERE id = %s",
-                             (SCHEMA_VERSION, *ids, r.verdict, r.kind, r.latency_us, r.bound_us, r.timestamp, r.source,
-                              rid))
-                conn.execute("UPDATE amk_bodies SET body = %s WHERE id = %s", (r.body, rid))
-        for kind, new in pending.items():
-            self._ids[kind].update(new)
-        failed = len(rows) - len(upgraded)
-        note = f"; {failed} rows could not be upgraded and were left as they were" if failed else ""
-        return f"{self.describe()}: {len(upgraded)} records rewritten in schema {SCHEMA_VERSION}{note}"
+                ("workload", {r.workload for r in rows}), ("device", {r.device for r in rows}),
+                ("config", {r.config_key for r in rows}))}
+            self._rewrite_rows(conn, row_ids, rows, lambda r: tuple(
+                self._ids[k].get(v) or pending[k][v]
+                for k, v in (("workload", r.workload), ("device", r.device), ("config", r.config_key))))
+        return pending
 
 
 @amk.hookimpl

@@ -338,6 +338,8 @@ class SqlStore(Store):
         super().__init__(options)
         self._tables = UniqueTables(self._fetch_unique)
         self._problems: list[CorpusProblem] = []
+        # Unique-table ids this store has interned or seen committed: workload/device/config -> id, pairs.
+        self._ids: dict[str, dict[Any, int]] = {"workload": {}, "device": {}, "config": {}, "pair": {}}
 
     @abstractmethod
     def _fetchall(self, statement: str, params: Sequence[Any] = ()) -> list[tuple]:
@@ -496,6 +498,45 @@ class SqlStore(Store):
                     if rid in records:
                         found.add(rid)
         return found
+
+    def migrate(self) -> str:
+        """Rewrite rows of older schema versions in the current one, in one transaction (after a backup where
+        the store makes one); rows that cannot be upgraded are left as they are and counted."""
+        old = self._fetchall(f"SELECT COUNT(*) FROM amk_records WHERE schema_version < {self.ph}", (SCHEMA_VERSION,))
+        if not old[0][0]:
+            return f"{self.describe()}: every record is already in schema {SCHEMA_VERSION}, nothing to migrate"
+        backup_note = self._migration_backup()
+        rows = self._rows_to_migrate()
+        upgraded = [(rid, record) for rid, record in rows if record is not None]
+        interned = self._rewrite([rid for rid, _ in upgraded], record_rows(record for _, record in upgraded))
+        for kind, new in interned.items():  # only now, after the commit, as appends do
+            self._ids[kind].update(new)
+        failed = len(rows) - len(upgraded)
+        note = f"; {failed} rows could not be upgraded and were left as they were" if failed else ""
+        return f"{self.describe()}: {len(upgraded)} records rewritten in schema {SCHEMA_VERSION}{backup_note}{note}"
+
+    def _migration_backup(self) -> str:
+        """Copy the store before ``migrate`` rewrites it; returns what the report says of the copy."""
+        return ""
+
+    @abstractmethod
+    def _rewrite(self, row_ids: list[int], rows: list[RecordRow]) -> dict[str, dict[Any, int]]:
+        """In one transaction: each row id rewritten as its row (``_rewrite_rows``); returns the unique-table
+        ids it interned, by kind, for the caller to remember once committed."""
+
+    def _rewrite_rows(self, conn: Any, row_ids: Iterable[int], rows: Iterable[RecordRow],
+                      ids_of: Callable[[RecordRow], tuple[int, int, int]]) -> None:
+        """On ``conn``, in the caller's transaction: rewrite each row id in place as its ``RecordRow``, in the
+        current schema; ``ids_of`` gives a row's (workload, device, config) ids."""
+        ph = self.ph
+        update_record = (f"UPDATE amk_records SET schema_version = {ph}, workload_id = {ph}, device_id = {ph},"
+                         f" config_id = {ph}, verdict = {ph}, kind = {ph}, latency_us = {ph}, bound_us = {ph},"
+                         f" timestamp = {ph}, source = {ph} WHERE id = {ph}")
+        update_body = f"UPDATE amk_bodies SET body = {ph} WHERE id = {ph}"
+        for rid, r in zip(row_ids, rows):
+            conn.execute(update_record, (SCHEMA_VERSION, *ids_of(r), r.verdict, r.kind, r.latency_us, r.bound_us,
+                                         r.timestamp, r.source, rid))
+            conn.execute(update_body, (r.body, rid))
 
     def _rows_to_migrate(self) -> list[tuple[int, Record | None]]:
         """(id, upgraded record or None when it cannot be upgraded) for each row of an older schema."""

@@ -94,7 +94,6 @@ class SqliteStore(sql.SqlStore):
         if self.options.synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise StoreError(f"sqlite synchronous={self.options.synchronous!r} must be OFF, NORMAL, FULL or EXTRA.")
         self._conn: sqlite3.Connection | None = None
-        self._ids: dict[str, dict[Any, int]] = {"workload": {}, "device": {}, "config": {}, "pair": {}}
 
     @classmethod
     def options_from_url(cls, url: str) -> dict[str, Any]:
@@ -291,37 +290,24 @@ class SqliteStore(sql.SqlStore):
         while batch := cursor.fetchmany(2000):
             yield batch
 
-    def migrate(self) -> str:
-        """Rewrite rows of older schema versions in the current one, after a backup copy of the file."""
-        old = self._fetchall("SELECT COUNT(*) FROM amk_records WHERE schema_version < ?", (SCHEMA_VERSION,))[0][0]
-        if not old:
-            return f"{self.describe()}: every record is already in schema {SCHEMA_VERSION}, nothing to migrate"
+    def _migration_backup(self) -> str:
         backup = self.path.with_name(f"{self.path.name}.bak-{time.strftime('%Y%m%d-%H%M%S')}")
         self.conn.execute("VACUUM INTO ?", (str(backup),))
-        rows = self._rows_to_migrate()
-        upgraded = [(rid, record) for rid, record in rows if record is not None]
+        return f", backup at {backup}"
+
+    def _rewrite(self, row_ids: list[int], rows: list[sql.RecordRow]) -> dict[str, dict[Any, int]]:
         conn = self.conn
         pending: dict[str, dict[Any, int]] = {k: {} for k in self._ids}
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for rid, r in zip((rid for rid, _ in upgraded), sql.record_rows(record for _, record in upgraded)):
-                ids = (self._intern(conn, "workload", r.workload, pending),
-                       self._intern(conn, "device", r.device, pending),
-                       self._intern(conn, "config", r.config_key, pending))
-                conn.execute("UPDATE amk_records SET schema_version = ?, workload_id = ?, device_id = ?, config_id = ?,"
-                             " verdict = ?, kind = ?, latency_us = ?, bound_us = ?, timestamp = ?, source = ? WHERE id = ?",
-                             (SCHEMA_VERSION, *ids, r.verdict, r.kind, r.latency_us, r.bound_us, r.timestamp, r.source,
-                              rid))
-                conn.execute("UPDATE amk_bodies SET body = ? WHERE id = ?", (r.body, rid))
+            self._rewrite_rows(conn, row_ids, rows, lambda r: (self._intern(conn, "workload", r.workload, pending),
+                                                               self._intern(conn, "device", r.device, pending),
+                                                               self._intern(conn, "config", r.config_key, pending)))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        for kind, new in pending.items():
-            self._ids[kind].update(new)
-        failed = len(rows) - len(upgraded)
-        note = f"; {failed} rows could not be upgraded and were left as they were" if failed else ""
-        return f"{self.describe()}: {len(upgraded)} records rewritten in schema {SCHEMA_VERSION}, backup at {backup}{note}"
+        return pending
 
 
 @amk.hookimpl
