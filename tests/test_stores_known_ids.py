@@ -1,6 +1,6 @@
 """``Store.known_ids``: which records a store already holds (what ``amk corpus import`` skips).
 
-Stores match by content first (workload, device, config, verdict, kind) and hash only those candidates,
+Stores match by content first (workload, device, config, verdict, kind, latency) and hash only those,
 so no call reads the whole store; nothing is remembered between calls, so appends by other processes
 are seen.
 """
@@ -20,6 +20,7 @@ from store_helpers import make_record
 import amk.cli
 from amk.core.config import open_store
 from amk.core.records import Record, record_id, record_to_json
+from amk.core.store import match_key
 from amk.stores import sql
 from amk.stores.jsonl import JsonlStore
 
@@ -83,7 +84,7 @@ def test_known_ids_are_exactly_the_ids_of_stored_records(store):
     assert store.known_ids({}) == set()
 
 
-def test_a_record_that_differs_only_outside_workload_device_config_verdict_and_kind_is_not_known(store):
+def test_a_record_that_differs_from_a_stored_one_in_one_field_is_not_known(store):
     stored = make_record(1)
     store.append([stored])
     slower = attrs.evolve(stored, measurement=attrs.evolve(stored.measurement, latency_us=999.0))
@@ -113,16 +114,14 @@ def test_sql_known_ids_read_no_stored_row_when_no_record_can_match(sql_store_url
     assert rows_read == []
 
 
-def test_sql_known_ids_read_only_rows_with_the_same_workload_device_config_verdict_and_kind(sql_store_url, rows_read):
+def test_sql_known_ids_read_only_rows_with_the_same_workload_device_config_verdict_kind_and_latency(sql_store_url,
+                                                                                                 rows_read):
     records = [make_record(i) for i in range(60)]
     with open_store(sql_store_url) as store:
         store.append(records)
         rows_read.clear()
         assert store.known_ids(by_id([records[5]])) == {record_id(records[5])}
-    same_key = [i + 1 for i, r in enumerate(records)
-                if (r.workload, r.device, r.config, r.measurement.verdict, r.measurement.kind)
-                == (records[5].workload, records[5].device, records[5].config, records[5].measurement.verdict,
-                    records[5].measurement.kind)]
+    same_key = [i + 1 for i, r in enumerate(records) if match_key(r) == match_key(records[5])]
     assert sorted(rows_read) == same_key
 
 

@@ -92,12 +92,12 @@ class CorpusStats:
 
 
 def match_key(record: Record) -> tuple:
-    """What two records with the same ``record_id`` must share: workload, device, config, verdict and kind.
+    """What two records with the same ``record_id`` must share: workload, device, config, verdict, kind, latency.
 
     Cheap to compare without hashing the whole record; equal keys are only candidates for equal ids.
     """
     m = record.measurement
-    return record.workload.key, record.device, config_key(record.config), m.verdict.value, m.kind.value
+    return record.workload.key, record.device, config_key(record.config), m.verdict.value, m.kind.value, m.latency_us
 
 
 class Store(Implementation):
@@ -164,10 +164,11 @@ class Store(Implementation):
         """Those ids of ``records`` (``record_id`` -> its record) whose record this store holds, readable.
 
         What an import asks to skip records it already holds. The records are given with their ids so a
-        store can match by content first: only a stored record of the same workload, device, config,
-        verdict and kind can have the same id, and only those are hashed. Nothing is remembered between
-        calls, so a record appended meanwhile (by any process) is seen. This default reads every record;
-        stores with an index or a columns cache find the few candidates without reading the rest.
+        store can match by content first (``match_key``): only a stored record of the same workload,
+        device, config, verdict, kind and latency can have the same id, and only those are hashed.
+        Nothing is remembered between calls, so a record appended meanwhile (by any process) is seen.
+        This default reads every record; stores with an index or a columns cache find the few candidates
+        without reading the rest.
         """
         if not records:
             return set()

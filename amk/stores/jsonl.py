@@ -227,17 +227,18 @@ class JsonlStore(Store):
         cols = read.columns
         wanted = {match_key(r) for r in records.values()}
         workload_keys = [w.key for w in cols.workloads]
-        wanted_workloads, wanted_devices = {k[0] for k in wanted}, {k[1] for k in wanted}
-        near = (np.array([k in wanted_workloads for k in workload_keys], dtype=bool)[cols.workload_index]
-                & np.array([d in wanted_devices for d in cols.devices], dtype=bool)[cols.device_index])
-        config_keys: dict[int, str] = {}
+        config_keys = [config_key(c) for c in cols.configs]
+        near = np.ones(len(cols), dtype=bool)
+        for part, labels, index in ((0, workload_keys, cols.workload_index), (1, cols.devices, cols.device_index),
+                                    (2, config_keys, cols.config_index)):
+            asked = {k[part] for k in wanted}
+            near &= np.array([label in asked for label in labels], dtype=bool)[index]
         lines = []
         for row in np.flatnonzero(near).tolist():
-            c = int(cols.config_index[row])
-            if c not in config_keys:
-                config_keys[c] = config_key(cols.configs[c])
-            key = (workload_keys[cols.workload_index[row]], cols.devices[cols.device_index[row]], config_keys[c],
-                   VERDICT_CODES[cols.verdict[row]].value, KIND_CODES[cols.kind[row]].value)
+            latency = float(cols.latency_us[row])
+            key = (workload_keys[cols.workload_index[row]], cols.devices[cols.device_index[row]],
+                   config_keys[cols.config_index[row]], VERDICT_CODES[cols.verdict[row]].value,
+                   KIND_CODES[cols.kind[row]].value, None if np.isnan(latency) else latency)
             if key in wanted:
                 lines.append(int(read.offsets[row]))
         found: set[str] = set()

@@ -460,9 +460,9 @@ class SqlStore(Store):
         """Matched by content through the indexes (see ``Store.known_ids``), never by hashing every row.
 
         Only rows of a record's device and workload (the head of ``amk_records_best``) with its config,
-        verdict and kind are read and hashed, and every row of an older schema (its columns may differ
-        from those of the record it upgrades to; ``amk corpus migrate`` rewrites them). Nothing is cached,
-        so a row another process committed before the call is seen.
+        verdict, kind and latency (all in that index) are read and hashed, and every row of an older
+        schema (its columns may differ from those of the record it upgrades to; ``amk corpus migrate``
+        rewrites them). Nothing is cached, so a row another process committed before the call is seen.
         """
         if not records:
             return set()
@@ -470,20 +470,20 @@ class SqlStore(Store):
 
         ph = self.ph
         keys = [(r.workload.key, device_key(r.device), config_key(r.config), r.measurement.verdict.value,
-                 r.measurement.kind.value) for r in records.values()]
+                 r.measurement.kind.value, r.measurement.latency_us) for r in records.values()]
         workload_ids = self._ids_by_key("amk_workloads", (k[0] for k in keys))
         device_ids = self._ids_by_key("amk_devices", (k[1] for k in keys))
         config_ids = self._ids_by_key("amk_configs", (k[2] for k in keys))
-        wanted: dict[tuple[int, int], set[tuple[int, str, str]]] = {}
-        for w, d, c, verdict, kind in keys:
+        wanted: dict[tuple[int, int], set[tuple]] = {}
+        for w, d, c, verdict, kind, latency in keys:
             if w in workload_ids and d in device_ids and c in config_ids:
-                wanted.setdefault((device_ids[d], workload_ids[w]), set()).add((config_ids[c], verdict, kind))
+                wanted.setdefault((device_ids[d], workload_ids[w]), set()).add((config_ids[c], verdict, kind, latency))
         candidates = [int(row[0]) for row in self._fetchall(
             f"SELECT id FROM amk_records WHERE schema_version < {ph}", (SCHEMA_VERSION,))]
         for (did, wid), matches in sorted(wanted.items()):
-            candidates += [int(rid) for rid, cid, verdict, kind in self._fetchall(
-                f"SELECT id, config_id, verdict, kind FROM amk_records WHERE device_id = {ph} AND workload_id = {ph}"
-                f" AND schema_version = {ph}", (did, wid, SCHEMA_VERSION)) if (cid, verdict, kind) in matches]
+            candidates += [int(rid) for rid, *key in self._fetchall(
+                f"SELECT id, config_id, verdict, kind, latency_us FROM amk_records WHERE device_id = {ph}"
+                f" AND workload_id = {ph} AND schema_version = {ph}", (did, wid, SCHEMA_VERSION)) if tuple(key) in matches]
         found: set[str] = set()
         for start in range(0, len(candidates), 1000):
             part = ", ".join(map(str, candidates[start:start + 1000]))
