@@ -474,16 +474,24 @@ class SqlStore(Store):
         workload_ids = self._ids_by_key("amk_workloads", (k[0] for k in keys))
         device_ids = self._ids_by_key("amk_devices", (k[1] for k in keys))
         config_ids = self._ids_by_key("amk_configs", (k[2] for k in keys))
-        wanted: dict[tuple[int, int], set[tuple]] = {}
-        for w, d, c, verdict, kind, latency in keys:
-            if w in workload_ids and d in device_ids and c in config_ids:
-                wanted.setdefault((device_ids[d], workload_ids[w]), set()).add((config_ids[c], verdict, kind, latency))
+        wanted = sorted({(device_ids[d], workload_ids[w], verdict, kind, latency, config_ids[c])
+                         for w, d, c, verdict, kind, latency in keys
+                         if w in workload_ids and d in device_ids and c in config_ids},
+                        key=lambda k: (*k[:4], k[4] is None, k[4] or 0.0, k[5]))
         candidates = [int(row[0]) for row in self._fetchall(
             f"SELECT id FROM amk_records WHERE schema_version < {ph}", (SCHEMA_VERSION,))]
-        for (did, wid), matches in sorted(wanted.items()):
-            candidates += [int(rid) for rid, *key in self._fetchall(
-                f"SELECT id, config_id, verdict, kind, latency_us FROM amk_records WHERE device_id = {ph}"
-                f" AND workload_id = {ph} AND schema_version = {ph}", (did, wid, SCHEMA_VERSION)) if tuple(key) in matches]
+        # Each key is one seek in amk_records_best (device, workload, verdict, kind, latency, config); the
+        # casts give the VALUES columns their types in both databases (a NULL alone has none in postgres).
+        row_values = (f"(CAST({ph} AS BIGINT), CAST({ph} AS BIGINT), CAST({ph} AS TEXT), CAST({ph} AS TEXT),"
+                      f" CAST({ph} AS DOUBLE PRECISION), CAST({ph} AS BIGINT))")
+        for start in range(0, len(wanted), 150):
+            part = wanted[start:start + 150]
+            candidates += [int(row[0]) for row in self._fetchall(
+                f"WITH k (d, w, v, kd, lat, c) AS (VALUES {', '.join([row_values] * len(part))})"
+                " SELECT r.id FROM k JOIN amk_records r ON r.device_id = k.d AND r.workload_id = k.w"
+                " AND r.verdict = k.v AND r.kind = k.kd AND (r.latency_us = k.lat OR (r.latency_us IS NULL"
+                f" AND k.lat IS NULL)) AND r.config_id = k.c WHERE r.schema_version = {ph}",
+                [value for key in part for value in key] + [SCHEMA_VERSION])]
         found: set[str] = set()
         for start in range(0, len(candidates), 1000):
             part = ", ".join(map(str, candidates[start:start + 1000]))
