@@ -244,3 +244,17 @@ def test_amk_tune_isolation_process_runs_a_plugin_backend_in_a_worker(run_amk, s
     records = [json.loads(line) for line in (tmp_path / ".amk" / "corpus.jsonl").read_text().splitlines()]
     crashed = [r for r in records if r["measurement"]["verdict"] == "CRASH"]
     assert [r["config"] for r in crashed] == [{"x": 0}] and "SIGSEGV" in crashed[0]["measurement"]["reason"]
+
+
+def test_simulate_replays_in_this_process_even_when_the_config_asks_for_process_isolation(tmp_path):
+    from amk.core.simulate import simulate
+    from tests.tune_helpers import write_cache
+
+    folder = tmp_path / "caches"
+    folder.mkdir()
+    write_cache(folder / "A4000.json", device_name="NVIDIA RTX A4000", best_block=32)
+    write_cache(folder / "A6000.json", device_name="NVIDIA RTX A6000", best_block=32, device_factor=0.7)
+    rows = simulate(folder, budget=12, seeds=1, strategies=["amk"],
+                    settings=TuneSettings(isolation="process", policy="prior"))
+    assert {r.device for r in rows} == {"a4000", "a6000"}
+    assert all(r.evals_to_5pct is not None for r in rows)  # replayed configs PASSed, none CRASHed
