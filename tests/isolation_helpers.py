@@ -42,6 +42,7 @@ class MisbehavingBackend(Backend):
         invalid_at: int = -1  # raises InvalidConfigError
         crash_verdict_at: int = -1  # returns a CRASH measurement (a kernel error the backend caught)
         pid_dir: str = ""
+        chatty: bool = False  # prints to stdout, from Python and from a raw write to fd 1
 
     def __init__(self, options=None):
         super().__init__(options)
@@ -72,6 +73,9 @@ class MisbehavingBackend(Backend):
             raise InvalidConfigError(f"x={x} is refused")
         if x == o.crash_verdict_at:
             return Measurement(verdict=Verdict.CRASH, kind=self.measurement_kind, reason="illegal memory access")
+        if o.chatty:
+            print("chatter from print()", flush=True)
+            os.write(1, b"chatter written to fd 1\\n")
         # The pid and the call count show which process measured and that the backend object was kept.
         return Measurement(verdict=Verdict.PASS, kind=self.measurement_kind, latency_us=100.0 + x,
                            reason=f"pid={os.getpid()} calls={self.calls}")

@@ -76,6 +76,18 @@ def test_the_worker_is_one_process_kept_across_measurements_with_its_backend(wor
     assert measurer.starts == 1
 
 
+def test_what_the_backend_prints_to_stdout_does_not_disturb_the_protocol(worker):
+    measurer = worker(chatty=True)
+    assert [measure(measurer, x).verdict for x in (0, 1)] == [Verdict.PASS, Verdict.PASS]
+    assert measurer.starts == 1
+
+
+def test_a_numpy_knob_value_crosses_to_the_worker_as_its_python_number(worker):
+    import numpy as np
+
+    assert measure(worker(), np.int64(3)).latency_us == 103.0
+
+
 def test_a_segfault_is_a_crash_naming_sigsegv_and_the_next_measurement_runs_in_a_new_worker(worker):
     measurer = worker(segfault_at=1)
     before = worker_facts(measure(measurer, 0))["pid"]

@@ -141,8 +141,15 @@ _MESSAGES: dict[str, type] = {c.__name__: c for c in (StartWorker, WorkerReady, 
 def encode_message(message: Any) -> bytes:
     """One frame: a 4-byte big-endian length, then the message as JSON with its type under ``op``."""
     body = {"op": type(message).__name__, **converter.unstructure(message)}
-    data = json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+    data = json.dumps(body, allow_nan=False, separators=(",", ":"), default=_plain).encode()
     return _HEADER.pack(len(data)) + data
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar (a knob value read from an array) as the Python number it holds."""
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} {value!r} cannot cross to the measurement worker as JSON")
 
 
 def decode_message(data: bytes) -> Any:
@@ -353,9 +360,10 @@ class WorkerProcess:
         if self._proc is None:
             self._start()
         proc = self._proc
+        request = encode_message(MeasureRequest(workload, device, dict(config)))
         self._tail.clear()
         try:
-            proc.stdin.write(encode_message(MeasureRequest(workload, device, dict(config))))
+            proc.stdin.write(request)
             proc.stdin.flush()
             reply = self._reader.read(None if timeout_s is None else time.monotonic() + timeout_s)
         except _WorkerTimeout:
@@ -368,6 +376,9 @@ class WorkerProcess:
             return Measurement(verdict=Verdict.CRASH, kind=self.kind,
                                reason=self._with_tail(f"the measurement worker process {proc.pid} {how} "
                                                       "while measuring"))
+        except BaseException:  # Ctrl-C or an error of ours while the worker measures: it must not run on
+            self._stop(kill=True)
+            raise
         if reply.measurement is None:
             measurement = error_measurement(self.kind, reply.error_type or "Exception", reply.error or "",
                                             invalid_config=reply.invalid_config)
