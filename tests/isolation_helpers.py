@@ -42,6 +42,7 @@ class MisbehavingBackend(Backend):
         invalid_at: int = -1  # raises InvalidConfigError
         crash_verdict_at: int = -1  # returns a CRASH measurement (a kernel error the backend caught)
         pid_dir: str = ""
+        sleep_s: float = 0.0  # every measurement takes this long
         chatty: bool = False  # prints to stdout, from Python and from a raw write to fd 1
 
     def __init__(self, options=None):
@@ -55,6 +56,7 @@ class MisbehavingBackend(Backend):
         self.calls += 1
         x = config["x"]
         o = self.options
+        time.sleep(o.sleep_s)
         if x == o.segfault_at:
             ctypes.string_at(0)
         if x == o.abort_at:

@@ -215,6 +215,60 @@ def test_a_killed_tune_run_leaves_no_worker_running(site, tmp_path):
     assert not alive(worker_pid), "the worker outlived its killed parent"
 
 
+RESUMABLE_RUNNER = """
+import sys
+from pathlib import Path
+from amk.core.columns import CorpusColumns
+from amk.core.devices import resolve_device
+from amk.core.plugins import get_registry
+from amk.core.tune import TuneSettings, TuneTarget, tune
+from amk.core.workload import Workload
+from amk.stores.jsonl import JsonlStore
+
+folder, resume = Path(sys.argv[1]), sys.argv[2] == "resume"
+registry = get_registry()
+backend = registry.create("backend", "misbehave", registry.get("backend", "misbehave").cls.Options(
+    n=12, sleep_s=float(sys.argv[3])))
+settings = TuneSettings(policy="prior", isolation="process", warm_start=0)
+target = TuneTarget.prepare(Workload("toy", "misbehave", {"n": 1}), resolve_device("h100"), backend,
+                            CorpusColumns.from_records([]), settings)
+store = JsonlStore(JsonlStore.Options(path=str(folder / "corpus.jsonl")))
+tune(target, settings, budget=12, store=store, state_path=folder / "run.state.json", resume=resume)
+"""
+
+
+def test_a_sigkilled_run_in_process_mode_resumes_without_measuring_a_config_twice(site, tmp_path):
+    script = tmp_path / "runner.py"
+    script.write_text(RESUMABLE_RUNNER)
+    corpus = tmp_path / "corpus.jsonl"
+
+    def run(mode: str, sleep_s: float) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, str(script), str(tmp_path), mode, str(sleep_s)],
+                                env=amk_env([str(site)]), cwd=tmp_path)
+
+    proc = run("new", 0.2)
+    try:
+        deadline = time.monotonic() + 60
+        while not (corpus.exists() and corpus.read_text().count("\n") >= 4) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = [json.loads(line) for line in corpus.read_text().splitlines() if line.strip()]
+    assert 4 <= len(before) < 12, "the kill must land in the middle of the run"
+    first_worker = int(before[0]["measurement"]["reason"].split()[0].split("=")[1])
+    deadline = time.monotonic() + 5
+    while alive(first_worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(first_worker)
+
+    assert run("resume", 0.0).wait(120) == 0
+    after = [json.loads(line) for line in corpus.read_text().splitlines() if line.strip()]
+    assert after[:len(before)] == before
+    assert sorted(r["config"]["x"] for r in after) == list(range(12))
+    assert [r["provenance"]["extra"]["evaluation"] for r in after] == list(range(1, 13))
+
+
 def test_process_mode_refuses_a_backend_the_registry_cannot_rebuild(registry):
     with pytest.raises(BackendError, match=r"'toy'.*isolation = \"thread\""):
         make_measurer(ToyBackend(), "process", registry)
