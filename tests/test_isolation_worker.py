@@ -291,6 +291,22 @@ def test_auto_isolation_puts_compiled_backends_in_a_process_and_lookups_in_this_
     assert make_measurer(registry.create("backend", "roofline"), "auto", registry).mode == "thread"
 
 
+def test_a_built_in_backend_runs_in_a_worker_built_like_a_registry_without_entry_points(tmp_path):
+    from amk.backends.replay import ReplayBackend
+    from tests.tune_helpers import write_cache
+
+    cache = write_cache(tmp_path / "A4000.json", device_name="NVIDIA RTX A4000", failed=())
+    registry = build_registry(include_entry_points=False)
+    backend = registry.create("backend", "replay", ReplayBackend.Options(cache=str(cache)))
+    workload, device = Workload("kernel_tuner", "toy_kernel", {"problem_size": [1024, 1024]}), resolve_device("a4000")
+    config = next(iter(backend.search_space(workload, device)))
+    in_thread = backend.measure(workload, device, config)
+    with make_measurer(backend, "process", registry) as measurer:
+        assert measurer.spec.entry_points is False
+        in_worker = measurer.measure(workload, device, config, 60.0)
+    assert in_worker == in_thread and in_worker.kind is MeasurementKind.REPLAYED
+
+
 def test_a_bad_isolation_setting_names_the_file_the_key_and_the_allowed_values(run_amk, tmp_path):
     (tmp_path / "amk.toml").write_text('[tune]\nisolation = "fork"\n')
     out = run_amk("tune", "--workload", "toy:t", "--device", "h100", "--budget", "1")

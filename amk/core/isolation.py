@@ -399,9 +399,12 @@ class WorkerProcess:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __del__(self) -> None:
-        if getattr(self, "_proc", None) is not None:
-            _kill_group(self._proc.pid)
+    def __del__(self) -> None:  # a measurer dropped without close(): its worker must not linger
+        try:
+            if self._proc is not None:
+                _kill_group(self._proc.pid)
+        except Exception:  # noqa: S110 (at interpreter exit the module's globals may be gone)
+            pass
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def _start(self) -> None:
