@@ -70,7 +70,6 @@ def compare(label: str, backend, workload, device, configs, rounds: int) -> dict
 
 def bench_replay(cache: Path, n: int, rounds: int) -> None:
     from amk.backends.replay import ReplayBackend
-
     from amk.importers.kernel_tuner import read_kernel_tuner
 
     backend = get_registry().create("backend", "replay", ReplayBackend.Options(cache=str(cache)))

@@ -25,7 +25,7 @@ from amk.core.records import MeasurementKind, Verdict
 from amk.core.tune import TuneSettings, TuneTarget, tune
 from amk.core.workload import Workload
 from amk.stores.memory import MemoryStore
-from tests.conftest import REPO_ROOT, amk_env
+from tests.conftest import amk_env
 from tests.isolation_helpers import BACKEND_NAME, alive, install_misbehaving_backend, worker_facts
 from tests.tune_helpers import ToyBackend
 
@@ -277,9 +277,9 @@ def test_process_mode_refuses_a_backend_the_registry_cannot_rebuild(registry):
 def test_a_worker_that_cannot_build_the_backend_says_how_to_measure_in_this_process(site, monkeypatch):
     monkeypatch.syspath_prepend(str(site))
     spec = BackendSpec(BACKEND_NAME, {}, "somewhere.else:Backend")
-    with WorkerProcess(spec, MeasurementKind.PREDICTED) as measurer:
-        with pytest.raises(BackendError, match=r"somewhere\.else:Backend.*isolation = \"thread\""):
-            measure(measurer, 0)
+    with (WorkerProcess(spec, MeasurementKind.PREDICTED) as measurer,
+          pytest.raises(BackendError, match=r"somewhere\.else:Backend.*isolation = \"thread\"")):
+        measure(measurer, 0)
 
 
 def test_auto_isolation_puts_compiled_backends_in_a_process_and_lookups_in_this_process():
