@@ -5,9 +5,9 @@ are here), in the same run:
   1. start a worker (``[tune] isolation = "process"``) and time its first measurement: interpreter start,
      imports, the backend rebuilt, its first-use work (cpu: torch import, the cached kernel's load, the
      prepared weights); this is also what each CRASH or TIMEOUT costs, since a fresh worker follows it;
-  2. time the same configs, in alternating blocks, in the thread mode and in the warm worker;
-  3. print the median per-measurement time of each mode, the difference (the per-measurement overhead)
-     and the ratio process / thread.
+  2. measure each config in the thread mode and in the warm worker back to back (the order alternating);
+  3. print the median per-measurement time of each mode, and the median over the pairs of the difference
+     (the per-measurement overhead) and of the ratio process / thread.
 
     nice python bench/isolation.py [--cache ../shared/data/kernel_tuner/convolution/A100.json.gz]
                                    [--replay-n 400] [--cpu-n 20] [--rounds 5] [--no-cpu]
@@ -31,41 +31,49 @@ from amk.core.records import Verdict  # noqa: E402
 DEFAULT_CACHE = REPO.parent / "shared" / "data" / "kernel_tuner" / "convolution" / "A100.json.gz"
 
 
-def _block(measurer, workload, device, configs) -> list[float]:
-    """Seconds per measurement of each config; every one must PASS (a failure would time something else)."""
-    times = []
-    for config in configs:
-        start = time.perf_counter()
-        m = measurer.measure(workload, device, config, 600.0)
-        times.append(time.perf_counter() - start)
-        if m.verdict is not Verdict.PASS:
-            raise SystemExit(f"{config}: {m.verdict.value} {m.reason}")
-    return times
+def _timed(measurer, workload, device, config) -> float:
+    """Seconds of one measurement, which must PASS (a failure would time something else)."""
+    start = time.perf_counter()
+    m = measurer.measure(workload, device, config, 600.0)
+    elapsed = time.perf_counter() - start
+    if m.verdict is not Verdict.PASS:
+        raise SystemExit(f"{config}: {m.verdict.value} {m.reason}")
+    return elapsed
 
 
 def compare(label: str, backend, workload, device, configs, rounds: int) -> dict[str, float]:
+    """Each config measured in both modes back to back (the order alternating), ``rounds`` times."""
     thread = make_measurer(backend, "thread")
     process = make_measurer(backend, "process")
     try:
         start = time.perf_counter()
-        _block(process, workload, device, configs[:1])
+        _timed(process, workload, device, configs[0])
         first = time.perf_counter() - start
-        _block(thread, workload, device, configs[:1])  # the thread mode's own first-use work, untimed
-        per = {"thread": [], "process": []}
+        _timed(thread, workload, device, configs[0])  # the thread mode's own first-use work, untimed
+        pairs = []
         for r in range(rounds):
-            order = [("thread", thread), ("process", process)]
-            for mode, measurer in order if r % 2 == 0 else order[::-1]:
-                per[mode] += _block(measurer, workload, device, configs)
+            for i, config in enumerate(configs):
+                if (r + i) % 2 == 0:
+                    t = _timed(thread, workload, device, config)
+                    p = _timed(process, workload, device, config)
+                else:
+                    p = _timed(process, workload, device, config)
+                    t = _timed(thread, workload, device, config)
+                pairs.append((t, p))
         assert process.starts == 1, "the worker restarted during the benchmark"
     finally:
         process.close()
-    t, p = statistics.median(per["thread"]), statistics.median(per["process"])
-    print(f"{label}: {len(configs)} configs x {rounds} rounds per mode")
+    t = statistics.median(x for x, _ in pairs)
+    p = statistics.median(y for _, y in pairs)
+    diff = statistics.median(y - x for x, y in pairs)
+    ratio = statistics.median(y / x for x, y in pairs)
+    print(f"{label}: {len(configs)} configs x {rounds} rounds, each measured in both modes back to back")
     print(f"  first measurement in a fresh worker (start + first use): {first * 1e3:9.1f} ms")
     print(f"  per measurement, thread  (median):                      {t * 1e3:9.3f} ms")
     print(f"  per measurement, process (median):                      {p * 1e3:9.3f} ms")
-    print(f"  overhead of the process: {(p - t) * 1e3:+.3f} ms per measurement; process / thread = {p / t:.2f}x")
-    return {"first_ms": first * 1e3, "thread_ms": t * 1e3, "process_ms": p * 1e3}
+    print(f"  process - thread, median of the pairs: {diff * 1e3:+.3f} ms; process / thread, median of the pairs: "
+          f"{ratio:.3f}x")
+    return {"first_ms": first * 1e3, "thread_ms": t * 1e3, "process_ms": p * 1e3, "diff_ms": diff * 1e3}
 
 
 def bench_replay(cache: Path, n: int, rounds: int) -> None:
