@@ -156,7 +156,8 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
     if best is None:
         click.echo("no config passed; nothing to keep")
     else:
-        floor = f", {report['fraction_of_floor']:.1%} of the floor" if report["fraction_of_floor"] else ""
+        floor = (f", {report['fraction_of_floor']:.1%} of the speed of light: floor {report['floor_us']:.3f} us"
+                 if report["fraction_of_floor"] else "")
         click.echo(f"best: {best['latency_us']:.3f} us ({target.backend.measurement_kind.value}{floor}) "
                    f"at evaluation {best['evaluation']}: {json.dumps(best['config'])}")
     click.echo(f"verdicts: {', '.join(f'{k} {v}' for k, v in report['verdicts'].items())}")

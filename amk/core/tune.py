@@ -221,7 +221,7 @@ class TuneTarget:
                 prior: Any = None, kinds: Sequence[MeasurementKind] | None = None) -> TuneTarget:
         """Search space, seeds, prior scores and features of a target; the prior and the warm start learn
         from the corpus rows of ``kinds`` (measured only by default)."""
-        from amk.core.prior import DEFAULT_KINDS, make_ranker
+        from amk.core.prior import DEFAULT_KINDS, cold_start_reason, make_ranker
 
         kinds = tuple(kinds) if kinds else DEFAULT_KINDS
 
@@ -281,7 +281,8 @@ class TuneTarget:
         if not seeds:
             default = config_key(space.canonical(space.default_config))
             if default in index:
-                seeds, sources = [default], ["the search space's default config (cold start)"]
+                reason = cold_start_reason(workload, device, corpus, kinds)
+                seeds, sources = [default], [f"the search space's default config (cold start: {reason})"]
         floor = backend.floor_us(workload, device)
         return cls(workload, device, backend, space, candidates, keys, index, np.column_stack(feats), scores,
                    uncertainty, repr(prior), seeds, sources, transfer_names, floor, skipped)
