@@ -83,6 +83,17 @@ def test_config_show_says_where_each_value_came_from(run_amk, tmp_path):
     assert shown["sections"]["ranker"]["name"]["from"] == "embedded default"
 
 
+def test_config_show_lists_the_tune_settings_with_their_origin(run_amk, tmp_path):
+    (tmp_path / "amk.toml").write_text("[tune]\nbudget = 7\n")
+    result = run_amk("config", "show", "--json")
+    assert result.returncode == 0, result.stderr
+    tune = json.loads(result.stdout)["sections"]["tune"]["options"]
+    assert tune["budget"] == {"value": 7, "from": str(tmp_path / "amk.toml")}
+    assert tune["policy"] == {"value": "surrogate", "from": "embedded default"}
+    text = run_amk("config", "show").stdout
+    assert "[tune]" in text and text.index("budget = 7") < text.index("policy = 'surrogate'")
+
+
 def test_plugins_json_lists_every_kind_with_its_distribution(run_amk):
     result = run_amk("plugins", "--json")
     assert result.returncode == 0, result.stderr

@@ -39,6 +39,7 @@ def test_warm_start_json_lists_seeds_best_first(run_amk, store_dir):
 def test_warm_start_with_nothing_usable_says_it_is_a_cold_start(run_amk, store_dir):
     out = run_amk("--store", "jsonl:c.jsonl", "warm-start", "--workload", "kernel_tuner:other", "--device", "a100")
     assert out.returncode == 0 and out.stdout == "" and "cold start" in out.stderr
+    assert "transfers to kernel_tuner:other" in out.stderr
 
 
 def test_a_workload_without_a_kind_is_a_one_line_error(run_amk, store_dir):

@@ -61,6 +61,15 @@ def test_generic_device_with_unknown_specs_gets_the_fitted_mean():
     assert np.isfinite(unknown).all() and not np.array_equal(unknown, known)
 
 
+def test_generic_fits_quietly_on_devices_without_gpu_specs():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning here reached users' terminals during `amk tune --backend cpu`
+        f = GenericFeaturizer().fit([kernel()], [Device("cpu-amd-epyc")], [{"bx": 16}])
+    assert np.isfinite(f.transform([kernel()], [Device("cpu-amd-epyc")], [{"bx": 16}])).all()
+
+
 @pytest.mark.parametrize("cls", [AmkFeaturizer, GenericFeaturizer])
 def test_indexed_transform_equals_transform_of_the_expanded_points(cls):
     workloads = [kernel("a"), kernel("b", [128, 128])]

@@ -11,7 +11,7 @@ from amk.core.columns import CorpusColumns
 from amk.core.devices import Device
 from amk.core.errors import InvalidConfigError
 from amk.core.interfaces import Backend, Knob, SearchSpace
-from amk.core.prior import Seed, warm_start, warm_start_combined
+from amk.core.prior import Seed, cold_start_reason, warm_start, warm_start_combined
 from amk.core.records import MeasurementKind, Verdict
 from amk.core.schedule import SEARCHABLE_KNOB_DEFAULTS, ScheduleConfig
 from amk.core.workload import Workload
@@ -43,6 +43,19 @@ def test_a_config_measured_twice_is_seeded_once():
 def test_no_rows_for_another_device_and_no_known_specs_is_a_cold_start():
     records = [record(kernel(), "a100", {"x": 1}, 10.0)]
     assert warm_start(kernel(), Device("mystery-gpu"), records) == []
+
+
+def test_a_cold_start_says_why_and_what_to_do():
+    records = [record(kernel(), "a100", {"x": 1}, 10.0)]
+    no_shape = Workload("kernel_tuner", "conv", {})
+    assert warm_start(no_shape, "a100", records) == []
+    assert "problem_size" in cold_start_reason(no_shape, "a100", records) and "--problem-size" in \
+        cold_start_reason(no_shape, "a100", records)
+    assert "transfers to kernel_tuner:gemm" in cold_start_reason(kernel("gemm"), "a100", records)
+    assert "no passing predicted record" in cold_start_reason(kernel(), "a100", records,
+                                                              kinds=(MeasurementKind.PREDICTED,))
+    assert "name a known device" in cold_start_reason(kernel(), Device("mystery-gpu"), records)
+    assert "no passing measured record" in cold_start_reason(kernel(), "a100", [])
 
 
 def test_the_same_shape_beats_a_faster_config_of_a_nearby_shape():

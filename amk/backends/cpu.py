@@ -185,6 +185,7 @@ class CpuBackend(Backend):
     name = "cpu"
     version = "1"
     measurement_kind = MeasurementKind.MEASURED
+    isolation = "process"  # compiled kernels: a crash or hang must not end the tune run
     requires: ClassVar[dict[str, str]] = {"torch": "torch"}
 
     @attrs.frozen

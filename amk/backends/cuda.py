@@ -226,6 +226,7 @@ class CudaBackend(Backend):
     name = "cuda"
     version = "1"
     measurement_kind = MeasurementKind.MEASURED
+    isolation = "process"  # compiled kernels: a crash or hang must not end the tune run
     requires: ClassVar[dict[str, str]] = {"torch": "torch"}
 
     @attrs.frozen

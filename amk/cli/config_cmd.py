@@ -21,7 +21,7 @@ def show(app: AppContext, as_json: bool) -> None:
     """Print the effective config: each kind's implementation and options, with their origins."""
     import attrs
 
-    from amk.core.config import find_config_file
+    from amk.core.config import SETTINGS_SECTIONS, find_config_file
     from amk.core.plugins import KINDS
 
     config = app.config
@@ -35,13 +35,26 @@ def show(app: AppContext, as_json: bool) -> None:
             "name": {"value": sel.name, "from": sel.origins.get("name")},
             "options": {k: {"value": v, "from": sel.origins.get(k, "option default")} for k, v in options.items()},
         }
+    for section in SETTINGS_SECTIONS:  # amk's own settings ([tune]): every key, set or defaulted
+        given = config.settings.get(section, {})
+        values = attrs.asdict(config.settings_for(section))
+        out["sections"][section] = {
+            "options": {k: {"value": v, "from": str(config.source) if k in given else "embedded default"}
+                        for k, v in values.items()},
+        }
     if as_json:
         click.echo(json.dumps(out, indent=2, default=str))
         return
     click.echo(f"# config file: {out['file'] or 'none'} ({why})")
     for kind, section in out["sections"].items():
         click.echo(f"[{kind}]")
-        click.echo(f"name = {section['name']['value']!r:<40} # {section['name']['from']}")
+        if "name" in section:
+            _line("name", section["name"])
         for key, item in section["options"].items():
-            click.echo(f"{key} = {item['value']!r:<40} # {item['from']}")
+            _line(key, item)
         click.echo("")
+
+
+def _line(key: str, item: dict) -> None:
+    setting = f"{key} = {item['value']!r}"
+    click.echo(f"{setting:<48} # {item['from']}")

@@ -46,10 +46,11 @@ def warm_start_command(app: AppContext, workload_spec: str, shape: str | None, p
     for the device, from the most similar devices by their specs. No output (and a note) means a cold
     start: the corpus has nothing for this workload and device.
     """
-    from amk.core.prior import warm_start
+    from amk.core.prior import cold_start_reason, warm_start
 
     workload = parse_workload(workload_spec, shape, problem_size)
-    seeds = warm_start(workload, device, _read_columns(app), k=k, shape_radius=shape_radius, kinds=parse_kinds(kinds))
+    columns = _read_columns(app)
+    seeds = warm_start(workload, device, columns, k=k, shape_radius=shape_radius, kinds=parse_kinds(kinds))
     if as_json:
         click.echo(json.dumps([{
             "config": s.config, "latency_us": s.latency_us, "relative": s.relative, "distance": s.distance,
@@ -59,7 +60,8 @@ def warm_start_command(app: AppContext, workload_spec: str, shape: str | None, p
         } for s in seeds], indent=2))
         return
     if not seeds:
-        click.echo("no seeds: the corpus has nothing usable for this workload on this device (a cold start)", err=True)
+        reason = cold_start_reason(workload, device, columns, parse_kinds(kinds))
+        click.echo(f"no seeds (a cold start): {reason}", err=True)
         return
     for i, s in enumerate(seeds, 1):
         click.echo(f"#{i} {_number(s.latency_us)} us (x{_number(s.relative)} of its best) on {s.device}, "

@@ -72,6 +72,9 @@ def _local_device(backend):
 @click.option("--resume", is_flag=True, help="Continue the interrupted (or finished) run of this target.")
 @click.option("--seed", default=0, show_default=True, help="Random seed of a new run (a resumed run keeps its own).")
 @click.option("--policy", type=click.Choice(["surrogate", "prior"]), help="Ordering policy (default: [tune] policy).")
+@click.option("--isolation", type=click.Choice(["auto", "process", "thread"]),
+              help="Where measurements run: a worker process that a crash or hang cannot take down, or this "
+                   "process (default: [tune] isolation; auto: process for compiled backends).")
 @click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path),
               help="The state file (default: one per target under [tune] state_dir).")
 @click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -81,7 +84,7 @@ def _local_device(backend):
 def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem_size: str | None, device: str,
                  kinds: tuple[str, ...], backend_name: str | None, backend_options: tuple[str, ...],
                  budget: int | None, minutes: float | None, resume: bool, seed: int, policy: str | None,
-                 state_path: Path | None, report_dir: Path | None, as_json: bool) -> None:
+                 isolation: str | None, state_path: Path | None, report_dir: Path | None, as_json: bool) -> None:
     """Tune a workload on a device: warm start from the corpus, then candidates ordered by the prior and
     a surrogate retrained as results arrive; every measured point, failures too, goes into the store.
 
@@ -114,6 +117,8 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
         budget = 0  # --minutes alone: as many evaluations as fit in the time
     if policy:
         settings = attrs.evolve(settings, policy=policy)
+    if isolation:
+        settings = attrs.evolve(settings, isolation=isolation)
     workload = parse_workload(workload_spec, shape, problem_size)
     backend = create_backend(app, backend_name, backend_options)
     dev = _local_device(backend) if device == LOCAL_DEVICE else resolve_device(device)
@@ -136,7 +141,7 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
         total = budget if budget is not None else settings.budget
         progress = ProgressBar(total or len(target.candidates), label=f"tune {workload.name} on {dev.name}")
         result = tune(target, settings, seed=seed, budget=budget, minutes=minutes, store=store,
-                      state_path=state_path, resume=resume, progress=progress)
+                      state_path=state_path, resume=resume, progress=progress, registry=config.registry)
         where = store.describe()
     report = write_report(result, settings, report_dir or Path(settings.state_dir),
                           run_stem(workload, dev, backend.name), where)
@@ -151,7 +156,8 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
     if best is None:
         click.echo("no config passed; nothing to keep")
     else:
-        floor = f", {report['fraction_of_floor']:.1%} of the floor" if report["fraction_of_floor"] else ""
+        floor = (f", {report['fraction_of_floor']:.1%} of the speed of light: floor {report['floor_us']:.3f} us"
+                 if report["fraction_of_floor"] else "")
         click.echo(f"best: {best['latency_us']:.3f} us ({target.backend.measurement_kind.value}{floor}) "
                    f"at evaluation {best['evaluation']}: {json.dumps(best['config'])}")
     click.echo(f"verdicts: {', '.join(f'{k} {v}' for k, v in report['verdicts'].items())}")

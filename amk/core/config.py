@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 import cattrs
 from cattrs.errors import ClassValidationError
+from cattrs.v import format_exception
 
 from amk.core.errors import ConfigError
 from amk.core.plugins import KINDS, Registry, get_registry
@@ -64,10 +65,17 @@ def structure_options(options_cls: type, raw: Mapping[str, Any], *, where: str, 
     try:
         return _options_converter.structure(dict(raw), options_cls)
     except ClassValidationError as exc:
-        details = "; ".join(cattrs.transform_error(exc, path=label))
+        details = "; ".join(cattrs.transform_error(exc, path=label, format_exception=_format_leaf))
         raise ConfigError(f"{where}: {details}; fix the value in that section.") from None
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{where}: bad value for {label}: {exc}; fix the value in that section.") from None
+
+
+def _format_leaf(exc: BaseException, type_: type | None) -> str:
+    """A validator's own message (it names the key, the value and the rule); cattrs' wording otherwise."""
+    if type(exc) is ValueError and str(exc):
+        return str(exc)
+    return format_exception(exc, type_)
 
 
 def parse_store_url(url: str, registry: Registry) -> tuple[str, dict[str, Any]]:

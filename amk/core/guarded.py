@@ -3,8 +3,9 @@
 ``measure_guarded`` runs ``backend.measure`` in a daemon worker thread under a time limit: an exception
 becomes a CRASH (a refused config a REJECTED), a measurement that does not return in time a TIMEOUT,
 and the loop goes on. A hung measurement's thread is abandoned, not killed (Python cannot kill a
-thread); it never blocks the process from exiting. ``floor_guard`` rejects a latency below the physical
-floor as an artifact. ``ab_decision`` is the noise-aware keep/revert test of interleaved re-measurements.
+thread); it never blocks the process from exiting (:mod:`amk.core.isolation` measures in a worker
+process instead, killed on a timeout, whose death is a CRASH). ``floor_guard`` rejects a latency below the
+physical floor as an artifact. ``ab_decision`` is the noise-aware keep/revert test of interleaved re-measurements.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import attrs
 from amk.core.devices import Device
 from amk.core.errors import InvalidConfigError
 from amk.core.interfaces import Backend
-from amk.core.records import Measurement, Verdict
+from amk.core.records import Measurement, MeasurementKind, Verdict
 from amk.core.workload import Workload
 
 
@@ -43,14 +44,25 @@ def measure_guarded(backend: Backend, workload: Workload, device: Device, config
         return Measurement(verdict=Verdict.TIMEOUT, kind=backend.measurement_kind,
                            reason=f"no result within {timeout_s:g} s")
     error = result.get("error")
-    if isinstance(error, InvalidConfigError):
-        return Measurement(verdict=Verdict.REJECTED, kind=backend.measurement_kind, reason=str(error))
     if error is not None:
-        text = f"{type(error).__name__}: {error}".strip()
-        return Measurement(verdict=Verdict.CRASH, kind=backend.measurement_kind, reason=text[:500])
-    measurement = result.get("measurement")
+        return error_measurement(backend.measurement_kind, type(error).__name__, str(error),
+                                 invalid_config=isinstance(error, InvalidConfigError))
+    return checked_measurement(backend.measurement_kind, result.get("measurement"))
+
+
+def error_measurement(kind: MeasurementKind, error_type: str, message: str, *, invalid_config: bool) -> Measurement:
+    """What a backend's exception becomes: a refused config (InvalidConfigError) is REJECTED, anything else
+    a CRASH whose reason is the exception's type and text. Shared by the thread and the process modes."""
+    if invalid_config:
+        return Measurement(verdict=Verdict.REJECTED, kind=kind, reason=message)
+    text = f"{error_type}: {message}".strip()
+    return Measurement(verdict=Verdict.CRASH, kind=kind, reason=text[:500])
+
+
+def checked_measurement(kind: MeasurementKind, measurement: Any) -> Measurement:
+    """``measurement`` itself when the backend returned a Measurement, else a CRASH saying what it returned."""
     if not isinstance(measurement, Measurement):
-        return Measurement(verdict=Verdict.CRASH, kind=backend.measurement_kind,
+        return Measurement(verdict=Verdict.CRASH, kind=kind,
                            reason=f"the backend returned {type(measurement).__name__}, not a Measurement")
     return measurement
 

@@ -201,6 +201,9 @@ class Backend(Implementation, ABC):
 
     version: ClassVar[str] = "0"
     measurement_kind: ClassVar[MeasurementKind] = MeasurementKind.MEASURED
+    # Where ``[tune] isolation = "auto"`` measures it: "process" for a backend that runs native code (a
+    # segfault or hang must cost one record, not the run), "thread" for one that looks up or predicts.
+    isolation: ClassVar[str] = "thread"
 
     def availability(self) -> tuple[bool, str]:
         """Whether this backend can run here, and if not, why (shown by ``amk doctor``)."""

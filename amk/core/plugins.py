@@ -84,6 +84,8 @@ class Registry:
         self.duplicates: dict[tuple[str, str], list[Implementation]] = {}
         self.problems: list[PluginProblem] = []
         self.plugins: list[LoadedPlugin] = []
+        # How it was built, so a measurement worker process rebuilds the same registry (amk.core.isolation).
+        self.include_entry_points = True
 
     def names(self, kind: str) -> list[str]:
         return sorted(self.implementations[kind])
@@ -167,6 +169,7 @@ def _check_implementation(cls: Any, kind: str) -> str | None:
 def build_registry(include_entry_points: bool = True) -> Registry:
     """Load built-in and installed plugins and collect what each registers."""
     registry = Registry()
+    registry.include_entry_points = include_entry_points
     pm = pluggy.PluginManager(PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     origins: dict[str, tuple[str, str]] = {}

@@ -223,6 +223,35 @@ def warm_start(workload: Workload, device: Device | str, corpus: Corpus | None, 
     return seeds
 
 
+def cold_start_reason(workload: Workload, device: Device | str, corpus: Corpus | None,
+                      kinds: Sequence[MeasurementKind] = DEFAULT_KINDS) -> str:
+    """Why :func:`warm_start` has no seed for ``workload`` on ``device``, in one sentence with what to do."""
+    columns = corpus_columns(corpus)
+    target = _as_device(device)
+    usable = columns.mask(kinds=tuple(kinds), verdicts=(Verdict.PASS,)) if len(columns) else np.zeros(0, bool)
+    kind_names = "/".join(k.value for k in kinds)
+    if not usable.any():
+        return (f"the corpus has no passing {kind_names} record (--kind chooses which measurement kinds count)")
+    present = np.unique(columns.workload_index[usable])
+    same_kernel = [columns.workloads[i] for i in present
+                   if columns.workloads[i].kind == workload.kind and columns.workloads[i].name == workload.name]
+    transferable = [i for i in present if math.isfinite(workload_distance(workload, columns.workloads[i]))]
+    if not transferable and same_kernel and workload.kind != DECODE_KIND:
+        shapes = "; ".join(sorted({json.dumps(w.shape, sort_keys=True) for w in same_kernel})[:3])
+        given = json.dumps(workload.shape, sort_keys=True) if workload.shape else "none"
+        return (f"the corpus has {workload.kind}:{workload.name} only with shapes of another form ({shapes}; given: "
+                f"{given}): give one of that form (--problem-size or --shape)")
+    if not transferable:
+        return f"no {kind_names} record in the corpus transfers to {workload.kind}:{workload.name}"
+    rows = usable & np.isin(columns.workload_index, transferable)
+    if not np.isfinite(device_distance(target, [columns.devices[i] for i in np.unique(columns.device_index[rows])])).any():
+        from amk.core.devices import KNOWN_DEVICES
+
+        return (f"the corpus has this workload only on devices whose specs cannot be compared with "
+                f"{target.name}'s (its specs are unknown): name a known device ({', '.join(KNOWN_DEVICES)})")
+    return "nothing usable for this workload on this device"
+
+
 def warm_start_combined(model_shape: ModelShape, device: Device | str, corpus: Corpus | None, *, k: int = 3,
                         shape_radius: float = 1.0, dtype: str | None = None,
                         kinds: Sequence[MeasurementKind] = DEFAULT_KINDS,

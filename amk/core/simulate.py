@@ -194,7 +194,9 @@ def simulate(root: Path, *, budget: int = 500, seeds: int = 5, strategies: Seque
         except ImportError:
             log.warning("optuna is not installed (pip install 'amk[optuna]'); the tpe baseline is left out")
             strategies = [s for s in strategies if s != "tpe"]
-    settings = settings or TuneSettings()
+    # Replays in memory (a backend built from records, which a worker process could not rebuild from its
+    # options); nothing here can crash or hang, so a worker process would only cost time.
+    settings = attrs.evolve(settings or TuneSettings(), isolation="thread")
     seed_list = list(range(seeds))
     rows: list[SimulationRow] = []
     for kernel, paths in find_kernel_dirs(root).items():

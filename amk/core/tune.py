@@ -27,8 +27,10 @@ import numpy as np
 from amk.core.columns import VERDICT_CODES, CorpusColumns, config_key
 from amk.core.devices import Device
 from amk.core.errors import AmkError, ConfigError, InvalidConfigError
-from amk.core.guarded import ab_decision, floor_guard, measure_guarded
+from amk.core.guarded import ab_decision, floor_guard
 from amk.core.interfaces import Backend, SearchSpace
+from amk.core.isolation import Measurer, make_measurer
+from amk.core.plugins import Registry
 from amk.core.progress import ProgressBar
 from amk.core.records import Measurement, MeasurementKind, Provenance, Record, Verdict
 from amk.core.store import Store
@@ -84,6 +86,9 @@ class TuneSettings:
     min_gain: float = attrs.field(default=0.005, validator=_non_negative)  # smallest relative gain kept
     max_candidates: int = attrs.field(default=200_000, validator=_non_negative)
     state_dir: str = ".amk/tune"  # state files and reports, relative to the working directory
+    # Where backend.measure runs: "process" (a worker process, killed on a timeout, whose death is a CRASH),
+    # "thread" (in this process) or "auto" (the backend's own choice: process for compiled kernels).
+    isolation: str = attrs.field(default="auto", validator=_one_of("auto", "process", "thread"))
 
 
 def _knob_features(space: SearchSpace, candidates: Sequence[Mapping[str, Any]]) -> np.ndarray:
@@ -216,7 +221,7 @@ class TuneTarget:
                 prior: Any = None, kinds: Sequence[MeasurementKind] | None = None) -> TuneTarget:
         """Search space, seeds, prior scores and features of a target; the prior and the warm start learn
         from the corpus rows of ``kinds`` (measured only by default)."""
-        from amk.core.prior import DEFAULT_KINDS, make_ranker
+        from amk.core.prior import DEFAULT_KINDS, cold_start_reason, make_ranker
 
         kinds = tuple(kinds) if kinds else DEFAULT_KINDS
 
@@ -276,7 +281,8 @@ class TuneTarget:
         if not seeds:
             default = config_key(space.canonical(space.default_config))
             if default in index:
-                seeds, sources = [default], ["the search space's default config (cold start)"]
+                reason = cold_start_reason(workload, device, corpus, kinds)
+                seeds, sources = [default], [f"the search space's default config (cold start: {reason})"]
         floor = backend.floor_us(workload, device)
         return cls(workload, device, backend, space, candidates, keys, index, np.column_stack(feats), scores,
                    uncertainty, repr(prior), seeds, sources, transfer_names, floor, skipped)
@@ -287,6 +293,7 @@ class TuneResult:
     target: TuneTarget
     state: TuneState
     records: list[Record]  # what this session appended (or would have, without a store)
+    isolation: str = "thread"  # where the backend measured: "process" (a worker process) or "thread"
 
     @property
     def best(self) -> Trial | None:
@@ -345,8 +352,9 @@ class _Session:
     """One tune session: the state, the policy rebuilt from it, and the record writer."""
 
     def __init__(self, target: TuneTarget, state: TuneState, settings: TuneSettings, store: Store | None,
-                 state_path: Path | None) -> None:
+                 state_path: Path | None, measurer: Measurer) -> None:
         self.target = target
+        self.measurer = measurer
         self.state = state
         self.settings = settings
         self.store = store
@@ -395,7 +403,7 @@ class _Session:
 
     def _measure(self, knobs: Mapping[str, Any]) -> Measurement:
         timeout = self.settings.timeout_s or None
-        m = measure_guarded(self.target.backend, self.target.workload, self.target.device, knobs, timeout)
+        m = self.measurer.measure(self.target.workload, self.target.device, knobs, timeout)
         self.state.measurements += 1
         return floor_guard(m, self.target.floor_us, self.settings.floor_tolerance)
 
@@ -502,9 +510,12 @@ def new_state(target: TuneTarget, seed: int) -> TuneState:
 
 def tune(target: TuneTarget, settings: TuneSettings, *, seed: int = 0, budget: int | None = None,
          minutes: float | None = None, store: Store | None = None, state_path: Path | None = None,
-         resume: bool = False, progress: ProgressBar | None = None, stop_at_us: float | None = None) -> TuneResult:
+         resume: bool = False, progress: ProgressBar | None = None, stop_at_us: float | None = None,
+         registry: Registry | None = None) -> TuneResult:
     """Run (or, with ``resume``, continue) the loop until ``budget`` evaluations or ``minutes`` have passed
-    (or, with ``stop_at_us``, a config at least that fast was measured)."""
+    (or, with ``stop_at_us``, a config at least that fast was measured). In ``settings.isolation`` process
+    mode, the worker rebuilds the backend through ``registry`` (the one it was created with; the
+    process-wide registry by default)."""
     budget = settings.budget if budget is None else budget
     minutes = settings.minutes if minutes is None else minutes
     if budget <= 0 and minutes <= 0:
@@ -520,7 +531,8 @@ def tune(target: TuneTarget, settings: TuneSettings, *, seed: int = 0, budget: i
             log.info("resume: %d evaluation(s) found in the store after the last saved state", adopted)
     else:
         state = new_state(target, seed)
-    session = _Session(target, state, settings, store, state_path)
+    measurer = make_measurer(target.backend, settings.isolation, registry)
+    session = _Session(target, state, settings, store, state_path, measurer)
     session.save()
     limit_s = minutes * 60 if minutes > 0 else math.inf
     budget = budget if budget > 0 else len(target.candidates)
@@ -543,6 +555,7 @@ def tune(target: TuneTarget, settings: TuneSettings, *, seed: int = 0, budget: i
                 break
             progress.update(len(state.trials), state.incumbent_us, trial.verdict if trial.verdict != "PASS" else "")
     finally:
+        measurer.close()
         progress.close()
     session.save()
-    return TuneResult(target, state, session.records)
+    return TuneResult(target, state, session.records, measurer.mode)

@@ -26,6 +26,7 @@ def report_dict(result: TuneResult, settings: TuneSettings, store: str | None) -
         "backend": target.backend.name,
         "measurement_kind": target.backend.measurement_kind.value,
         "policy": settings.policy,
+        "isolation": result.isolation,
         "exploration": settings.exploration,
         "seed": state.seed,
         "sessions": state.sessions,

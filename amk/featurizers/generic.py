@@ -9,6 +9,7 @@ featurizer saves as JSON. Workloads, devices and configs are each encoded once p
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -131,7 +132,8 @@ class GenericFeaturizer(Featurizer):
         self.shape_encoder_ = MappingEncoder.fit([shape_mapping(w) for w in _unique(workloads)],
                                                  self.options.max_one_hot)
         specs = device_spec_rows(_unique(devices))
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():  # a spec no device has (a CPU has no SM count) is all-NaN: filled below
+            warnings.simplefilter("ignore", RuntimeWarning)
             means = np.nanmean(specs, axis=0) if len(specs) else np.zeros(len(DEVICE_FEATURES))
         self.device_fill_ = [float(x) if np.isfinite(x) else 0.0 for x in np.atleast_1d(means)]
         return self
