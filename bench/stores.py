@@ -98,6 +98,26 @@ def fill(url: str, n: int, seed: int, jsonl: Path | None = None) -> tuple[float,
     return wall, cpu
 
 
+def start_postgres() -> tuple[object, Path]:
+    """A PostgreSQL server started for a bench (as the postgres user, in a temp dir): (server, its dir)."""
+    from postgres_helpers import PostgresServer
+
+    base = Path(tempfile.mkdtemp(prefix="amk-bench-pg-"))
+    shutil.chown(base, "postgres", "postgres")
+    server = PostgresServer(base, ["runuser", "-u", "postgres", "--"])
+    server.start()
+    return server, base
+
+
+def clean_up(servers: list[tuple[object, Path]], work: Path | None) -> None:
+    """Stop the bench's servers and remove their dirs, and ``work`` (None: it is kept)."""
+    for server, base in servers:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+    if work is not None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def columns_cold(url: str):
     """One device's training columns from a store opened for the purpose (what one command pays)."""
     with open_store(url) as store:
@@ -146,12 +166,7 @@ def main() -> None:
     servers = []
     urls = {"sqlite": sqlite_url}
     if args.postgres:
-        from postgres_helpers import PostgresServer
-
-        base = Path(tempfile.mkdtemp(prefix="amk-bench-pg-"))
-        shutil.chown(base, "postgres", "postgres")
-        server = PostgresServer(base, ["runuser", "-u", "postgres", "--"])
-        server.start()
+        server, base = start_postgres()
         servers.append((server, base))
         urls["postgres"] = server.new_database()
         pg_s, pg_cpu = fill(urls["postgres"], n, args.seed)
@@ -199,11 +214,7 @@ def main() -> None:
             row(f"{name}: warm start, store opened per call (end to end)", statistics.median(cold), base_ws_s)
             print(f"  {name}: same seeds as the baseline: {'yes' if agree else 'NO'}")
     finally:
-        for server, base in servers:
-            server.stop()
-            shutil.rmtree(base, ignore_errors=True)
-        if args.workdir is None:
-            shutil.rmtree(work, ignore_errors=True)
+        clean_up(servers, None if args.workdir else work)
 
 
 if __name__ == "__main__":

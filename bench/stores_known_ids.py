@@ -50,7 +50,7 @@ def measure(url: str, probe: Path) -> None:
 def run_measure(root: Path, url: str, probe: Path) -> dict:
     # This file runs as a script, so the measured checkout's own bench package never shadows it.
     done = subprocess.run([sys.executable, __file__, "--measure", url, str(probe)], capture_output=True, text=True,
-                          cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+                          check=False, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
     if done.returncode:
         raise SystemExit(f"measuring {url} with {root} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -60,7 +60,8 @@ def run_import(root: Path, url: str) -> tuple[float, list[str]]:
     """Wall seconds of one ``amk corpus import`` of the Kernel Tuner caches by ``root``, and its report lines."""
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "amk", "--store", url, "corpus", "import", *map(str, KERNEL_TUNER)],
-                          capture_output=True, text=True, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+                          capture_output=True, text=True, check=False, cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root)})
     wall = time.perf_counter() - start
     if done.returncode:
         raise SystemExit(f"import with {root} failed:\n{done.stderr}")
@@ -82,7 +83,7 @@ def main() -> None:
     sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
     from amk.core.config import open_store
     from amk.core.records import record_to_json
-    from bench.stores import fill
+    from bench.stores import clean_up, fill, start_postgres
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="amk-bench-known-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -98,12 +99,7 @@ def main() -> None:
     servers = []
     try:
         if args.postgres:
-            from postgres_helpers import PostgresServer
-
-            base = Path(tempfile.mkdtemp(prefix="amk-bench-pg-"))
-            shutil.chown(base, "postgres", "postgres")
-            server = PostgresServer(base, ["runuser", "-u", "postgres", "--"])
-            server.start()
+            server, base = start_postgres()
             servers.append((server, base))
             urls["postgres"] = server.new_database()
             fill(urls["postgres"], n, 0)
@@ -138,8 +134,7 @@ def main() -> None:
         print(f"\n## amk corpus import of the {len(KERNEL_TUNER)} Kernel Tuner caches in one command")
         print(f"  {'into':<40} {'now':>10} {'before':>10} {'ratio':>8}   same report")
         with open(corpus, "rb") as src, open(work / "prefill.jsonl", "wb") as dst:
-            for _, line in zip(range(args.prefill), src):
-                dst.write(line)
+            dst.writelines(line for _, line in zip(range(args.prefill), src))
         prefill_records = None
         for kind in ("jsonl", "sqlite"):
             for prefilled in (False, True):
@@ -165,11 +160,7 @@ def main() -> None:
                 print(f"  {into:<40} {walls['now']:8.1f} s {walls['before']:8.1f} s "
                       f"{walls['before'] / walls['now']:7.1f}x   {'yes' if reports['now'] == reports['before'] else 'NO'}")
     finally:
-        for server, base in servers:
-            server.stop()
-            shutil.rmtree(base, ignore_errors=True)
-        if args.workdir is None:
-            shutil.rmtree(work, ignore_errors=True)
+        clean_up(servers, None if args.workdir else work)
 
 
 if __name__ == "__main__":
