@@ -99,6 +99,16 @@ def test_evaluate_writes_the_per_group_results_as_json(run_amk, store_dir):
     assert "pooled-replay" in out.stdout and "knn" in out.stdout
 
 
+def test_evaluate_split_all_holds_out_devices_workloads_and_targets(run_amk, store_dir):
+    out = run_amk("--store", "jsonl:c.jsonl", "evaluate", "--ranker", "knn", "--split", "all", "--json", "e.json")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads((store_dir / "e.json").read_text())
+    # One workload in this store: holding it out leaves nothing to train on, so that fold is left out.
+    assert {r["split"] for r in rows} == {"device", "target"}
+    targets = {r["heldout"] for r in rows if r["split"] == "target"}
+    assert targets == {f"kernel_tuner:conv on {d}" for d in ("a100", "a4000", "a6000")}
+
+
 def test_evaluate_an_empty_store_is_a_clear_error(run_amk, tmp_path):
     out = run_amk("--store", "jsonl:empty.jsonl", "evaluate", "--ranker", "knn")
     assert out.returncode == 1 and "nothing to evaluate" in out.stderr

@@ -13,6 +13,7 @@ from amk.core.evaluation import (
     spearman,
     summarize,
 )
+from amk.core.interfaces import Ranker
 from amk.core.training import load_points
 from tests.prior_helpers import kernel, landscape_records, record
 
@@ -76,3 +77,31 @@ def test_summary_is_the_mean_per_ranker():
     summary = {s["ranker"]: s for s in summarize(results)}
     knn = [r.top5 for r in results if r.ranker == "knn"]
     assert summary["knn"]["top5"] == pytest.approx(np.mean(knn)) and summary["knn"]["groups"] == 3
+
+
+class _CountingRanker(Ranker):
+    """Remembers how many rows each fit saw; scores every candidate alike."""
+
+    name = "counting"
+
+    def __init__(self, options=None) -> None:
+        super().__init__(options)
+        self.fitted_rows: list[int] = []
+
+    def fit(self, X, y, groups=None):
+        self.fitted_rows.append(len(X))
+        return self
+
+    def predict(self, X):
+        return np.zeros(len(X))
+
+
+def test_leave_one_target_out_keeps_the_workload_elsewhere_and_the_device_on_other_workloads():
+    records = landscape_records(name="conv") + landscape_records(name="conv2")
+    counting = _CountingRanker()
+    results = evaluate(records, splits=("target",), rankers=(counting,), baseline=False)
+    groups = {(r.workload, r.device) for r in results}
+    assert len(results) == len(groups) == 6  # 2 workloads x 3 devices, each held out once
+    assert {r.heldout for r in results} == {f"{w} on {d}" for w, d in groups}
+    per_group = len(records) // 6
+    assert counting.fitted_rows == [len(records) - per_group] * 6  # only the target's own rows left out

@@ -142,8 +142,10 @@ def rank_command(app: AppContext, candidates: str, workload_spec: str, shape: st
 
 
 @click.command("evaluate")
-@click.option("--split", type=click.Choice(["device", "workload", "both"]), default="device", show_default=True,
-              help="Hold out each device, each workload, or both in turn.")
+@click.option("--split", type=click.Choice(["device", "workload", "target", "both", "all"]), default="device",
+              show_default=True,
+              help="Hold out in turn each device, each workload, or each target (one workload on one device, "
+                   "the rest of the corpus kept); both = device and workload; all = the three.")
 @click.option("--ranker", "rankers", multiple=True,
               help="Ranker to evaluate (repeatable; default: every installed ranker that can run here).")
 @click.option("--featurizer", default=None, help="Featurizer to use (default: the config's).")
@@ -155,7 +157,7 @@ def rank_command(app: AppContext, candidates: str, workload_spec: str, shape: st
 @pass_app
 def evaluate_command(app: AppContext, split: str, rankers: tuple[str, ...], featurizer: str | None,
                      no_baseline: bool, kinds: tuple[str, ...], json_path: Path | None) -> None:
-    """Offline evaluation: train on all but one device (or workload), rank the held-out configs, score the order.
+    """Offline evaluation: train on all but one device (workload, target), rank the held-out configs, score the order.
 
     \b
     Per held-out workload + device group:
@@ -182,7 +184,7 @@ def evaluate_command(app: AppContext, split: str, rankers: tuple[str, ...], feat
     configured = config.selection("ranker").name
     specs = [config.create("ranker") if n == configured else n for n in names]
     feat = featurizer or config.selection("featurizer").name
-    splits = ("device", "workload") if split == "both" else (split,)
+    splits = {"both": ("device", "workload"), "all": ("device", "workload", "target")}.get(split, (split,))
     results = evaluate(_read_columns(app), splits=splits, rankers=specs, featurizer=feat,
                        baseline=not no_baseline, kinds=parse_kinds(kinds))
     if not results:

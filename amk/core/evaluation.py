@@ -25,7 +25,7 @@ from amk.core.records import MeasurementKind
 from amk.core.training import DEFAULT_KINDS, Corpus, TrainingSet, load_points
 
 POOLED_REPLAY = "pooled-replay"
-SPLITS = ("device", "workload")
+SPLITS = ("device", "workload", "target")
 METRICS = ("top1", "top5", "top20", "spearman", "ndcg10", "evals_to_5pct")
 
 
@@ -34,8 +34,8 @@ class EvalResult:
     """How well one ranker ordered one held-out workload + device group."""
 
     ranker: str
-    split: str  # "device" or "workload": what was held out
-    heldout: str  # the held-out device name or workload label
+    split: str  # "device", "workload" or "target" (one workload on one device): what was held out
+    heldout: str  # the held-out device name, workload label, or "workload on device"
     workload: str  # the group's workload label (kind:name)
     device: str  # the group's device
     n_configs: int
@@ -121,6 +121,11 @@ def _folds(data: TrainingSet, split: str) -> Iterable[tuple[str, np.ndarray]]:
             shown[wi] = label if len(same) == 1 else f"{label} {w.shape}"
         for wi in np.unique(cols.workload_index):
             yield shown[wi], cols.workload_index == wi
+    elif split == "target":
+        # One workload on one device: what the corpus knows of the workload on other devices and of the
+        # device on other workloads stays in training (a new kernel on a device the team has tuned before).
+        for group in np.unique(data.groups):
+            yield data.group_label(int(group)), data.groups == group
     else:
         raise ValueError(f"split {split!r} is not one of {SPLITS}")
 
