@@ -16,11 +16,11 @@ import click
 OPTIONAL_PACKAGES: tuple[tuple[str, str], ...] = (
     ("torch", "cpu and cuda backends"),
     ("ninja", "building torch extensions"),
-    ("scikit-learn", "knn and gbr rankers"),
+    ("scikit-learn", "gbr ranker, the tune loop's surrogate policy"),
     ("lightgbm", "lightgbm ranker"),
     ("psycopg", "postgres store"),
-    ("optuna", "optuna search"),
-    ("matplotlib", "plots"),
+    ("optuna", "the TPE baseline of amk simulate"),
+    ("matplotlib", "the best-so-far plot of amk tune"),
 )
 
 
