@@ -16,8 +16,8 @@ class CountingJsonlStore(JsonlStore):
 
     parsed = 0
 
-    def _read_lines(self, f, start=0, first_lineno=1):
-        for item in super()._read_lines(f, start, first_lineno):
+    def _read_lines(self, f, start=0, first_lineno=1, **kw):
+        for item in super()._read_lines(f, start, first_lineno, **kw):
             self.parsed += 1
             yield item
 

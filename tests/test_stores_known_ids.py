@@ -67,8 +67,8 @@ def lines_parsed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     seen: list[int] = []
     original = JsonlStore._read_lines
 
-    def counting(self, f, start=0, first_lineno=1):
-        for item in original(self, f, start, first_lineno):
+    def counting(self, f, start=0, first_lineno=1, **kw):
+        for item in original(self, f, start, first_lineno, **kw):
             seen.append(item[0])
             yield item
 

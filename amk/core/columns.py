@@ -156,8 +156,9 @@ class ColumnsBuilder:
 
     def add_row(self, workload: Workload, device: Device, config: Mapping[str, Any], latency_us: float | None,
                 bound_us: float | None, verdict: Verdict, kind: MeasurementKind, timestamp: float | None,
-                config_json: str | None = None, source: str | None = None) -> None:
-        wkey = workload.key
+                config_json: str | None = None, source: str | None = None, workload_key: str | None = None) -> None:
+        """One row; ``config_json``/``workload_key``, when given, are ``config_key(config)``/``workload.key``."""
+        wkey = workload_key if workload_key is not None else workload.key
         wi = self._workloads.get(wkey)
         if wi is None:
             wi = self._workloads[wkey] = len(self.workloads)

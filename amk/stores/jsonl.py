@@ -42,6 +42,7 @@ from amk.core.workload import Workload
 
 if TYPE_CHECKING:
     from amk.stores.jsonl_columns import ColumnsRead
+    from amk.stores.jsonl_fast import ColumnsRow
 
 
 class JsonlStore(Store):
@@ -144,9 +145,18 @@ class JsonlStore(Store):
         except OSError as exc:
             raise StoreError(f"cannot read {self.path}: {exc.strerror}; check the path and permissions.") from None
 
-    def _read_lines(self, f, start: int = 0, first_lineno: int = 1
-                    ) -> Iterator[tuple[int, Record | CorpusProblem | None, int | None]]:
-        """Each line from byte ``start``: (line number, its record or problem or None when blank, end offset)."""
+    def _read_lines(self, f, start: int = 0, first_lineno: int = 1, *, rows: bool = False
+                    ) -> Iterator[tuple[int, Record | ColumnsRow | CorpusProblem | None, int | None]]:
+        """Each line from byte ``start``: (line number, its record or problem or None when blank, end offset).
+
+        With ``rows``, a well-formed current-schema line gives its ``ColumnsRow`` instead of a Record (see
+        :mod:`amk.stores.jsonl_fast`); every other line is read as without.
+        """
+        fast = None
+        if rows:
+            from amk.stores.jsonl_fast import FastRows
+
+            fast = FastRows().row
         f.seek(start)
         offset = start
         for lineno, raw in enumerate(f, first_lineno):
@@ -161,6 +171,11 @@ class JsonlStore(Store):
                                f"mid-write, or is still writing); the next append sets it aside in {self.torn_path}"
                     ), None
                 return
+            if fast is not None:
+                row = fast(raw)
+                if row is not None:
+                    yield lineno, row, offset
+                    continue
             if not raw.strip():
                 yield lineno, None, offset
                 continue

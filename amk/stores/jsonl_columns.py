@@ -25,15 +25,17 @@ from amk.core.devices import Device
 from amk.core.records import Record
 from amk.core.store import CorpusProblem
 from amk.core.workload import Workload
+from amk.stores.jsonl_fast import ColumnsRow
 
 CACHE_VERSION = 2  # 2: each record's line offset
 _ARRAYS = ("workload_index", "device_index", "config_index", "latency_us", "bound_us", "verdict", "kind", "timestamp")
 _HEAD = 1 << 16
 _TAIL = 1 << 12
 
-# (file, start offset, first line number) -> per line: (line number, Record, CorpusProblem or None for a
-# blank line, the offset after the line or None for an incomplete last line)
-LineReader = Callable[[Any, int, int], Iterator[tuple[int, "Record | CorpusProblem | None", "int | None"]]]
+# (file, start offset, first line number, rows=) -> per line: (line number, Record, ColumnsRow (with
+# rows=True: see amk.stores.jsonl_fast), CorpusProblem or None for a blank line, the offset after the line
+# or None for an incomplete last line)
+LineReader = Callable[..., Iterator[tuple[int, "Record | ColumnsRow | CorpusProblem | None", "int | None"]]]
 
 
 def cache_path(corpus: Path) -> Path:
@@ -110,11 +112,12 @@ def _save(path: Path, cached: _Cached, inode: int, fingerprint: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def cached_columns(corpus: Path, read_lines: LineReader) -> ColumnsRead:
+def cached_columns(corpus: Path, read_lines: LineReader, *, fast: bool = True) -> ColumnsRead:
     """Every readable record of ``corpus`` as columns, every problem, and where each record's line starts,
     reusing and refreshing the cache.
 
-    ``read_lines(f, start, first_lineno)`` reads the lines from offset ``start`` (see ``LineReader``).
+    ``read_lines(f, start, first_lineno, rows=fast)`` reads the lines from offset ``start`` (see
+    ``LineReader``); ``fast=False`` reads every line through ``record_from_dict`` (the same columns, slower).
     """
     if not corpus.exists():
         return ColumnsRead(CorpusColumns.from_records([]), [], np.zeros(0, dtype=np.int64), None)
@@ -134,14 +137,17 @@ def cached_columns(corpus: Path, read_lines: LineReader) -> ColumnsRead:
         tail_problems: list[CorpusProblem] = []
         end, last_line = start, lines
         offsets: list[int] = []
-        for lineno, item, after in read_lines(f, start, lines + 1):
+        for lineno, item, after in read_lines(f, start, lines + 1, rows=fast):
             if after is None:  # an incomplete last line: reported now, never cached
                 tail_problems.append(item)
                 continue
             line_start, end, last_line = end, after, lineno
             if item is None:  # a blank line
                 continue
-            if isinstance(item, CorpusProblem):
+            if type(item) is ColumnsRow:
+                item.add_to(builder)
+                offsets.append(line_start)
+            elif isinstance(item, CorpusProblem):
                 problems.append(item)
             else:
                 builder.add(item)
