@@ -161,6 +161,11 @@ class JsonlStore(Store):
         offset = start
         for lineno, raw in enumerate(f, first_lineno):
             offset += len(raw)
+            if fast is not None:  # first: a line with its newline, else no row
+                row = fast(raw)
+                if row is not None:
+                    yield lineno, row, offset
+                    continue
             where = f"{self.path}:{lineno}"
             if not raw.endswith(b"\n"):
                 if raw.strip():
@@ -171,11 +176,6 @@ class JsonlStore(Store):
                                f"mid-write, or is still writing); the next append sets it aside in {self.torn_path}"
                     ), None
                 return
-            if fast is not None:
-                row = fast(raw)
-                if row is not None:
-                    yield lineno, row, offset
-                    continue
             if not raw.strip():
                 yield lineno, None, offset
                 continue

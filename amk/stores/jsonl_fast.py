@@ -122,20 +122,23 @@ class FastRows:
             return None
         latency = m["latency_us"]
         if latency is not None:
-            latency = _number(latency)
-            if latency is None or not latency > 0:
+            if type(latency) is not float:  # an int: float() of it; anything else: the slow path
+                latency = _number(latency)
+            if latency is None or not latency > 0 or not _isfinite(latency):
                 return None
         elif verdict is _PASS:
             return None
         bound = m["bound_us"]
         if bound is not None:
-            bound = _number(bound)
-            if bound is None or not bound > 0:
+            if type(bound) is not float:  # an int: float() of it; anything else: the slow path
+                bound = _number(bound)
+            if bound is None or not bound > 0 or not _isfinite(bound):
                 return None
         spread = m["spread_us"]
         if spread is not None:
-            spread = _number(spread)
-            if spread is None or not spread >= 0:
+            if type(spread) is not float:  # an int: float() of it; anything else: the slow path
+                spread = _number(spread)
+            if spread is None or not spread >= 0 or not _isfinite(spread):
                 return None
         samples = m["samples"]
         if samples is not None and (type(samples) is not int or samples < 1):
