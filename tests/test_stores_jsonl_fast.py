@@ -16,11 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from amk.core.columns import CorpusColumns
 from amk.core.records import record_to_dict, record_to_json
 from amk.stores.jsonl import JsonlStore
 from amk.stores.jsonl_columns import cache_path, cached_columns
 from amk.stores.jsonl_fast import ColumnsRow, FastRows
-from store_helpers import make_record
+from store_helpers import column_rows, make_record
 
 COLUMNS = ("workload_index", "device_index", "config_index", "latency_us", "bound_us", "verdict", "kind",
            "timestamp")
@@ -77,7 +78,8 @@ PATHS = [(), ("schema_version",), ("config",), ("config", "pipelining_depth"), (
          ("measurement", "latency_us"), ("measurement", "spread_us"), ("measurement", "samples"),
          ("measurement", "bound_us"), ("measurement", "reason"), ("provenance",), ("provenance", "backend"),
          ("provenance", "timestamp"), ("provenance", "source"), ("provenance", "extra"), ("provenance", "notes")]
-SPECIAL_VALUES = [-1.0, 0.0, -0.0, 0, -1, 1, 1.0, True, False, 2**64 + 1, 2**53 + 1, 1e308, float("nan"),
+SPECIAL_VALUES = [-1.0, 0.0, -0.0, 0, -1, 1, 1.0, True, False, 2**64 + 1, 2**53 + 1, 2**63 + 12345, 123456789012345678901234567891,
+                  -(2**63) - 1, 1e308, float("nan"),
                            float("inf"), "1.5", "PASS", "pass", "measured", "bogus", "h100", "", " ", [], {},
                            [1, 2], "\u00e9", "\ud800", None]
 SPECIAL = st.sampled_from(SPECIAL_VALUES)
@@ -164,6 +166,19 @@ def _drop_line(i: int, path: tuple) -> str:
     if path:
         holder.pop(path[-1], None)
     return canonical(data)
+
+
+def test_a_store_without_the_columns_cache_reads_the_same_columns_and_problems(tmp_path):
+    path = tmp_path / "c.jsonl"
+    lines = [record_to_json(make_record(i)) for i in range(12)] + list(FALLBACKS.values())
+    path.write_bytes("".join(x + "\n" for x in lines).encode("utf-8", "surrogatepass"))
+    store = JsonlStore(JsonlStore.Options(path=str(path), columns_cache=False))
+    cols = store.columns()
+    problems = store.problems()
+    slow = read(path, fast=False)
+    assert column_rows(cols) == column_rows(slow.columns)
+    assert cols.source.tolist() == slow.columns.source.tolist() and problems == slow.problems
+    assert column_rows(cols) == column_rows(CorpusColumns.from_records(store.query()))
 
 
 def test_a_file_of_records_amk_wrote_is_read_by_the_fast_path_alone(tmp_path):
