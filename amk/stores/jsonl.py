@@ -15,7 +15,7 @@ PASS sample), as in :mod:`amk.core.store`.
 
 Column reads go through the columns cache (:mod:`amk.stores.jsonl_columns`) and parse only the lines
 appended since; a line amk wrote is turned into its columns without a ``Record`` (:mod:`amk.stores.
-jsonl_fast`, about 13 us a line against 45 us through ``record_from_dict``; any other line still goes
+jsonl_fast`, about 13 us a line against 43 us through ``record_from_dict``; any other line still goes
 through it). ``query`` parses every record; for corpora past a few hundred thousand records use the
 ``sqlite`` store (``amk corpus copy jsonl:PATH sqlite:PATH``).
 """
