@@ -191,6 +191,17 @@ def test_a_file_of_records_amk_wrote_is_read_by_the_fast_path_alone(tmp_path):
     assert_same_read(path)
 
 
+def test_without_orjson_the_fast_path_parses_with_json_and_reads_the_same(tmp_path, monkeypatch):
+    import amk.stores.jsonl_fast as jsonl_fast
+
+    monkeypatch.setattr(jsonl_fast, "_loads", json.loads)  # orjson is optional (amk[fast])
+    path = tmp_path / "c.jsonl"
+    lines = [record_to_json(make_record(i)) for i in range(12)] + list(FALLBACKS.values())
+    path.write_bytes("".join(x + "\n" for x in lines).encode("utf-8", "surrogatepass"))
+    assert_same_read(path)
+    assert sum(FastRows().row(x.encode() + b"\n") is not None for x in lines[:12]) == 12
+
+
 # -- each reason the fast path leaves a line to record_from_dict ------------------------------------
 
 def _valid() -> dict:

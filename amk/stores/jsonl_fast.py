@@ -40,7 +40,7 @@ _isfinite = math.isfinite
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode  # as config_key and Workload.key
 try:  # about 3x faster than json.loads; what it parses differently never passes the checks below
     from orjson import loads as _loads
-except ImportError:  # pragma: no cover - orjson is a dependency; without it the same rows, slower
+except ImportError:  # orjson is optional (amk[fast]): without it the same rows, the read ~1.6x slower
     _loads = json.loads
 _HEAD = b'{"config":{'
 _TAIL = b'}\n'
