@@ -78,6 +78,20 @@ def _number(value: Any) -> float | None:
     return None
 
 
+_BAD = object()  # a value only the slow path can judge
+
+
+def _optional_amount(value: Any, *, zero_ok: bool = False) -> float | None | object:
+    """A latency, bound or spread: None as None; an int or finite float above 0 (or 0 with ``zero_ok``) as
+    the float cattrs makes of it; anything else ``_BAD``."""
+    if value is None:
+        return None
+    out = _number(value)
+    if out is None or out < 0 or (out == 0 and not zero_ok):
+        return _BAD
+    return out
+
+
 class FastRows:
     """Rows of well-formed current-schema lines (see the module docstring); one instance per read."""
 
@@ -120,26 +134,11 @@ class FastRows:
         kind = _KINDS.get(kind)
         if verdict is None or kind is None:
             return None
-        latency = m["latency_us"]
-        if latency is not None:
-            if type(latency) is not float:  # an int: float() of it; anything else: the slow path
-                latency = _number(latency)
-            if latency is None or not latency > 0 or not _isfinite(latency):
-                return None
-        elif verdict is _PASS:
+        latency = _optional_amount(m["latency_us"])
+        bound = _optional_amount(m["bound_us"])
+        spread = _optional_amount(m["spread_us"], zero_ok=True)
+        if latency is _BAD or bound is _BAD or spread is _BAD or (latency is None and verdict is _PASS):
             return None
-        bound = m["bound_us"]
-        if bound is not None:
-            if type(bound) is not float:  # an int: float() of it; anything else: the slow path
-                bound = _number(bound)
-            if bound is None or not bound > 0 or not _isfinite(bound):
-                return None
-        spread = m["spread_us"]
-        if spread is not None:
-            if type(spread) is not float:  # an int: float() of it; anything else: the slow path
-                spread = _number(spread)
-            if spread is None or not spread >= 0 or not _isfinite(spread):
-                return None
         samples = m["samples"]
         if samples is not None and (type(samples) is not int or samples < 1):
             return None
