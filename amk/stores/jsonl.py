@@ -212,19 +212,14 @@ class JsonlStore(Store):
 
     def _read_columns(self) -> CorpusColumns:
         """The whole file's columns without the cache: what ``CorpusColumns.from_records(self._scan())`` gives."""
-        from amk.stores.jsonl_fast import ColumnsRow
+        from amk.stores.jsonl_columns import add_item
 
         self._problems = []
         builder = ColumnsBuilder()
         if self.path.exists():
             with self._open_for_reading() as f:
                 for _, item, _ in self._read_lines(f, rows=True):
-                    if type(item) is ColumnsRow:
-                        item.add_to(builder)
-                    elif isinstance(item, CorpusProblem):
-                        self._problems.append(item)
-                    elif item is not None:
-                        builder.add(item)
+                    add_item(builder, self._problems, item)
         return builder.build()
 
     def _columns_read(self) -> ColumnsRead:

@@ -112,6 +112,21 @@ def _save(path: Path, cached: _Cached, inode: int, fingerprint: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def add_item(builder: ColumnsBuilder, problems: list[CorpusProblem], item: Any) -> bool:
+    """One item of a line read (a fast row, a record, a problem, or None for a blank line) into ``builder``
+    or ``problems``; whether it was a record."""
+    if item is None:
+        return False
+    if isinstance(item, CorpusProblem):
+        problems.append(item)
+        return False
+    if type(item) is ColumnsRow:
+        item.add_to(builder)
+    else:
+        builder.add(item)
+    return True
+
+
 def cached_columns(corpus: Path, read_lines: LineReader, *, fast: bool = True) -> ColumnsRead:
     """Every readable record of ``corpus`` as columns, every problem, and where each record's line starts,
     reusing and refreshing the cache.
@@ -142,15 +157,7 @@ def cached_columns(corpus: Path, read_lines: LineReader, *, fast: bool = True) -
                 tail_problems.append(item)
                 continue
             line_start, end, last_line = end, after, lineno
-            if item is None:  # a blank line
-                continue
-            if type(item) is ColumnsRow:
-                item.add_to(builder)
-                offsets.append(line_start)
-            elif isinstance(item, CorpusProblem):
-                problems.append(item)
-            else:
-                builder.add(item)
+            if add_item(builder, problems, item):
                 offsets.append(line_start)
         new = builder.build()
         if base is not None:
