@@ -26,6 +26,7 @@ import itertools
 import numpy as np
 
 from amk.core.config import open_store
+from amk.core.evaluation import ranking_metrics
 from amk.core.training import load_points
 
 OPTIMISMS = np.linspace(0.0, 3.0, 13)
@@ -33,8 +34,8 @@ GRID_STEPS = 20  # simplex grid resolution per training device
 
 
 def top_k_fraction(scores: np.ndarray, latency: np.ndarray, k: int) -> float:
-    order = np.argsort(scores, kind="stable")
-    return float(latency.min() / latency[order[:k]].min())
+    """``amk evaluate``'s top-k metric (k = 1, 5 or 20), from the same function."""
+    return ranking_metrics(scores, latency)[f"top{k}"]
 
 
 def simplex_grid(n: int, steps: int) -> np.ndarray:
@@ -103,7 +104,7 @@ def headroom(data, k: int) -> list[dict]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", required=True, help="a store URL, e.g. jsonl:kt.jsonl")
-    parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--k", type=int, choices=(1, 5, 20), default=5, help="the top-k metric (as amk evaluate)")
     args = parser.parse_args()
     data = load_points(open_store(args.store))
     rows = headroom(data, args.k)
