@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import sys
 
 import numpy as np
 
@@ -108,6 +109,10 @@ def main() -> int:
     args = parser.parse_args()
     data = load_points(open_store(args.store))
     rows = headroom(data, args.k)
+    if not rows:
+        print(f"{args.store}: no workload has measured PASS records on two or more devices; nothing to hold out",
+              file=sys.stderr)
+        return 1
     print(f"{'workload':<30} {'held out':<8} {'configs':>7} {'pooled':>7} {'oracle':>7}  "
           f"{'<=5%':>5} {'best elsewhere':>14} {'pooled rank':>11}  oracle at (weights, optimism)")
     for r in rows:
