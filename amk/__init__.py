@@ -4,8 +4,10 @@ Importing amk is cheap: it pulls in the hook markers and nothing heavy (no torch
 scikit-learn or psycopg). Everything else is imported where it is used.
 """
 
+from amk import _moved
 from amk.core.markers import hookimpl, hookspec
+from amk.core.version import VERSION as __version__
 
-__version__ = "0.1.0"
+_moved.install()  # the import paths amk 0.2 moved keep working, with a DeprecationWarning (amk/_moved.py)
 
 __all__ = ["__version__", "hookimpl", "hookspec"]

@@ -24,9 +24,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from amk.core.isolation import make_measurer  # noqa: E402
+from amk.core.backend import Backend
 from amk.core.plugins import get_registry  # noqa: E402
 from amk.core.records import Verdict  # noqa: E402
+from amk.decode.workload import decode_workload
+from amk.tuning.isolation import make_measurer  # noqa: E402
 
 DEFAULT_CACHE = REPO.parent / "shared" / "data" / "kernel_tuner" / "convolution" / "A100.json.gz"
 
@@ -78,9 +80,9 @@ def compare(label: str, backend, workload, device, configs, rounds: int) -> dict
 
 def bench_replay(cache: Path, n: int, rounds: int) -> None:
     from amk.backends.replay import ReplayBackend
-    from amk.importers.kernel_tuner import read_kernel_tuner
+    from amk.formats.kernel_tuner import read_kernel_tuner
 
-    backend = get_registry().create("backend", "replay", ReplayBackend.Options(cache=str(cache)))
+    backend = get_registry().create(Backend, "replay", ReplayBackend.Options(cache=str(cache)))
     record = next(item.record for item in read_kernel_tuner(cache) if item.record is not None)
     workload, device = record.workload, record.device
     passing = [c for c in backend.search_space(workload, device)
@@ -90,10 +92,9 @@ def bench_replay(cache: Path, n: int, rounds: int) -> None:
 
 def bench_cpu(n: int, rounds: int) -> None:
     from amk.backends.cpu import CpuBackend
-    from amk.core.shapes import ModelShape
-    from amk.core.workload import Workload
+    from amk.decode.shapes import ModelShape
 
-    backend = get_registry().create("backend", "cpu", CpuBackend.Options(memory_budget_mb=256))
+    backend = get_registry().create(Backend, "cpu", CpuBackend.Options(memory_budget_mb=256))
     available, why = backend.availability()
     if not available:
         print(f"cpu: skipped ({why})")
@@ -101,7 +102,7 @@ def bench_cpu(n: int, rounds: int) -> None:
     device = backend.local_device()
     shape = ModelShape(hidden=2048, n_layers=16, n_heads=32, n_kv_heads=8, head_dim=64, intermediate=8192,
                        vocab=128256)
-    workload = Workload.decode("1b-class", shape, dtype="bf16")
+    workload = decode_workload("1b-class", shape, dtype="bf16")
     configs = list(backend.search_space(workload, device))
     step = max(1, len(configs) // n)
     compare(f"cpu ({device.name}, {workload.name} bf16, default repeats)", backend, workload, device,

@@ -24,14 +24,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from amk.backends.gemv_step import latency_stats  # noqa: E402
 from amk.core.records import Verdict  # noqa: E402
-from amk.core.shapes import ModelShape  # noqa: E402
 from amk.core.workload import Workload  # noqa: E402
+from amk.decode.shapes import ModelShape  # noqa: E402
+from amk.decode.workload import decode_workload
 
 ONE_B = ModelShape(hidden=2048, n_layers=16, n_heads=32, n_kv_heads=8, head_dim=64, intermediate=8192, vocab=128256)
 
 
 def _workload(dtype: str) -> Workload:
-    return Workload.decode("1b-class", ONE_B, dtype=dtype)
+    return decode_workload("1b-class", ONE_B, dtype=dtype)
 
 
 def _search(backend, workload, device, quick: bool):

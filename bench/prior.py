@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 
 from amk.core.columns import CorpusColumns
-from amk.core.prior import fit_prior, make_ranker, rank, warm_start
 from amk.core.records import Verdict
-from amk.core.schedule import ScheduleConfig
-from amk.core.shapes import SHAPE_FIELDS, ModelShape
-from amk.core.training import load_points
-from amk.core.workload import DECODE_KIND
+from amk.decode.schedule import ScheduleConfig
+from amk.decode.shapes import SHAPE_FIELDS, ModelShape
+from amk.decode.workload import DECODE_KIND, model_shape
 from amk.featurizers.amk import schedule_features
+from amk.prior.ranking import fit_prior, make_ranker, rank
+from amk.prior.training import load_points
+from amk.prior.warm_start import warm_start
 from bench.synthetic import _decode_configs, synthetic_records
 
 N_CANDIDATES = 10_000
@@ -138,7 +139,7 @@ def main(n: int, rankers: tuple[str, ...] = ("lightgbm", "knn", "gbr")) -> None:
           f"{len(training.group_keys):,} workload+device groups")
 
     target = next(w for w in columns.workloads if w.kind == DECODE_KIND)
-    shape = target.model_shape()
+    shape = model_shape(target)
     candidates = _decode_configs(np.random.default_rng(1), N_CANDIDATES)
 
     rows = reference_rows(columns)

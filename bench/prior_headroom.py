@@ -27,8 +27,8 @@ import sys
 import numpy as np
 
 from amk.core.config import open_store
-from amk.core.evaluation import ranking_metrics
-from amk.core.training import load_points
+from amk.prior.evaluation import ranking_metrics
+from amk.prior.training import load_points
 
 OPTIMISMS = np.linspace(0.0, 3.0, 13)
 GRID_STEPS = 20  # simplex grid resolution per training device

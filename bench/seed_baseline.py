@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from amk.core.shapes import SHAPE_FIELDS, ModelShape
+from amk.decode.shapes import SHAPE_FIELDS, ModelShape
 
 
 def read_corpus(path: str) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ import attrs
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from amk.core.simulate import simulate, summarize  # noqa: E402
+from amk.simulate import simulate, summarize  # noqa: E402
 
 DEFAULT_FOLDERS = [REPO.parent / "shared" / "data" / "kernel_tuner" / k for k in ("convolution", "dedispersion")]
 

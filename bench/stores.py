@@ -27,8 +27,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from amk.core.columns import config_key
 from amk.core.config import open_store
 from amk.core.records import record_to_json
-from amk.core.shapes import ModelShape
 from amk.core.store import CorpusQuery
+from amk.decode.shapes import ModelShape
+from amk.decode.workload import model_shape
 from bench import seed_baseline
 from bench.synthetic import synthetic_records
 
@@ -44,7 +45,7 @@ def warm_start(store, target: ModelShape, device: str, k: int = K, radius: float
     Ordered like the original (shape distance rounded to 3 places, then latency / floor) so both answers
     can be compared; the real warm start (the prior's) adds its own policy on top of the same two calls.
     """
-    scored = [(target.distance(w.model_shape()), w) for w in store.workloads(device, "decode")]
+    scored = [(target.distance(model_shape(w)), w) for w in store.workloads(device, "decode")]
     near = [s for s in scored if s[0] <= radius] or scored
     if not near:
         return []
@@ -134,7 +135,7 @@ def row(label: str, amk_s: float, base_s: float | None, unit: str = "s") -> None
 
 def targets(store) -> list[ModelShape]:
     """Target shapes: existing decode shapes with one dimension changed (a new model of a known family)."""
-    shapes = [w.model_shape() for w in store.workloads(DEVICE, "decode")[:: 40]]
+    shapes = [model_shape(w) for w in store.workloads(DEVICE, "decode")[:: 40]]
     out = []
     for i, s in enumerate(shapes[:5]):
         changed = {0: {"n_layers": s.n_layers + 2}, 1: {"vocab": s.vocab + 1000}, 2: {}}[i % 3]

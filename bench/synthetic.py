@@ -21,12 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from amk.core.decode import decode_floor_us
 from amk.core.devices import KNOWN_DEVICES, Device
 from amk.core.records import Measurement, MeasurementKind, Provenance, Record, Verdict, record_to_json
-from amk.core.schedule import SEARCHABLE_KNOB_CHOICES, KernelKnobs, ScheduleConfig
-from amk.core.shapes import ModelShape
-from amk.core.workload import KERNEL_TUNER_KIND, Workload
+from amk.core.workload import Workload
+from amk.decode.schedule import SEARCHABLE_KNOB_CHOICES, KernelKnobs, ScheduleConfig
+from amk.decode.shapes import ModelShape
+from amk.decode.step import decode_floor_us
+from amk.decode.workload import decode_workload
+from amk.formats.kernel_tuner import KERNEL_TUNER_KIND
 
 DEVICES: tuple[str, ...] = ("h100", "a100", "l4", "a6000", "rtx4090", "t4")
 START_TIME = 1.75e9  # seconds since the epoch of the first synthetic record
@@ -44,7 +46,7 @@ def _decode_workloads(rng: np.random.Generator, n: int) -> list[Workload]:
                            n_heads=n_heads, n_kv_heads=n_kv, head_dim=head_dim,
                            intermediate=int(hidden * ffn) // 64 * 64,
                            vocab=int(rng.choice([32000, 50304, 128256, 151936])))
-        workloads.append(Workload.decode(f"synth-{hidden}h-{shape.n_layers}L-{i}", shape,
+        workloads.append(decode_workload(f"synth-{hidden}h-{shape.n_layers}L-{i}", shape,
                                          dtype=str(rng.choice(["bf16", "fp16"]))))
     return workloads
 

@@ -20,7 +20,8 @@ import attrs
 
 import amk
 from amk.core.errors import InvalidConfigError
-from amk.core.interfaces import Backend, Knob, SearchSpace
+from amk.core.backend import Backend
+from amk.core.space import Knob, SearchSpace
 from amk.core.records import Measurement, MeasurementKind, Verdict
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from amk.core.shapes import ModelShape
 from amk.core.workload import Workload
+from amk.decode.shapes import ModelShape
+from amk.decode.workload import decode_workload
 
 # A decode layer small enough to measure many configs quickly; K values (256, 512) are multiples of every
 # vector width, N values exercise tile tails (qkv: (4 + 2*2) * 64 = 512 rows, o: 256, gate_up: 1024, down: 256).
@@ -14,4 +15,4 @@ RAGGED_SHAPE = ModelShape(hidden=200, n_layers=1, n_heads=5, n_kv_heads=5, head_
 
 
 def tiny_workload(dtype: str = "bf16", shape: ModelShape = TINY_SHAPE) -> Workload:
-    return Workload.decode("tiny-decode", shape, dtype=dtype)
+    return decode_workload("tiny-decode", shape, dtype=dtype)

@@ -9,7 +9,7 @@ RANKER_MODULE = '''
 import attrs
 import numpy as np
 import amk
-from amk.core.interfaces import Ranker
+from amk.core.ranker import Ranker
 
 
 class {cls}(Ranker):

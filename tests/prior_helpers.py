@@ -9,8 +9,9 @@ import numpy as np
 
 from amk.core.devices import Device, resolve_device
 from amk.core.records import Measurement, MeasurementKind, Provenance, Record, Verdict
-from amk.core.shapes import ModelShape
 from amk.core.workload import Workload
+from amk.decode.shapes import ModelShape
+from amk.decode.workload import decode_workload
 
 SMALL = ModelShape(hidden=2048, n_layers=4, n_heads=32, n_kv_heads=8, head_dim=64, intermediate=8192, vocab=32000)
 WIDE = ModelShape(hidden=2560, n_layers=4, n_heads=32, n_kv_heads=8, head_dim=80, intermediate=10240, vocab=32000)
@@ -35,7 +36,7 @@ def kernel(name: str = "conv", problem_size: list[int] | None = None) -> Workloa
 
 
 def decode(name: str, shape: ModelShape = SMALL) -> Workload:
-    return Workload.decode(name, shape)
+    return decode_workload(name, shape)
 
 
 def schedule(n_tile: int = 64, cols_per_warp: int | None = 1, **extra: Any) -> dict[str, Any]:

@@ -7,8 +7,9 @@ import numpy as np
 from amk.core.columns import CorpusColumns
 from amk.core.devices import KNOWN_DEVICES, Device
 from amk.core.records import Measurement, MeasurementKind, Provenance, Record, Verdict
-from amk.core.shapes import ModelShape
 from amk.core.workload import Workload
+from amk.decode.shapes import ModelShape
+from amk.decode.workload import decode_workload
 
 DEVICE_NAMES = ("h100", "a100", "l4")
 SHAPES = (
@@ -27,7 +28,7 @@ def make_record(i: int, *, writer: int = 0) -> Record:
         config = {"block_size_x": 16 * (1 + i % 5), "block_size_y": 1 + i % 3}
     else:
         shape = SHAPES[i % len(SHAPES)]
-        workload = Workload.decode(f"model-{shape.hidden}", shape, dtype="bf16")
+        workload = decode_workload(f"model-{shape.hidden}", shape, dtype="bf16")
         config = {"tiling": {"gemv": {"N_tile": 64 * (1 + i % 4)}}, "pipelining_depth": 1 + i % 3,
                   "kernel_knobs": {"cpasync": i % 2}}
     verdict = VERDICTS[i % len(VERDICTS)]

@@ -2,11 +2,13 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from amk.core.config import DEFAULT_NAMES, DEFAULT_ORIGIN, load_config
-from amk.core.errors import ConfigError
-from amk.core.plugins import build_registry
 from plugin_helpers import write_ranker_plugin
+
+from amk.core.config import DEFAULT_ORIGIN, load_config
+from amk.core.errors import ConfigError
+from amk.core.kinds import KINDS
+from amk.core.plugins import build_registry
+from amk.core.ranker import Ranker
 
 
 @pytest.fixture
@@ -29,7 +31,8 @@ def project(tmp_path) -> Path:
 def test_with_no_config_the_embedded_defaults_are_used(project, registry):
     config = load_config(cwd=project, registry=registry)
     assert config.path is None
-    assert {k: config.selection(k).name for k in DEFAULT_NAMES} == DEFAULT_NAMES
+    assert {k.name: config.selection(k.name).name for k in KINDS} == {
+        "store": "jsonl", "featurizer": "amk", "ranker": "knn", "backend": "roofline"}
     assert config.selection("ranker").origins["name"] == DEFAULT_ORIGIN
     assert config.options("store").path == str(project / ".amk" / "corpus.jsonl")
 
@@ -39,7 +42,7 @@ def test_amk_toml_selects_implementations_and_options(project, registry):
     config = load_config(cwd=project, registry=registry)
     assert config.selection("ranker").name == "team"
     assert config.options("ranker").scale == 2.5
-    assert config.create("ranker").options.scale == 2.5
+    assert config.create(Ranker).options.scale == 2.5
     assert config.selection("ranker").origins["scale"] == str(project / "amk.toml")
 
 

@@ -4,7 +4,8 @@ import pytest
 
 from amk.core import migrations
 from amk.core.records import MeasurementKind, Verdict, record_from_dict, record_to_dict
-from amk.core.schedule import ScheduleConfig
+from amk.decode.schedule import ScheduleConfig
+from amk.decode.workload import model_shape
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +41,10 @@ def test_nothing_of_an_upstream_record_is_lost(upstream):
 
 def test_shapes_come_from_the_model_name_when_the_record_has_no_shape(upstream):
     by_name = {raw["model"]: record for raw, record in upstream}
-    one_b = by_name["llama-1B-shape(2048h/16L/128k-vocab)"].workload.model_shape()
+    one_b = model_shape(by_name["llama-1B-shape(2048h/16L/128k-vocab)"].workload)
     assert (one_b.hidden, one_b.n_layers, one_b.vocab) == (2048, 16, 128000)
-    assert by_name["small(4L/2048h)"].workload.model_shape().n_layers == 4
-    assert by_name["toy(1L)"].workload.model_shape().hidden == 0  # unknown stays unknown, not guessed
+    assert model_shape(by_name["small(4L/2048h)"].workload).n_layers == 4
+    assert model_shape(by_name["toy(1L)"].workload).hidden == 0  # unknown stays unknown, not guessed
     assert by_name["toy(1L)"].provenance.extra["shape_source"] == "model_name"
 
 
@@ -51,7 +52,7 @@ def test_a_shape_inside_the_schedule_wins_over_the_name():
     raw = {"model": "x(4096h/2L)", "gpu": "h100", "correctness": "PASS", "latency_us": 10.0, "bound_us": 0.0,
            "schedule": {"hidden": 1024, "n_layers": 3, "threads_per_block": 256}, "notes": "kind=measured-gpu"}
     record = record_from_dict(raw)
-    assert record.workload.model_shape().hidden == 1024
+    assert model_shape(record.workload).hidden == 1024
     assert record.provenance.extra["shape_source"] == "schedule"
     assert "hidden" not in record.config
 

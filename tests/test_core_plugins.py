@@ -1,10 +1,12 @@
 import sys
 
 import pytest
+from plugin_helpers import write_distribution, write_ranker_plugin
 
 from amk.core.errors import MissingDependencyError, PluginError, UnknownNameError
 from amk.core.plugins import build_registry
-from plugin_helpers import write_distribution, write_ranker_plugin
+from amk.core.ranker import Ranker
+from amk.core.store import Store
 
 
 @pytest.fixture
@@ -19,14 +21,14 @@ def site(tmp_path, monkeypatch):
 
 def test_built_ins_are_registered_through_the_same_hooks():
     registry = build_registry(include_entry_points=False)
-    jsonl = registry.get("store", "jsonl")
+    jsonl = registry.get(Store, "jsonl")
     assert jsonl.plugin == "amk.stores.jsonl" and jsonl.distribution == "amk"
     assert "register_stores" in next(p for p in registry.plugins if p.name == "amk.stores.jsonl").hooks
 
 
 def test_an_installed_plugin_is_loaded_from_the_amk_entry_point_group(site):
     write_ranker_plugin(site, "amk-team-ranker", "plug_team", "team")
-    impl = build_registry().get("ranker", "team")
+    impl = build_registry().get(Ranker, "team")
     assert (impl.distribution, impl.version, impl.plugin) == ("amk-team-ranker", "1.2.3", "plug_team")
 
 
@@ -34,7 +36,7 @@ def test_a_plugin_that_fails_to_import_is_reported_and_skipped(site):
     write_distribution(site, "amk-broken", "plug_broken", "raise ImportError('needs libfoo')")
     write_ranker_plugin(site, "amk-good", "plug_good", "good")
     registry = build_registry()
-    assert registry.get("ranker", "good")
+    assert registry.get(Ranker, "good")
     [problem] = [p for p in registry.problems if p.plugin == "plug_broken"]
     assert "ImportError: needs libfoo" in problem.message and problem.distribution == "amk-broken"
 
@@ -42,13 +44,13 @@ def test_a_plugin_that_fails_to_import_is_reported_and_skipped(site):
 def test_selecting_a_broken_plugin_is_an_error_naming_it_and_its_cause(site):
     write_distribution(site, "amk-broken", "plug_broken", "raise ImportError('needs libfoo')", entry_name="fancy")
     with pytest.raises(PluginError, match=r"'fancy'.*failed to load: ImportError: needs libfoo"):
-        build_registry().get("ranker", "fancy")
+        build_registry().get(Ranker, "fancy")
 
 
 def test_an_unknown_name_lists_the_available_ones(site):
     write_ranker_plugin(site, "amk-team-ranker", "plug_team", "team")
     with pytest.raises(UnknownNameError, match=r"no ranker named 'nope'; available rankers: .*team"):
-        build_registry().get("ranker", "nope")
+        build_registry().get(Ranker, "nope")
 
 
 def test_two_plugins_registering_one_name_are_reported_and_the_name_refused(site):
@@ -57,7 +59,7 @@ def test_two_plugins_registering_one_name_are_reported_and_the_name_refused(site
     registry = build_registry()
     assert any("already registered by plug_one" in p.message for p in registry.problems)
     with pytest.raises(PluginError, match=r"registered by more than one plugin .*plug_one.*plug_two"):
-        registry.get("ranker", "same")
+        registry.get(Ranker, "same")
 
 
 def test_a_hook_that_raises_is_reported_and_the_rest_still_load(site):
@@ -70,31 +72,60 @@ def test_a_hook_that_raises_is_reported_and_the_rest_still_load(site):
     """)
     registry = build_registry()
     assert any("register_rankers hook raised RuntimeError: boom" in p.message for p in registry.problems)
-    assert registry.get("store", "jsonl")
+    assert registry.get(Store, "jsonl")
 
 
 def test_an_implementation_without_attrs_options_is_refused(site):
     write_distribution(site, "amk-sloppy", "plug_sloppy", """
         import amk
+        from amk.core.ranker import Ranker
 
-        class Sloppy:
+        class Sloppy(Ranker):
             name = "sloppy"
             Options = dict
+            fit = predict = None
 
         @amk.hookimpl
         def register_rankers(register):
             register(Sloppy)
     """)
     registry = build_registry()
-    assert "sloppy" not in registry.names("ranker")
+    assert "sloppy" not in registry.names(Ranker)
     assert any("Options is not an attrs class" in p.message for p in registry.problems)
+
+
+def test_an_implementation_not_derived_from_its_kind_is_refused(site):
+    write_distribution(site, "amk-ducky", "plug_ducky", """
+        import attrs
+        import amk
+
+        class Ducky:
+            name = "ducky"
+
+            @attrs.frozen
+            class Options:
+                pass
+
+            def fit(self, X, y, groups=None):
+                return self
+
+            def predict(self, X):
+                return X[:, 0]
+
+        @amk.hookimpl
+        def register_rankers(register):
+            register(Ducky)
+    """)
+    registry = build_registry()
+    assert "ducky" not in registry.names(Ranker)
+    assert any("does not derive from amk.core.ranker.Ranker" in p.message for p in registry.problems)
 
 
 def test_a_missing_optional_dependency_gives_an_install_hint(site):
     write_distribution(site, "amk-needy", "plug_needy", """
         import attrs
         import amk
-        from amk.core.interfaces import Ranker
+        from amk.core.ranker import Ranker
 
         class Needy(Ranker):
             name = "needy"
@@ -106,4 +137,4 @@ def test_a_missing_optional_dependency_gives_an_install_hint(site):
             register(Needy)
     """)
     with pytest.raises(MissingDependencyError, match=r"pip install 'amk\[needy\]'"):
-        build_registry().create("ranker", "needy")
+        build_registry().create(Ranker, "needy")

@@ -3,12 +3,7 @@ import json
 import pytest
 
 from amk.core.errors import ValidationError
-from amk.core.schedule import (
-    SEARCHABLE_KNOB_CHOICES,
-    SEARCHABLE_KNOB_DEFAULTS,
-    KernelKnobs,
-    ScheduleConfig,
-)
+from amk.decode.schedule import SEARCHABLE_KNOB_CHOICES, SEARCHABLE_KNOB_DEFAULTS, KernelKnobs, ScheduleConfig
 
 
 def test_knob_choices_and_defaults_are_the_reference_ones():

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import pytest
 
 from amk.core.errors import ValidationError
-from amk.core.shapes import ModelShape
+from amk.decode.shapes import ModelShape
 
 LLAMA_1B = ModelShape(hidden=2048, n_layers=16, n_heads=32, n_kv_heads=8, head_dim=64, intermediate=8192,
                       vocab=128256)

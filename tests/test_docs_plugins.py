@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO_ROOT, amk_env
 from plugin_helpers import write_distribution
 

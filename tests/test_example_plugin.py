@@ -5,8 +5,9 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO_ROOT, amk_env
+
+from amk.core.ranker import Ranker
 
 PLUGIN = REPO_ROOT / "plugins" / "amk-ridge-ranker"
 
@@ -46,7 +47,7 @@ def test_the_plugin_ranker_fits_and_orders_by_its_prediction(installed, monkeypa
 
     from amk.core.plugins import build_registry
 
-    ranker = build_registry().create("ranker", "ridge")
+    ranker = build_registry().create(Ranker, "ridge")
     X = np.arange(20, dtype=float).reshape(10, 2)
     y = X[:, 0] * 2.0 + 1.0
     scores = ranker.fit(X, y).predict(X[::-1])

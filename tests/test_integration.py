@@ -33,14 +33,14 @@ def test_a_measuring_backend_does_not_learn_from_predictions_by_default():
     from amk.backends.replay import ReplayBackend
     from amk.backends.roofline import RooflineBackend
     from amk.core.records import MeasurementKind
-    from amk.core.tune import default_learning_kinds
+    from amk.tuning.settings import default_learning_kinds
 
     assert default_learning_kinds(RooflineBackend()) == (MeasurementKind.PREDICTED,)
     assert default_learning_kinds(ReplayBackend()) == (MeasurementKind.MEASURED,)
 
 
 def test_the_jsonl_columns_stay_consistent_after_appends(tmp_path, upstream_corpus):
-    from amk.importers import read_file
+    from amk.formats import read_file
     from amk.stores.jsonl import JsonlStore
 
     store = JsonlStore(JsonlStore.Options(path=str(tmp_path / "c.jsonl")))

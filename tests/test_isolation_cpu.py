@@ -7,18 +7,21 @@ import pytest
 pytest.importorskip("torch", reason="the cpu backend needs torch (pip install 'amk[torch]')")
 
 from amk.backends import cpu as cpu_backend  # noqa: E402
+from amk.core.backend import Backend
 from amk.core.columns import CorpusColumns  # noqa: E402
 from amk.core.plugins import get_registry  # noqa: E402
 from amk.core.records import MeasurementKind, Verdict  # noqa: E402
-from amk.core.tune import TuneSettings, TuneTarget, tune  # noqa: E402
 from amk.stores.memory import MemoryStore  # noqa: E402
+from amk.tuning.loop import tune
+from amk.tuning.settings import TuneSettings  # noqa: E402
+from amk.tuning.target import TuneTarget
 from tests.kernels_helpers import tiny_workload  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def cpu():
     """The registry's cpu backend with short timings, and this machine's CPU as the device."""
-    backend = get_registry().create("backend", "cpu", cpu_backend.CpuBackend.Options(repeats=3, warmup=1,
+    backend = get_registry().create(Backend, "cpu", cpu_backend.CpuBackend.Options(repeats=3, warmup=1,
                                                                                    memory_budget_mb=64))
     available, why = backend.availability()
     if not available:
@@ -27,7 +30,7 @@ def cpu():
 
 
 def test_the_cpu_backend_measures_in_one_worker_process_kept_across_configs(cpu):
-    from amk.core.isolation import make_measurer
+    from amk.tuning.isolation import make_measurer
 
     backend, device = cpu
     measurer = make_measurer(backend, "auto")

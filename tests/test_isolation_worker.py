@@ -16,15 +16,18 @@ from pathlib import Path
 
 import pytest
 
+from amk.core.backend import Backend
 from amk.core.columns import CorpusColumns
 from amk.core.devices import resolve_device
 from amk.core.errors import BackendError
-from amk.core.isolation import BackendSpec, WorkerProcess, make_measurer, resolve_isolation
 from amk.core.plugins import build_registry
 from amk.core.records import MeasurementKind, Verdict
-from amk.core.tune import TuneSettings, TuneTarget, tune
 from amk.core.workload import Workload
 from amk.stores.memory import MemoryStore
+from amk.tuning.isolation import BackendSpec, WorkerProcess, make_measurer, resolve_isolation
+from amk.tuning.loop import tune
+from amk.tuning.settings import TuneSettings
+from amk.tuning.target import TuneTarget
 from tests.conftest import amk_env
 from tests.isolation_helpers import BACKEND_NAME, alive, install_misbehaving_backend, worker_facts
 from tests.tune_helpers import ToyBackend
@@ -52,8 +55,8 @@ def worker(registry):
     made = []
 
     def make(**options):
-        impl = registry.get("backend", BACKEND_NAME)
-        backend = registry.create("backend", BACKEND_NAME, impl.cls.Options(**options))
+        impl = registry.get(Backend, BACKEND_NAME)
+        backend = registry.create(Backend, BACKEND_NAME, impl.cls.Options(**options))
         measurer = make_measurer(backend, "process", registry)
         made.append(measurer)
         return measurer
@@ -160,8 +163,8 @@ def test_closing_the_measurer_ends_the_worker(worker):
 
 
 def test_in_process_mode_the_loop_records_every_failure_and_goes_on(registry, tmp_path):
-    impl = registry.get("backend", BACKEND_NAME)
-    backend = registry.create("backend", BACKEND_NAME, impl.cls.Options(
+    impl = registry.get(Backend, BACKEND_NAME)
+    backend = registry.create(Backend, BACKEND_NAME, impl.cls.Options(
         segfault_at=2, hang_at=4, raise_at=6, exit_at=8, pid_dir=str(tmp_path)))
     settings = TuneSettings(policy="prior", timeout_s=1.0, isolation="process", warm_start=0)
     target = TuneTarget.prepare(WORKLOAD, DEVICE, backend, CorpusColumns.from_records([]), settings)
@@ -182,11 +185,14 @@ from pathlib import Path
 from amk.core.columns import CorpusColumns
 from amk.core.devices import resolve_device
 from amk.core.plugins import get_registry
-from amk.core.tune import TuneSettings, TuneTarget, tune
+from amk.tuning.settings import TuneSettings
+from amk.tuning.target import TuneTarget
+from amk.tuning.loop import tune
 from amk.core.workload import Workload
+from amk.core.backend import Backend
 
 registry = get_registry()
-backend = registry.create("backend", "misbehave", registry.get("backend", "misbehave").cls.Options(
+backend = registry.create(Backend, "misbehave", registry.get(Backend, "misbehave").cls.Options(
     hang_at=1, pid_dir=sys.argv[1]))
 settings = TuneSettings(policy="prior", timeout_s=600.0, isolation="process", warm_start=0)
 target = TuneTarget.prepare(Workload("toy", "misbehave", {"n": 1}), resolve_device("h100"), backend,
@@ -221,13 +227,16 @@ from pathlib import Path
 from amk.core.columns import CorpusColumns
 from amk.core.devices import resolve_device
 from amk.core.plugins import get_registry
-from amk.core.tune import TuneSettings, TuneTarget, tune
+from amk.tuning.settings import TuneSettings
+from amk.tuning.target import TuneTarget
+from amk.tuning.loop import tune
 from amk.core.workload import Workload
 from amk.stores.jsonl import JsonlStore
+from amk.core.backend import Backend
 
 folder, resume = Path(sys.argv[1]), sys.argv[2] == "resume"
 registry = get_registry()
-backend = registry.create("backend", "misbehave", registry.get("backend", "misbehave").cls.Options(
+backend = registry.create(Backend, "misbehave", registry.get(Backend, "misbehave").cls.Options(
     n=12, sleep_s=float(sys.argv[3])))
 settings = TuneSettings(policy="prior", isolation="process", warm_start=0)
 target = TuneTarget.prepare(Workload("toy", "misbehave", {"n": 1}), resolve_device("h100"), backend,
@@ -284,11 +293,11 @@ def test_a_worker_that_cannot_build_the_backend_says_how_to_measure_in_this_proc
 
 def test_auto_isolation_puts_compiled_backends_in_a_process_and_lookups_in_this_process():
     registry = build_registry(include_entry_points=False)
-    modes = {name: resolve_isolation("auto", registry.create("backend", name))
+    modes = {name: resolve_isolation("auto", registry.create(Backend, name))
              for name in ("cpu", "cuda", "roofline", "replay")}
     assert modes == {"cpu": "process", "cuda": "process", "roofline": "thread", "replay": "thread"}
-    assert resolve_isolation("thread", registry.create("backend", "cpu")) == "thread"
-    assert make_measurer(registry.create("backend", "roofline"), "auto", registry).mode == "thread"
+    assert resolve_isolation("thread", registry.create(Backend, "cpu")) == "thread"
+    assert make_measurer(registry.create(Backend, "roofline"), "auto", registry).mode == "thread"
 
 
 def test_a_built_in_backend_runs_in_a_worker_built_like_a_registry_without_entry_points(tmp_path):
@@ -297,7 +306,7 @@ def test_a_built_in_backend_runs_in_a_worker_built_like_a_registry_without_entry
 
     cache = write_cache(tmp_path / "A4000.json", device_name="NVIDIA RTX A4000", failed=())
     registry = build_registry(include_entry_points=False)
-    backend = registry.create("backend", "replay", ReplayBackend.Options(cache=str(cache)))
+    backend = registry.create(Backend, "replay", ReplayBackend.Options(cache=str(cache)))
     workload, device = Workload("kernel_tuner", "toy_kernel", {"problem_size": [1024, 1024]}), resolve_device("a4000")
     config = next(iter(backend.search_space(workload, device)))
     in_thread = backend.measure(workload, device, config)
@@ -329,7 +338,7 @@ def test_amk_tune_isolation_process_runs_a_plugin_backend_in_a_worker(run_amk, s
 
 
 def test_simulate_replays_in_this_process_even_when_the_config_asks_for_process_isolation(tmp_path):
-    from amk.core.simulate import simulate
+    from amk.simulate import simulate
     from tests.tune_helpers import write_cache
 
     folder = tmp_path / "caches"

@@ -17,8 +17,9 @@ from amk.core.devices import Device
 from amk.core.errors import BackendError, ValidationError
 from amk.core.plugins import create
 from amk.core.records import Provenance, Record, Verdict, record_from_dict, record_to_dict
-from amk.core.shapes import ModelShape
 from amk.core.workload import Workload
+from amk.decode.shapes import ModelShape
+from amk.decode.workload import decode_workload
 from tests.kernels_helpers import RAGGED_SHAPE, TINY_SHAPE, tiny_workload
 
 FAST = {"warmup": 1, "repeats": 5, "memory_budget_mb": 64}
@@ -116,7 +117,7 @@ def test_thread_choices_are_powers_of_two_and_the_cpu_count():
 
 def test_layer_count_is_scaled_down_to_fit_the_memory_budget():
     shape = ModelShape(hidden=2048, n_layers=16, n_heads=32, n_kv_heads=8, head_dim=64, intermediate=8192)
-    workload = Workload.decode("1b", shape, dtype="bf16")
+    workload = decode_workload("1b", shape, dtype="bf16")
     full = plan_decode_step(workload, 1 << 40)
     assert full.layers == 16
     budget = 3 * full.layer_bytes + 1

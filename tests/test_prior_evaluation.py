@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from amk.core.evaluation import (
+from amk.core.ranker import Ranker
+from amk.prior.evaluation import (
     POOLED_REPLAY,
     evaluate,
     pooled_replay_scores,
@@ -13,8 +14,7 @@ from amk.core.evaluation import (
     spearman,
     summarize,
 )
-from amk.core.interfaces import Ranker
-from amk.core.training import load_points
+from amk.prior.training import load_points
 from tests.prior_helpers import kernel, landscape_records, record
 
 

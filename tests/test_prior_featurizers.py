@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from amk.core.devices import Device, resolve_device
-from amk.core.interfaces import NotFittedError
+from amk.core.errors import NotFittedError
 from amk.featurizers.amk import SCHEDULE_FEATURES, AmkFeaturizer, schedule_features
 from amk.featurizers.generic import GenericFeaturizer
 from tests.prior_helpers import SMALL, decode, kernel, schedule

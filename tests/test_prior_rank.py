@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from amk.core.prior import MIN_ROWS_TO_RANK, Prior, make_ranker, rank
 from amk.core.records import MeasurementKind
-from amk.core.schedule import ScheduleConfig
+from amk.decode.schedule import ScheduleConfig
+from amk.prior.ranking import MIN_ROWS_TO_RANK, Prior, make_ranker, rank
 from tests.prior_helpers import (
     SMALL,
     decode,

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from amk.core.interfaces import NotFittedError
+from amk.core.errors import ModelFileError, NotFittedError
 from amk.core.plugins import get_registry
+from amk.core.ranker import Ranker
 from amk.rankers.gbr import GradientBoostingRanker
 from amk.rankers.knn import KNNRanker
 from amk.rankers.lightgbm import LightGBMRanker, relevance
-from amk.rankers.persist import ModelFileError
 
 RANKERS = ["knn", "gbr", "lightgbm"]
 
@@ -27,19 +27,19 @@ def _data(n: int = 300, seed: int = 0):
 @pytest.mark.parametrize("name", RANKERS)
 def test_predict_before_fit_raises_not_fitted(name):
     with pytest.raises(NotFittedError, match="before fit"):
-        get_registry().create("ranker", name).predict(np.zeros((1, 3)))
+        get_registry().create(Ranker, name).predict(np.zeros((1, 3)))
 
 
 @pytest.mark.parametrize("name", RANKERS)
 def test_init_only_stores_options(name):
-    ranker = get_registry().create("ranker", name)
+    ranker = get_registry().create(Ranker, name)
     assert not [k for k in vars(ranker) if k.endswith("_")]
 
 
 @pytest.mark.parametrize("name", RANKERS)
 def test_fit_learns_an_order_that_correlates_with_the_target(name):
     X, y, groups = _data()
-    ranker = get_registry().create("ranker", name).fit(X, y, groups)
+    ranker = get_registry().create(Ranker, name).fit(X, y, groups)
     Xt, yt, _ = _data(seed=1)
     assert np.corrcoef(ranker.predict(Xt), yt)[0, 1] > 0.8
 
@@ -47,7 +47,7 @@ def test_fit_learns_an_order_that_correlates_with_the_target(name):
 @pytest.mark.parametrize("name", RANKERS)
 def test_saved_model_loads_without_pickle_and_predicts_the_same(tmp_path, name):
     X, y, groups = _data()
-    ranker = get_registry().create("ranker", name).fit(X, y, groups)
+    ranker = get_registry().create(Ranker, name).fit(X, y, groups)
     ranker.save(tmp_path / "m")
     for npz in tmp_path.glob("m/*.npz"):
         with np.load(npz, allow_pickle=False) as arrays:  # raises if anything in it needs unpickling

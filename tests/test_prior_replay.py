@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from amk.core.errors import ConfigError
-from amk.core.interfaces import NotFittedError
+from amk.core.errors import ConfigError, NotFittedError
 from amk.core.plugins import get_registry
-from amk.core.prior import make_ranker, rank
+from amk.core.ranker import Ranker
+from amk.prior.ranking import make_ranker, rank
 from amk.rankers.replay import ReplayRanker
 from tests.prior_helpers import grid_configs, kernel, landscape_records, record
 
@@ -95,7 +95,7 @@ def test_bad_options_raise_a_config_error(options):
 
 
 def test_replay_is_a_registered_ranker():
-    assert get_registry().get("ranker", "replay").cls is ReplayRanker
+    assert get_registry().get(Ranker, "replay").cls is ReplayRanker
 
 
 def test_a_config_the_target_device_measured_scores_its_own_measurement_alone():

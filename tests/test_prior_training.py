@@ -7,7 +7,7 @@ import pytest
 
 from amk.core.columns import CorpusColumns
 from amk.core.records import MeasurementKind, Verdict
-from amk.core.training import load_points
+from amk.prior.training import load_points
 from amk.stores.jsonl import JsonlStore
 from tests.prior_helpers import kernel, record
 

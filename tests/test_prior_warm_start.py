@@ -7,14 +7,15 @@ from typing import Any
 
 import pytest
 
+from amk.core.backend import Backend
 from amk.core.columns import CorpusColumns
 from amk.core.devices import Device
 from amk.core.errors import InvalidConfigError
-from amk.core.interfaces import Backend, Knob, SearchSpace
-from amk.core.prior import Seed, cold_start_reason, warm_start, warm_start_combined
 from amk.core.records import MeasurementKind, Verdict
-from amk.core.schedule import SEARCHABLE_KNOB_DEFAULTS, ScheduleConfig
+from amk.core.space import Knob, SearchSpace
 from amk.core.workload import Workload
+from amk.decode.schedule import SEARCHABLE_KNOB_DEFAULTS, ScheduleConfig
+from amk.prior.warm_start import Seed, cold_start_reason, warm_start, warm_start_combined
 from tests.prior_helpers import HUGE, SMALL, WIDE, decode, kernel, record, schedule
 
 
@@ -172,7 +173,7 @@ def test_combined_dedups_configs_that_only_spell_the_defaults_differently():
 
 
 def test_upstream_corpus_warm_starts_its_measured_shape(upstream_corpus):
-    from amk.importers import read_file
+    from amk.formats import read_file
 
     records = [item.record for item in read_file(upstream_corpus) if item.record is not None]
     pairs = warm_start_combined(SMALL, "rtx5090", records, k=3)
@@ -180,7 +181,7 @@ def test_upstream_corpus_warm_starts_its_measured_shape(upstream_corpus):
 
 
 def test_a_real_kernel_tuner_cache_warm_starts_its_fastest_config(shared_data):
-    from amk.importers import read_file
+    from amk.formats import read_file
 
     path = shared_data / "kernel_tuner" / "convolution" / "A4000.json.gz"
     if not path.is_file():
@@ -206,7 +207,7 @@ def test_no_data_for_a_device_transfers_from_its_own_architecture_before_a_devic
 
 def test_device_distance_puts_every_device_of_the_same_architecture_before_any_other_architecture():
     from amk.core.devices import KNOWN_DEVICES
-    from amk.core.prior import device_distance
+    from amk.prior.distance import device_distance
 
     devices = list(KNOWN_DEVICES.values())
     for target in devices:
@@ -216,7 +217,7 @@ def test_device_distance_puts_every_device_of_the_same_architecture_before_any_o
 
 
 def test_device_distance_weighs_memory_size_far_less_than_bandwidth():
-    from amk.core.prior import device_distance
+    from amk.prior.distance import device_distance
 
     target = Device("t", "sm_90", 100, 1000.0, 100_000, 40.0)
     more_memory = Device("m", "sm_90", 100, 1000.0, 100_000, 80.0)
@@ -226,6 +227,6 @@ def test_device_distance_weighs_memory_size_far_less_than_bandwidth():
 
 
 def test_device_distance_is_infinite_without_a_spec_known_on_both_sides():
-    from amk.core.prior import device_distance
+    from amk.prior.distance import device_distance
 
     assert device_distance(Device("unknown"), [Device("a100", "sm_80", 108)]).tolist() == [float("inf")]

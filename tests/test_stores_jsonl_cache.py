@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 
+from store_helpers import column_rows, make_record
+
 from amk.core.columns import CorpusColumns
 from amk.core.records import record_to_json
 from amk.stores.jsonl import JsonlStore
 from amk.stores.jsonl_columns import cache_path
-from store_helpers import column_rows, make_record
 
 
 class CountingJsonlStore(JsonlStore):

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from store_helpers import column_rows, make_record
 
 from amk.core.columns import CorpusColumns
 from amk.core.records import record_to_dict, record_to_json
 from amk.stores.jsonl import JsonlStore
 from amk.stores.jsonl_columns import cache_path, cached_columns
 from amk.stores.jsonl_fast import ColumnsRow, FastRows
-from store_helpers import column_rows, make_record
 
 COLUMNS = ("workload_index", "device_index", "config_index", "latency_us", "bound_us", "verdict", "kind",
            "timestamp")

@@ -20,7 +20,7 @@ from store_helpers import make_record
 from amk.core.config import open_store
 from amk.core.errors import RecordError
 from amk.core.records import record_from_dict, record_to_dict, record_to_json
-from amk.importers import read_file
+from amk.formats import read_file
 
 pytest_plugins = ["store_fixtures"]
 

@@ -9,6 +9,7 @@ from store_helpers import make_record
 
 from amk.core.config import load_config, open_store
 from amk.core.errors import StoreError
+from amk.core.store import Store
 from amk.stores.postgres import PostgresStore
 from amk.stores.sqlite import SqliteStore
 
@@ -36,7 +37,7 @@ def test_both_postgres_url_schemes_select_the_postgres_store(tmp_path):
 
 def test_a_sqlite_store_in_a_config_file_resolves_its_path_against_that_file(tmp_path):
     (tmp_path / "amk.toml").write_text('[store]\nurl = "sqlite:data/corpus.sqlite"\n')
-    with load_config(cwd=tmp_path).create("store") as store:
+    with load_config(cwd=tmp_path).create(Store) as store:
         store.append([make_record(1)])
     assert (tmp_path / "data" / "corpus.sqlite").is_file()
 

@@ -9,9 +9,11 @@ from amk.backends.roofline import RooflineBackend, canonical_knobs
 from amk.core.devices import Device, resolve_device
 from amk.core.errors import BackendError, InvalidConfigError
 from amk.core.records import MeasurementKind, Verdict
-from amk.core.shapes import ModelShape
+from amk.core.store import Store
 from amk.core.workload import Workload
-from amk.importers.kernel_tuner import read_kernel_tuner
+from amk.decode.shapes import ModelShape
+from amk.decode.workload import decode_workload
+from amk.formats.kernel_tuner import read_kernel_tuner
 from amk.stores.memory import MemoryStore
 from tests.tune_helpers import synthetic_time_ms, write_cache
 
@@ -84,7 +86,7 @@ def test_replay_names_what_it_holds_when_asked_for_another_target(replay):
 
 
 def test_roofline_search_space_has_the_seed_knobs_and_schedule_knobs():
-    space = RooflineBackend().search_space(Workload.decode("llama-1b", LLAMA_1B), resolve_device("h100"))
+    space = RooflineBackend().search_space(decode_workload("llama-1b", LLAMA_1B), resolve_device("h100"))
     assert set(space.knob_names) == {"gemv_n_tile", "threads_per_block", "pipelining_depth", "cols_per_warp",
                                      "cpasync", "cpa_stages", "cpa_cols"}
 
@@ -98,7 +100,7 @@ def test_roofline_treats_cols_per_warp_as_irrelevant_under_cpasync():
 
 def test_roofline_predictions_are_marked_predicted_and_never_below_the_floor():
     backend = RooflineBackend()
-    workload, device = Workload.decode("llama-1b", LLAMA_1B), resolve_device("a4000")
+    workload, device = decode_workload("llama-1b", LLAMA_1B), resolve_device("a4000")
     floor = backend.floor_us(workload, device)
     for config in backend.search_space(workload, device):
         m = backend.measure(workload, device, config)
@@ -108,7 +110,7 @@ def test_roofline_predictions_are_marked_predicted_and_never_below_the_floor():
 
 def test_roofline_refuses_a_cp_async_ring_larger_than_the_device_shared_memory():
     backend = RooflineBackend()
-    workload = Workload.decode("llama-1b", LLAMA_1B)
+    workload = decode_workload("llama-1b", LLAMA_1B)
     big = {"gemv_n_tile": 64, "threads_per_block": 512, "pipelining_depth": 2, "cols_per_warp": 1, "cpasync": 1,
            "cpa_stages": 4, "cpa_cols": 4}  # 16 warps x 4 stages x 4 columns x 512 B = 128 KiB
     assert backend.search_space(workload, resolve_device("h100")).is_valid(big)
@@ -118,7 +120,7 @@ def test_roofline_refuses_a_cp_async_ring_larger_than_the_device_shared_memory()
 
 def test_roofline_configs_round_trip_through_the_schedule_config_layout():
     backend = RooflineBackend()
-    workload = Workload.decode("llama-1b", LLAMA_1B)
+    workload = decode_workload("llama-1b", LLAMA_1B)
     knobs = {"gemv_n_tile": 32, "threads_per_block": 128, "pipelining_depth": 3, "cols_per_warp": 2, "cpasync": 0,
              "cpa_stages": 4, "cpa_cols": 2}
     record_config = backend.record_config(workload, knobs)
@@ -129,7 +131,7 @@ def test_roofline_configs_round_trip_through_the_schedule_config_layout():
 
 def test_roofline_names_the_known_devices_for_a_device_without_specs():
     with pytest.raises(BackendError, match="does not know"):
-        RooflineBackend().search_space(Workload.decode("x", LLAMA_1B), Device("mystery-gpu"))
+        RooflineBackend().search_space(decode_workload("x", LLAMA_1B), Device("mystery-gpu"))
 
 
 def test_roofline_refuses_a_workload_that_is_not_a_decode_step():
@@ -151,5 +153,5 @@ def test_the_memory_store_opens_from_a_memory_url():
     from amk.core.config import load_config
 
     config = load_config().with_store_url("memory:named", origin="test")
-    store = config.create("store")
+    store = config.create(Store)
     assert isinstance(store, MemoryStore) and store.describe() == "memory:named"

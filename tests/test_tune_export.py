@@ -8,8 +8,8 @@ import json
 import attrs
 import pytest
 
-from amk.exporters.kernel_tuner import ExportError, kernel_tuner_cache, write_kernel_tuner
-from amk.importers.kernel_tuner import read_kernel_tuner
+from amk.core.errors import ExportError
+from amk.formats.kernel_tuner import kernel_tuner_cache, read_kernel_tuner, write_kernel_tuner
 from tests.tune_helpers import write_cache
 
 

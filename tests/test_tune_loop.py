@@ -16,10 +16,12 @@ import pytest
 from amk.core.columns import CorpusColumns, config_key
 from amk.core.devices import resolve_device
 from amk.core.records import Measurement, MeasurementKind, Provenance, Record, Verdict
-from amk.core.tune import TuneSettings, TuneTarget, tune
-from amk.core.tune_state import TuneState
 from amk.stores.jsonl import JsonlStore
 from amk.stores.memory import MemoryStore
+from amk.tuning.loop import tune
+from amk.tuning.settings import TuneSettings
+from amk.tuning.state import TuneState
+from amk.tuning.target import TuneTarget
 from tests.conftest import REPO_ROOT, amk_env
 from tests.tune_helpers import ToyBackend, candidate_records, config_keys, toy_workload
 
@@ -56,10 +58,10 @@ def test_the_loop_stops_when_every_config_was_evaluated():
 
 def test_configs_that_build_the_same_kernel_are_measured_once():
     from amk.backends.roofline import RooflineBackend
-    from amk.core.shapes import ModelShape
-    from amk.core.workload import Workload
+    from amk.decode.shapes import ModelShape
+    from amk.decode.workload import decode_workload
 
-    workload = Workload.decode("tiny", ModelShape(hidden=512, n_layers=2, n_heads=8, n_kv_heads=8, head_dim=64,
+    workload = decode_workload("tiny", ModelShape(hidden=512, n_layers=2, n_heads=8, n_kv_heads=8, head_dim=64,
                                                   intermediate=1024, vocab=1000))
     backend = RooflineBackend()
     settings = TuneSettings(policy="prior", budget=0)
@@ -154,8 +156,11 @@ import sys
 from pathlib import Path
 from amk.core.columns import CorpusColumns
 from amk.core.devices import resolve_device
-from amk.core.tune import TuneSettings, TuneTarget, tune
+from amk.tuning.settings import TuneSettings
+from amk.tuning.target import TuneTarget
+from amk.tuning.loop import tune
 from amk.stores.jsonl import JsonlStore
+from amk.decode.workload import decode_workload
 from tests.tune_helpers import ToyBackend, toy_workload
 
 folder, resume = Path(sys.argv[1]), sys.argv[2] == "resume"
@@ -206,13 +211,13 @@ def test_a_run_killed_with_sigkill_resumes_where_it_stopped(tmp_path):
 
 
 def _target_id() -> str:
-    from amk.core.tune import target_id
+    from amk.tuning.target import target_id
 
     return target_id(toy_workload(), DEVICE, "toy")
 
 
 def test_resume_without_a_state_file_says_how_to_start(tmp_path):
-    from amk.core.tune_state import TuneStateError
+    from amk.core.errors import TuneStateError
 
     target, settings = target_for(ToyBackend())
     with pytest.raises(TuneStateError, match="run without --resume"):
@@ -238,7 +243,7 @@ def test_the_minutes_limit_stops_the_loop():
 def test_the_progress_bar_is_quiet_when_stderr_is_not_a_terminal():
     import io
 
-    from amk.core.progress import ProgressBar
+    from amk.tuning.progress import ProgressBar
 
     quiet, shown = io.StringIO(), io.StringIO()
     target, settings = target_for(ToyBackend())
@@ -270,7 +275,7 @@ def test_without_a_device_of_its_architecture_the_first_seed_is_the_best_on_aver
 
 
 def test_without_matplotlib_the_report_says_how_to_get_the_plot_and_writes_no_png(tmp_path, monkeypatch):
-    from amk.core.tune_report import write_report
+    from amk.tuning.report import write_report
 
     target, settings = target_for(ToyBackend())
     result = tune(target, settings, budget=3)
@@ -295,8 +300,8 @@ def test_without_scikit_learn_the_surrogate_policy_names_the_extra_and_the_alter
 
 
 def test_the_floor_guard_judges_against_a_lower_bound_the_measurement_carries():
-    from amk.core.guarded import floor_guard
     from amk.core.records import Measurement, MeasurementKind, Verdict
+    from amk.tuning.gates import floor_guard
 
     # The backend re-measured its bandwidth mid-run: its own bound (80 us) is below the run's floor (100 us).
     measured = Measurement(verdict=Verdict.PASS, kind=MeasurementKind.MEASURED, latency_us=90.0, bound_us=80.0)

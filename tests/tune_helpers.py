@@ -13,10 +13,11 @@ from typing import Any, ClassVar
 
 import attrs
 
+from amk.core.backend import Backend
 from amk.core.columns import config_key
 from amk.core.devices import Device
-from amk.core.interfaces import Backend, Knob, SearchSpace
 from amk.core.records import Measurement, MeasurementKind, Verdict
+from amk.core.space import Knob, SearchSpace
 from amk.core.workload import Workload
 
 BLOCKS = (16, 32, 64, 128)

@@ -39,11 +39,12 @@ from amk.backends.gemv_step import (
     replicate_layer,
     torch_dtype,
 )
+from amk.core.backend import Backend
 from amk.core.devices import Device
 from amk.core.errors import BackendError
-from amk.core.interfaces import Backend, Knob, SearchSpace
 from amk.core.markers import hookimpl
 from amk.core.records import Measurement, MeasurementKind, Verdict
+from amk.core.space import Knob, SearchSpace
 from amk.core.workload import Workload
 
 SOURCE = Path(__file__).with_name("cpu_gemv.cpp")

@@ -23,7 +23,6 @@ from typing import Any, ClassVar
 import attrs
 
 from amk.backends.cache_dir import MEASUREMENT_SUFFIX, cache_dir, read_cached, write_cached
-from amk.backends.decode_schedule import knobs_of_schedule, schedule_of_knobs
 from amk.backends.gemv_step import (
     PreparedStep,
     StepPlan,
@@ -33,13 +32,15 @@ from amk.backends.gemv_step import (
     replicate_layer,
     torch_dtype,
 )
+from amk.core.backend import Backend
 from amk.core.devices import KNOWN_DEVICES, Device, resolve_device
 from amk.core.errors import BackendError
-from amk.core.interfaces import Backend, Knob, SearchSpace
 from amk.core.markers import hookimpl
 from amk.core.records import Measurement, MeasurementKind, Verdict
-from amk.core.schedule import SEARCHABLE_KNOB_CHOICES, SEARCHABLE_KNOB_DEFAULTS
+from amk.core.space import Knob, SearchSpace
 from amk.core.workload import Workload
+from amk.decode.knobs import knobs_of_schedule, schedule_of_knobs
+from amk.decode.schedule import SEARCHABLE_KNOB_CHOICES, SEARCHABLE_KNOB_DEFAULTS
 
 HERE = Path(__file__).parent
 KERNEL_HEADER = HERE / "gemv_cuda.cuh"

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from amk.core.decode import Projection, decode_dtype, dtype_bytes, layer_projections
 from amk.core.errors import ValidationError
-from amk.core.workload import DECODE_KIND, Workload
+from amk.core.workload import Workload
+from amk.decode.step import Projection, decode_dtype, dtype_bytes, layer_projections
+from amk.decode.workload import DECODE_KIND, model_shape
 
 if TYPE_CHECKING:
     import torch
@@ -69,7 +70,7 @@ def plan_decode_step(workload: Workload, memory_budget_bytes: int) -> StepPlan:
             f"workload {workload.name!r} is a {workload.kind!r} workload; the GEMV backends time decode workloads."
         )
     dtype = decode_dtype(workload)
-    shape = workload.model_shape()
+    shape = model_shape(workload)
     projections = tuple(layer_projections(shape))
     layer_bytes = sum(p.weight_bytes(dtype) for p in projections)
     fit = max(1, memory_budget_bytes // layer_bytes)

@@ -22,11 +22,13 @@ import attrs
 import numpy as np
 
 import amk
+from amk.core.backend import Backend
 from amk.core.columns import config_key
+from amk.core.config import open_store
 from amk.core.devices import Device
 from amk.core.errors import BackendError
-from amk.core.interfaces import Backend, Knob, SearchSpace
 from amk.core.records import Measurement, MeasurementKind, Record, Verdict
+from amk.core.space import Knob, SearchSpace
 from amk.core.workload import Workload
 
 ABSENT_REASON = "the config is not in the recorded data"
@@ -149,17 +151,15 @@ class ReplayBackend(Backend):
                 "(a store URL) in its [backend] section."
             )
         if self.options.cache:
-            from amk.importers.kernel_tuner import read_kernel_tuner
+            from amk.formats.kernel_tuner import read_kernel_tuner
 
             path = Path(self.options.cache)
             if not path.is_file():
                 raise BackendError(f"replay cache {str(path)!r} does not exist; check [backend] cache.")
             items = read_kernel_tuner(path, device=self.options.device or None)
             return [item.record for item in items if item.record is not None]
-        from amk.core.config import load_config
-
-        config = load_config().with_store_url(self.options.store, origin="[backend] store")
-        with config.create("store") as store:
+        # The URL names the store; no config file is read (a worker process rebuilds this from its options).
+        with open_store(self.options.store) as store:
             return list(store.query())
 
     def search_space(self, workload: Workload, device: Device) -> SearchSpace:

@@ -1,7 +1,7 @@
 """The ``roofline`` backend: amk's decode workload, latency predicted from bytes over bandwidth.
 
 Nothing runs: every record it produces is of kind ``predicted``. The floor of a decode step is its
-weight bytes over the device's memory bandwidth (:mod:`amk.core.decode`); the predicted latency divides
+weight bytes over the device's memory bandwidth (:mod:`amk.decode.step`); the predicted latency divides
 each projection's share of that floor by an efficiency in (0, 1] and adds a fixed cost per operation,
 so a prediction is never below the floor. The efficiency is the product of five documented factors:
 
@@ -39,14 +39,16 @@ from typing import Any, ClassVar
 import attrs
 
 import amk
-from amk.backends.decode_schedule import knobs_of_schedule, schedule_of_knobs
-from amk.core.decode import decode_dtype, decode_floor_us, layer_projections
+from amk.core.backend import Backend
 from amk.core.devices import Device
 from amk.core.errors import BackendError
-from amk.core.interfaces import Backend, Knob, SearchSpace
 from amk.core.records import Measurement, MeasurementKind, Verdict
-from amk.core.schedule import SEARCHABLE_KNOB_CHOICES, SEARCHABLE_KNOB_DEFAULTS
-from amk.core.workload import DECODE_KIND, Workload
+from amk.core.space import Knob, SearchSpace
+from amk.core.workload import Workload
+from amk.decode.knobs import knobs_of_schedule, schedule_of_knobs
+from amk.decode.schedule import SEARCHABLE_KNOB_CHOICES, SEARCHABLE_KNOB_DEFAULTS
+from amk.decode.step import decode_dtype, decode_floor_us, layer_projections
+from amk.decode.workload import DECODE_KIND, model_shape
 
 SCHEDULE_KNOBS: dict[str, tuple[tuple[int, ...], int]] = {  # name -> (choices, default)
     "gemv_n_tile": ((16, 32, 64, 128, 256), 64),
@@ -159,7 +161,7 @@ class RooflineBackend(Backend):
 
     def predict_us(self, workload: Workload, device: Device, knobs: Mapping[str, int]) -> float:
         """The predicted latency of one decode step (see the module docstring)."""
-        shape = workload.model_shape()
+        shape = model_shape(workload)
         layers = self.options.layers or shape.n_layers
         dtype = decode_dtype(workload)
         bandwidth = device.mem_bandwidth_gbps * 1e9

@@ -21,23 +21,25 @@ def show(app: AppContext, as_json: bool) -> None:
     """Print the effective config: each kind's implementation and options, with their origins."""
     import attrs
 
-    from amk.core.config import SETTINGS_SECTIONS, find_config_file
-    from amk.core.plugins import KINDS
+    from amk.core.config import find_config_file
+    from amk.core.kinds import KIND_NAMES
+    from amk.tuning.settings import TuneSettings
 
     config = app.config
     config.validate()
+    settings_classes = {"tune": TuneSettings}  # amk's own settings sections, each checked by its class
     _, why = find_config_file(app.config_path) if not app.config_path else (None, "--config")
     out = {"file": str(config.path) if config.path else None, "found_by": why, "sections": {}}
-    for kind in KINDS:
+    for kind in KIND_NAMES:
         sel = config.selection(kind)
         options = attrs.asdict(config.options(kind))
         out["sections"][kind] = {
             "name": {"value": sel.name, "from": sel.origins.get("name")},
             "options": {k: {"value": v, "from": sel.origins.get(k, "option default")} for k, v in options.items()},
         }
-    for section in SETTINGS_SECTIONS:  # amk's own settings ([tune]): every key, set or defaulted
+    for section, settings_cls in settings_classes.items():  # every key, set or defaulted
         given = config.settings.get(section, {})
-        values = attrs.asdict(config.settings_for(section))
+        values = attrs.asdict(config.settings_for(section, settings_cls))
         out["sections"][section] = {
             "options": {k: {"value": v, "from": str(config.source) if k in given else "embedded default"}
                         for k, v in values.items()},

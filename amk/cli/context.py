@@ -41,7 +41,8 @@ class AppContext:
 
     def open_store(self):
         """The selected store, opened."""
-        return self.config.create("store")
+        from amk.core.store import Store
+        return self.config.create(Store)
 
 
 pass_app = click.make_pass_decorator(AppContext)

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from amk.cli.context import AppContext, pass_app
-from amk.stores.export import EXPORT_FORMATS
+from amk.formats import EXPORT_NAMES
 
 
 @click.group("corpus")
@@ -43,7 +43,7 @@ def import_command(app: AppContext, files: tuple[Path, ...], fmt: str | None, de
     and the command then exits 1.
     """
     from amk.core.records import record_id
-    from amk.importers import read_file
+    from amk.formats import read_file
 
     with app.open_store() as store:
         total_bad = 0
@@ -111,7 +111,7 @@ def stats_command(app: AppContext, as_json: bool) -> None:
               help="Force the file format instead of detecting it.")
 def validate_command(files: tuple[Path, ...], fmt: str | None) -> None:
     """Check FILES without importing: every bad record is reported as FILE:LINE: reason; exit 1 if any."""
-    from amk.importers import read_file
+    from amk.formats import read_file
 
     bad = 0
     for path in files:
@@ -178,7 +178,7 @@ def copy_command(src: str, dst: str, batch_size: int) -> None:
 @corpus_group.command("export")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write to this file (replaced when complete) instead of stdout.")
-@click.option("--format", "fmt", default="jsonl", show_default=True, metavar="|".join(EXPORT_FORMATS),
+@click.option("--format", "fmt", default="jsonl", show_default=True, metavar="|".join(EXPORT_NAMES),
               help="Output format.")
 @click.option("--device", help="Only records of this device.")
 @click.option("--workload-kind", help="Only workloads of this kind (decode, kernel_tuner, ...).")
@@ -196,13 +196,15 @@ def export_command(app: AppContext, output: Path | None, fmt: str, device: str |
 
     Entries the store cannot read are listed on stderr and make the command exit 1 after writing the rest.
     """
-    from amk.core.errors import AmkError
     from amk.core.records import MeasurementKind, Verdict
     from amk.core.store import CorpusQuery
+    from amk.formats import format_named, write_records
 
-    writer = EXPORT_FORMATS.get(fmt)
-    if writer is None:
-        raise AmkError(f"unknown export format {fmt!r}; formats are {sorted(EXPORT_FORMATS)}.")
+    format_named(fmt)  # an unknown name fails before the store is read
+
+    def writer(records, out):
+        return write_records(records, out, fmt)
+
     query = CorpusQuery(device=device, workload_kind=workload_kind, workload_name=workload_name,
                         verdict=Verdict(verdict) if verdict else None, kind=MeasurementKind(kind) if kind else None,
                         since=since, until=until)

@@ -45,14 +45,15 @@ def _tool_version(tool: str, flag: str = "--version") -> dict[str, str | None]:
 
 
 def _backend_report(registry, name: str, measure: bool) -> dict:
-    impl = registry.get("backend", name)
+    from amk.core.backend import Backend
+    impl = registry.get(Backend, name)
     row: dict = {"name": name, "plugin": impl.plugin, "can_run": False, "why": "", "device": None}
     missing = impl.missing_requirements
     if missing:
         extras = ",".join(sorted(set(missing.values())))
         row["why"] = f"needs {', '.join(sorted(missing))}: pip install 'amk[{extras}]'"
         return row
-    backend = registry.create("backend", name)
+    backend = registry.create(Backend, name)
     try:
         ok, why = backend.availability()
     except Exception as exc:  # noqa: BLE001  (a plugin's broken availability check must not hide the others)
@@ -88,6 +89,7 @@ def doctor_command(as_json: bool, no_measure: bool, remeasure: bool, required: t
     bandwidth measured on this machine."""
     from amk import __version__
     from amk.backends.cache_dir import cache_dir, forget_measurements
+    from amk.core.backend import Backend
     from amk.core.plugins import get_registry
 
     if remeasure:
@@ -100,7 +102,7 @@ def doctor_command(as_json: bool, no_measure: bool, remeasure: bool, required: t
         "cache_dir": str(cache_dir()),
         "packages": {dist: _version(dist) for dist, _use in OPTIONAL_PACKAGES},
         "tools": {"c++": _tool_version("c++"), "nvcc": _tool_version("nvcc"), "ninja": _tool_version("ninja")},
-        "backends": [_backend_report(registry, name, measure=not no_measure) for name in registry.names("backend")],
+        "backends": [_backend_report(registry, name, measure=not no_measure) for name in registry.names(Backend)],
     }
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -108,7 +110,7 @@ def doctor_command(as_json: bool, no_measure: bool, remeasure: bool, required: t
         _print_report(report, no_measure)
     rows = {row["name"]: row for row in report["backends"]}
     for name in required:
-        registry.get("backend", name)  # an unknown name is an error that lists the backends
+        registry.get(Backend, name)  # an unknown name is an error that lists the backends
         if not rows[name]["can_run"]:
             from amk.core.errors import BackendError
 

@@ -11,16 +11,18 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def plugins_command(as_json: bool) -> None:
     """List installed implementations, the plugins that provide them, and plugins that failed to load."""
-    from amk.core.plugins import KINDS, get_registry
+    from amk.core.kinds import KINDS
+    from amk.core.plugins import get_registry
 
     registry = get_registry()
     rows = []
     for kind in KINDS:
         for name in registry.names(kind):
-            impl = registry.get(kind, name) if (kind, name) not in registry.duplicates else registry.implementations[kind][name]
+            duplicate = (kind.name, name) in registry.duplicates
+            impl = registry.implementations[kind.name][name] if duplicate else registry.get(kind, name)
             missing = impl.missing_requirements
             rows.append({
-                "kind": kind, "name": name, "plugin": impl.plugin, "distribution": impl.distribution,
+                "kind": kind.name, "name": name, "plugin": impl.plugin, "distribution": impl.distribution,
                 "version": impl.version,
                 "usable": not missing,
                 "missing": sorted(missing),

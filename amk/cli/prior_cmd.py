@@ -46,7 +46,7 @@ def warm_start_command(app: AppContext, workload_spec: str, shape: str | None, p
     for the device, from the most similar devices by their specs. No output (and a note) means a cold
     start: the corpus has nothing for this workload and device.
     """
-    from amk.core.prior import cold_start_reason, warm_start
+    from amk.prior.warm_start import cold_start_reason, warm_start
 
     workload = parse_workload(workload_spec, shape, problem_size)
     columns = _read_columns(app)
@@ -118,14 +118,16 @@ def rank_command(app: AppContext, candidates: str, workload_spec: str, shape: st
     few usable rows the order is left as given (and a note says so).
     """
     from amk.core.devices import resolve_device
-    from amk.core.prior import make_ranker
+    from amk.core.featurizer import Featurizer
+    from amk.core.ranker import Ranker
+    from amk.prior.ranking import make_ranker
 
     workload = parse_workload(workload_spec, shape, problem_size)
     items = _read_candidates(candidates)
     config = app.config
     dev = resolve_device(device)
     prior = make_ranker(_read_columns(app), device=dev.name if device_only else None,
-                        featurizer=config.create("featurizer"), ranker=config.create("ranker"), kinds=parse_kinds(kinds))
+                        featurizer=config.create(Featurizer), ranker=config.create(Ranker), kinds=parse_kinds(kinds))
     scores = prior.score(workload, dev, items)
     import numpy as np
 
@@ -170,19 +172,20 @@ def evaluate_command(app: AppContext, split: str, rankers: tuple[str, ...], feat
     """
     import attrs
 
-    from amk.core.evaluation import evaluate, summarize
     from amk.core.plugins import get_registry
+    from amk.core.ranker import Ranker
+    from amk.prior.evaluation import evaluate, summarize
 
     registry = get_registry()
     if rankers:
         names = list(rankers)
         for name in names:
-            registry.create("ranker", name)  # unknown or not installed: a clear error now
+            registry.create(Ranker, name)  # unknown or not installed: a clear error now
     else:
-        names = [n for n in registry.names("ranker") if not registry.get("ranker", n).missing_requirements]
+        names = [n for n in registry.names(Ranker) if not registry.get(Ranker, n).missing_requirements]
     config = app.config
     configured = config.selection("ranker").name
-    specs = [config.create("ranker") if n == configured else n for n in names]
+    specs = [config.create(Ranker) if n == configured else n for n in names]
     feat = featurizer or config.selection("featurizer").name
     splits = {"both": ("device", "workload"), "all": ("device", "workload", "target")}.get(split, (split,))
     results = evaluate(_read_columns(app), splits=splits, rankers=specs, featurizer=feat,

@@ -35,7 +35,10 @@ def simulate_command(app: AppContext, caches: Path, budget: int, seeds: int, str
     import attrs
 
     from amk.core.errors import AmkError
-    from amk.core.simulate import STRATEGIES, simulate, summarize
+    from amk.core.featurizer import Featurizer
+    from amk.core.ranker import Ranker
+    from amk.tuning.settings import tune_settings
+    from amk.simulate import STRATEGIES, simulate, summarize
 
     if budget <= 0 or seeds <= 0:
         raise AmkError(f"--budget {budget} and --seeds {seeds} must both be at least 1.")
@@ -47,8 +50,8 @@ def simulate_command(app: AppContext, caches: Path, budget: int, seeds: int, str
                    f"{_fmt(row.evals_to_1pct):>12}  {row.note}")
 
     rows = simulate(caches, budget=budget, seeds=seeds, strategies=list(strategies or STRATEGIES),
-                    settings=config.settings_for("tune"), featurizer=config.create("featurizer"),
-                    ranker=config.create("ranker"), on_row=show)
+                    settings=tune_settings(config), featurizer=config.create(Featurizer),
+                    ranker=config.create(Ranker), on_row=show)
     summary = summarize(rows)
     click.echo(f"amk needed fewer evaluations to 5% than every baseline on {summary['amk_fewer_than_every_baseline']} "
                f"of {summary['targets']} targets (no more than every baseline on "

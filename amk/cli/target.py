@@ -34,8 +34,9 @@ def _parse_value(text: str) -> Any:
 
 def parse_workload(spec: str, shape: str | None, problem_size: str | None):
     """A Workload from ``KIND:NAME``, ``KEY=VALUE,...`` and ``N,N,...``."""
-    from amk.core.shapes import SHAPE_FIELDS
-    from amk.core.workload import DECODE_KIND, Workload
+    from amk.core.workload import Workload
+    from amk.decode.shapes import SHAPE_FIELDS
+    from amk.decode.workload import DECODE_KIND
 
     kind, sep, name = spec.partition(":")
     if not sep or not kind or not name:

@@ -31,17 +31,18 @@ def _backend_options(pairs: tuple[str, ...]) -> dict[str, Any]:
 def create_backend(app: AppContext, name: str | None, option_pairs: tuple[str, ...]):
     """The backend ``name`` (the config's when None) with the config's options when it is the configured
     one, and ``--backend-option`` values on top."""
+    from amk.core.backend import Backend
     from amk.core.config import structure_options
 
     config = app.config
     selection = config.selection("backend")
     name = name or selection.name
-    impl = config.registry.get("backend", name)
+    impl = config.registry.get(Backend, name)
     raw = dict(selection.options) if name == selection.name else {}
     raw.update(_backend_options(option_pairs))
     options = structure_options(impl.cls.Options, raw, where="--backend-option / [backend]",
                                 label=f"[backend] {name!r}")
-    return config.registry.create("backend", name, options)
+    return config.registry.create(Backend, name, options)
 
 
 LOCAL_DEVICE = "local"
@@ -98,21 +99,17 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
     import attrs
 
     from amk.core.devices import resolve_device
-    from amk.core.progress import ProgressBar
-    from amk.core.tune import (
-        TuneTarget,
-        default_learning_kinds,
-        default_state_path,
-        run_stem,
-        target_id,
-        tune,
-        without_run,
-    )
-    from amk.core.tune_report import write_report
-    from amk.core.tune_state import TuneState
+    from amk.core.featurizer import Featurizer
+    from amk.core.ranker import Ranker
+    from amk.tuning.loop import tune, without_run
+    from amk.tuning.progress import ProgressBar
+    from amk.tuning.report import write_report
+    from amk.tuning.settings import default_learning_kinds, tune_settings
+    from amk.tuning.state import TuneState
+    from amk.tuning.target import TuneTarget, default_state_path, run_stem, target_id
 
     config = app.config
-    settings = config.settings_for("tune")
+    settings = tune_settings(config)
     if minutes and budget is None:
         budget = 0  # --minutes alone: as many evaluations as fit in the time
     if policy:
@@ -136,7 +133,7 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
             previous = TuneState.load(state_path, target_id(workload, dev, backend.name))
             corpus = without_run(corpus, previous.run_id)
         target = TuneTarget.prepare(workload, dev, backend, corpus, settings,
-                                    featurizer=config.create("featurizer"), ranker=config.create("ranker"),
+                                    featurizer=config.create(Featurizer), ranker=config.create(Ranker),
                                     kinds=parse_kinds(kinds) if kinds else default_learning_kinds(backend))
         total = budget if budget is not None else settings.budget
         progress = ProgressBar(total or len(target.candidates), label=f"tune {workload.name} on {dev.name}")

@@ -20,27 +20,31 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import cattrs
 from cattrs.errors import ClassValidationError
 from cattrs.v import format_exception
 
-from amk.core.errors import ConfigError
-from amk.core.plugins import KINDS, Registry, get_registry
+from amk.core.errors import ConfigError, PluginError
+from amk.core.kinds import KIND_NAMES, KINDS, kind_named, kind_of
+from amk.core.plugins import Registry, get_registry
+from amk.core.store import Store
 
 ENV_VAR = "AMK_CONFIG"
 CONFIG_FILE = "amk.toml"
 DEFAULT_STORE_PATH = ".amk/corpus.jsonl"
-DEFAULT_NAMES: dict[str, str] = {"store": "jsonl", "featurizer": "amk", "ranker": "knn", "backend": "roofline"}
 DEFAULT_ORIGIN = "embedded default"
 
-# Sections that configure amk itself rather than select a plugin: section -> its attrs settings class,
-# as "module:Class" so reading a config imports nothing it does not need.
-SETTINGS_SECTIONS: dict[str, str] = {"tune": "amk.core.tune:TuneSettings"}
+# Sections that configure amk's engines rather than select a plugin. Their keys are checked by the
+# settings class the engine that reads them passes to ``AmkConfig.settings_for`` ([tune]: amk.tuning).
+SETTINGS_SECTIONS: tuple[str, ...] = ("tune",)
 
-_options_converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+T = TypeVar("T")
+
+options_converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+"""Structures config sections into Options classes and back (``unstructure``: plain data to send elsewhere)."""
 
 
 @attrs.frozen
@@ -63,7 +67,7 @@ def structure_options(options_cls: type, raw: Mapping[str, Any], *, where: str, 
             f"{where}: unknown key(s) {unknown} for {label}; allowed keys are {allowed or 'none'}."
         )
     try:
-        return _options_converter.structure(dict(raw), options_cls)
+        return options_converter.structure(dict(raw), options_cls)
     except ClassValidationError as exc:
         details = "; ".join(cattrs.transform_error(exc, path=label, format_exception=_format_leaf))
         raise ConfigError(f"{where}: {details}; fix the value in that section.") from None
@@ -81,21 +85,21 @@ def _format_leaf(exc: BaseException, type_: type | None) -> str:
 def parse_store_url(url: str, registry: Registry) -> tuple[str, dict[str, Any]]:
     """``jsonl:PATH`` / ``sqlite:PATH`` / ``postgresql://...`` -> (store name, options)."""
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
-    for name in registry.names("store"):
-        cls = registry.get("store", name).cls
-        if scheme in getattr(cls, "url_schemes", ()):
+    for name in registry.names(Store):
+        cls = registry.get(Store, name).cls
+        if scheme in cls.url_schemes:
             return name, cls.options_from_url(url)
-    schemes = sorted(s for n in registry.names("store") for s in getattr(registry.get("store", n).cls, "url_schemes", ()))
+    schemes = sorted(s for n in registry.names(Store) for s in registry.get(Store, n).cls.url_schemes)
     raise ConfigError(f"store URL {url!r} has no known scheme; use one of {[s + ':' for s in schemes]}.")
 
 
-def open_store(url: str, registry: Registry | None = None) -> Any:
+def open_store(url: str, registry: Registry | None = None) -> Store:
     """The store a URL names (``jsonl:PATH``, ``sqlite:PATH``, ``postgresql://...``), with default options."""
     registry = registry or get_registry()
     name, raw = parse_store_url(url, registry)
-    impl = registry.get("store", name)
+    impl = registry.get(Store, name)
     options = structure_options(impl.cls.Options, raw, where=f"store URL {url!r}", label=f"[store] {name!r}")
-    return registry.create("store", name, options)
+    return registry.create(Store, name, options)
 
 
 @attrs.define
@@ -117,31 +121,29 @@ class AmkConfig:
     def options(self, kind: str) -> Any:
         """The selected implementation's Options, checked against its Options class."""
         sel = self.selections[kind]
-        impl = self.registry.get(kind, sel.name)
+        impl = self.registry.get(kind_named(kind), sel.name)
         raw = dict(sel.options)
         if kind == "store" and isinstance(raw.get("path"), str) and not Path(raw["path"]).is_absolute():
             raw["path"] = str(sel.base_dir / raw["path"])
         where = sel.origins.get("name", self.source)
         return structure_options(impl.cls.Options, raw, where=where, label=f"[{kind}] {sel.name!r}")
 
-    def create(self, kind: str) -> Any:
-        """An instance of the selected implementation of ``kind``."""
-        return self.registry.create(kind, self.selections[kind].name, self.options(kind))
+    def create(self, kind: type[T]) -> T:
+        """An instance of the selected implementation of ``kind`` (a base class: ``config.create(Ranker)``)."""
+        name = kind_of(kind).name
+        return self.registry.create(kind, self.selections[name].name, self.options(name))
 
     def validate(self) -> None:
         """Check every selection names an installed implementation and its options fit."""
-        for kind in KINDS:
+        for kind in KIND_NAMES:
             self.options(kind)
-        for section in self.settings:
-            self.settings_for(section)
 
-    def settings_for(self, section: str) -> Any:
-        """amk's own settings section structured into its settings class (defaults when absent)."""
-        module_name, _, cls_name = SETTINGS_SECTIONS[section].partition(":")
-        import importlib
-
-        cls = getattr(importlib.import_module(module_name), cls_name)
-        return structure_options(cls, self.settings.get(section, {}), where=self.source, label=f"[{section}]")
+    def settings_for(self, section: str, settings_cls: type[T]) -> T:
+        """The ``[section]`` settings structured into ``settings_cls`` (its defaults where absent)."""
+        if section not in SETTINGS_SECTIONS:
+            raise ConfigError(f"no settings section [{section}]; the sections are {list(SETTINGS_SECTIONS)}.")
+        return structure_options(settings_cls, self.settings.get(section, {}), where=self.source,
+                                 label=f"[{section}]")
 
     def with_store_url(self, url: str, origin: str) -> AmkConfig:
         """A copy that uses the store a URL names (``--store`` on the command line)."""
@@ -200,13 +202,14 @@ def load_config(explicit: str | os.PathLike | None = None, cwd: Path | None = No
     where = str(path) if path else DEFAULT_ORIGIN
     base_dir = path.parent.resolve() if path else cwd
 
-    unknown = sorted(set(data) - set(KINDS) - set(SETTINGS_SECTIONS))
+    unknown = sorted(set(data) - set(KIND_NAMES) - set(SETTINGS_SECTIONS))
     if unknown:
-        allowed = list(KINDS) + sorted(SETTINGS_SECTIONS)
+        allowed = list(KIND_NAMES) + sorted(SETTINGS_SECTIONS)
         raise ConfigError(f"{where}: unknown section(s) {unknown}; allowed sections are {allowed}.")
 
     selections: dict[str, Selection] = {}
-    for kind in KINDS:
+    for plugin_kind in KINDS:
+        kind = plugin_kind.name
         section = data.get(kind, {})
         if not isinstance(section, dict):
             raise ConfigError(f"{where}: [{kind}] must be a table of keys, got {section!r}.")
@@ -225,18 +228,23 @@ def load_config(explicit: str | os.PathLike | None = None, cwd: Path | None = No
             origins = {k: where for k in section}
             origins["name"] = where if name is not None else DEFAULT_ORIGIN
             if name is None:
-                name = DEFAULT_NAMES[kind]
+                name = plugin_kind.default
             if not isinstance(name, str):
                 raise ConfigError(f"{where}: [{kind}] name must be a string, got {name!r}.")
-        if kind == "store" and name == DEFAULT_NAMES["store"] and "path" not in section:
+        if kind == "store" and name == plugin_kind.default and "path" not in section:
             section["path"] = DEFAULT_STORE_PATH
             origins["path"] = DEFAULT_ORIGIN
         if origins["name"] != DEFAULT_ORIGIN:  # embedded defaults are checked when they are used
             try:
-                registry.get(kind, name)
-            except Exception as exc:
+                registry.get(plugin_kind, name)
+            except PluginError as exc:
                 raise ConfigError(f"{where}: [{kind}] {exc}") from None
         selections[kind] = Selection(kind, name, section, origins, base_dir if path else cwd)
 
-    settings = {s: dict(data[s]) for s in SETTINGS_SECTIONS if s in data}
+    settings = {}
+    for section in SETTINGS_SECTIONS:
+        if section in data:
+            if not isinstance(data[section], dict):
+                raise ConfigError(f"{where}: [{section}] must be a table of keys, got {data[section]!r}.")
+            settings[section] = dict(data[section])
     return AmkConfig(path=path, selections=selections, settings=settings, registry=registry)

@@ -1,7 +1,7 @@
 """amk's error hierarchy: every error a user can cause derives from :class:`AmkError`.
 
 Each message is one sentence that names the bad value and says what to do next; the CLI prints it
-without a traceback and exits 1 (2 for usage errors).
+without a traceback and exits 1 (2 for usage errors). Every amk error class lives in this module.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class UnknownNameError(PluginError):
     """A store, featurizer, ranker or backend name that no installed plugin provides."""
 
 
-class UnsupportedOperationError(PluginError):
+class UnsupportedOperationError(AmkError):
     """An implementation was asked for an optional capability it does not have (saving, URLs, ...)."""
 
 
@@ -57,3 +57,19 @@ class BackendError(AmkError):
 
 class InvalidConfigError(BackendError):
     """A backend refused one config (outside the search space or breaking a constraint)."""
+
+
+class NotFittedError(AmkError):
+    """A ranker or featurizer was used before ``fit`` (see :func:`amk.core.implementation.check_is_fitted`)."""
+
+
+class ModelFileError(AmkError):
+    """A saved model is missing, unreadable, damaged, or was written for another ranker."""
+
+
+class ExportError(AmkError):
+    """Records cannot be written in the requested format."""
+
+
+class TuneStateError(AmkError):
+    """A tune state file is unreadable or belongs to another target."""

@@ -28,7 +28,7 @@ def register_stores(register: Register) -> None:
 
 @hookspec
 def register_featurizers(register: Register) -> None:
-    """Register featurizer classes (subclasses of :class:`amk.core.interfaces.Featurizer`).
+    """Register featurizer classes (subclasses of :class:`amk.core.featurizer.Featurizer`).
 
     :param register: call it with each featurizer class this plugin provides.
     :return: nothing; every plugin's implementation is called.
@@ -39,7 +39,7 @@ def register_featurizers(register: Register) -> None:
 
 @hookspec
 def register_rankers(register: Register) -> None:
-    """Register ranker classes (subclasses of :class:`amk.core.interfaces.Ranker`).
+    """Register ranker classes (subclasses of :class:`amk.core.ranker.Ranker`).
 
     :param register: call it with each ranker class this plugin provides.
     :return: nothing; every plugin's implementation is called.
@@ -50,7 +50,7 @@ def register_rankers(register: Register) -> None:
 
 @hookspec
 def register_backends(register: Register) -> None:
-    """Register kernel backend classes (subclasses of :class:`amk.core.interfaces.Backend`).
+    """Register kernel backend classes (subclasses of :class:`amk.core.backend.Backend`).
 
     :param register: call it with each backend class this plugin provides.
     :return: nothing; every plugin's implementation is called.
@@ -58,10 +58,3 @@ def register_backends(register: Register) -> None:
     Implement it in a plugin that builds and measures kernels amk cannot (a Triton kernel, a remote farm).
     """
 
-
-HOOK_KINDS: dict[str, str] = {
-    "register_stores": "store",
-    "register_featurizers": "featurizer",
-    "register_rankers": "ranker",
-    "register_backends": "backend",
-}

@@ -5,7 +5,9 @@ shape only in the model name or inside the schedule, ``pct_of_roofline`` stored 
 latency kind only inside ``notes``, and ``bound_us`` 0.0 when unknown. Version 1 is amk's first schema.
 
 To add version N+1: write ``_v{N}_to_v{N+1}``, add it to ``UPGRADES`` under N, bump ``SCHEMA_VERSION``.
-The chain is checked to be contiguous when this module is imported.
+The chain is checked to be contiguous when this module is imported. A step reads nothing that can change
+after its release (no live registry, no function shared with the rest of amk): what it needs is frozen
+beside it, so an old record upgrades to the same record, with the same id, whatever amk becomes.
 """
 
 from __future__ import annotations
@@ -14,9 +16,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from amk.core.devices import resolve_device
 from amk.core.errors import RecordError, SchemaVersionError, ValidationError
-from amk.core.shapes import SHAPE_FIELDS
 
 SCHEMA_VERSION = 1
 
@@ -31,6 +31,37 @@ _V0_FIELDS = frozenset({
     "model", "gpu", "regime", "correctness", "latency_us", "bound_us", "pct_of_roofline", "schedule",
     "ir_version", "abi_version", "notes", "ts", "model_shape",
 })
+# -- frozen for the v0 -> v1 step (as amk 0.1 knew them; never edit) ------------------------------------
+_V0_SHAPE_FIELDS = ("hidden", "n_layers", "n_heads", "n_kv_heads", "head_dim", "intermediate", "vocab")
+# device name -> (arch, SMs, memory bandwidth GB/s, max shared memory per block, memory GB)
+_V1_DEVICES: dict[str, tuple[str, int, float, int, float]] = {
+    "h100": ("sm_90", 132, 3350.0, 232_448, 80.0), "h200": ("sm_90", 132, 4800.0, 232_448, 141.0),
+    "a100": ("sm_80", 108, 1555.0, 166_912, 40.0), "l4": ("sm_89", 58, 300.0, 101_376, 24.0),
+    "l40s": ("sm_89", 142, 864.0, 101_376, 48.0), "a10g": ("sm_86", 80, 600.0, 101_376, 24.0),
+    "t4": ("sm_75", 40, 320.0, 65_536, 16.0), "v100": ("sm_70", 80, 900.0, 98_304, 32.0),
+    "rtx5090": ("sm_120", 170, 1792.0, 101_376, 32.0), "rtx4090": ("sm_89", 128, 1008.0, 101_376, 24.0),
+    "a6000": ("sm_86", 84, 768.0, 101_376, 48.0), "a4000": ("sm_86", 48, 448.0, 101_376, 16.0),
+}
+_V1_ALIASES = {name: name for name in _V1_DEVICES} | {
+    "5090": "rtx5090", "4090": "rtx4090", "rtxa6000": "a6000", "rtxa4000": "a4000",
+}
+_V1_VENDOR_WORDS = frozenset({"nvidia", "geforce", "tesla", "quadro", "corporation"})
+_V1_VARIANT_WORD = re.compile(r"^(\d+gb|hbm\d?e?|pcie|sxm\d?|nvl|gddr\d+x?|\d+g)$")
+
+
+def _v1_device(raw: str) -> dict[str, Any]:
+    """An original record's ``gpu`` string as amk 0.1 named and specified it."""
+    words = [w for w in re.split(r"[^a-z0-9]+", raw.lower()) if w and w not in _V1_VENDOR_WORDS]
+    chip = [w for w in words if not _V1_VARIANT_WORD.match(w)] or words
+    if not chip:
+        raise ValidationError(f"'gpu' {raw!r} names no device")
+    candidates = ["".join(chip), *(a + b for a, b in zip(chip, chip[1:])), *chip]
+    name = next((_V1_ALIASES[c] for c in candidates if c in _V1_ALIASES), "-".join(chip))
+    arch, sms, bandwidth, smem, memory = _V1_DEVICES.get(name, (None, None, None, None, None))
+    return {"name": name, "arch": arch, "sm_count": sms, "mem_bandwidth_gbps": bandwidth,
+            "smem_per_block_bytes": smem, "memory_gb": memory}
+
+
 _NAME_HINTS = (
     ("hidden", re.compile(r"(?<![A-Za-z0-9])(\d+)h(?![A-Za-z0-9])"), 1),
     ("n_layers", re.compile(r"(?<![A-Za-z0-9])(\d+)L(?![A-Za-z0-9])"), 1),
@@ -41,12 +72,12 @@ _NAME_HINTS = (
 def _v0_shape(rec: dict[str, Any], schedule: dict[str, Any]) -> tuple[dict[str, int], str]:
     """The model shape of an original record and where it came from (schedule, model_shape, name, none)."""
     for source, holder in (("schedule", schedule), ("model_shape", rec.get("model_shape"))):
-        if isinstance(holder, dict) and any(k in holder for k in SHAPE_FIELDS):
+        if isinstance(holder, dict) and any(k in holder for k in _V0_SHAPE_FIELDS):
             try:
-                return {k: int(holder.get(k) or 0) for k in SHAPE_FIELDS}, source
+                return {k: int(holder.get(k) or 0) for k in _V0_SHAPE_FIELDS}, source
             except (TypeError, ValueError):
                 raise ValidationError(f"the model shape in '{source}' holds a non-integer value") from None
-    shape = {k: 0 for k in SHAPE_FIELDS}
+    shape = {k: 0 for k in _V0_SHAPE_FIELDS}
     name = str(rec.get("model", ""))
     found = False
     for field, pattern, scale in _NAME_HINTS:
@@ -109,15 +140,10 @@ def _v0_to_v1(rec: dict[str, Any]) -> dict[str, Any]:
     if rec.get("bound_us") in (0, 0.0):
         extra["bound_us_unknown"] = True
 
-    device = resolve_device(str(rec["gpu"]))
     return {
         "schema_version": 1,
         "workload": {"kind": "decode", "name": str(rec["model"]), "shape": shape},
-        "device": {
-            "name": device.name, "arch": device.arch, "sm_count": device.sm_count,
-            "mem_bandwidth_gbps": device.mem_bandwidth_gbps,
-            "smem_per_block_bytes": device.smem_per_block_bytes, "memory_gb": device.memory_gb,
-        },
+        "device": _v1_device(str(rec["gpu"])),
         "config": {k: v for k, v in schedule.items() if k in _V0_SCHEDULE_KEYS},
         "measurement": {
             "verdict": rec["correctness"],

@@ -1,7 +1,11 @@
 """The plugin manager and the typed facade over it: the only code that calls amk's hooks.
 
 Built-in implementations are plugins like any other: modules listed in ``BUILTIN_PLUGINS`` registered
-with the same hooks third-party distributions implement through the ``amk`` entry-point group.
+with the same hooks third-party distributions implement through the ``amk`` entry-point group. Kinds
+are named by their base class, so what comes back is typed::
+
+    ranker = get_registry().create(Ranker, "knn")      # -> Ranker
+    create(Backend, "replay", ReplayBackend.Options(cache="A100.json.gz"))
 """
 
 from __future__ import annotations
@@ -11,17 +15,20 @@ import importlib
 import importlib.util
 from collections.abc import Mapping
 from importlib import metadata
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import pluggy
 
 from amk.core import hookspecs
 from amk.core.errors import MissingDependencyError, PluginError, UnknownNameError
+from amk.core.implementation import Implementation
+from amk.core.kinds import KINDS, PluginKind, kind_of
 from amk.core.markers import PROJECT_NAME
+from amk.core.version import VERSION
 
 ENTRY_POINT_GROUP = "amk"
-KINDS: tuple[str, ...] = ("store", "featurizer", "ranker", "backend")
+T = TypeVar("T", bound=Implementation)
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "amk.stores.jsonl",
@@ -42,10 +49,10 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
 
 
 @attrs.frozen
-class Implementation:
+class Registered:
     """One registered implementation and who provides it."""
 
-    kind: str
+    kind: str  # the kind's name ("ranker")
     name: str
     cls: type
     plugin: str  # the plugin's name: a built-in module or an entry point name
@@ -55,7 +62,7 @@ class Implementation:
     @property
     def missing_requirements(self) -> dict[str, str]:
         """Modules this implementation needs that are not importable here -> the extra that installs them."""
-        requires: Mapping[str, str] = getattr(self.cls, "requires", {}) or {}
+        requires: Mapping[str, str] = self.cls.requires
         return {m: extra for m, extra in requires.items() if importlib.util.find_spec(m) is None}
 
 
@@ -80,20 +87,20 @@ class Registry:
     """Every implementation of every kind, the plugins that provide them, and what went wrong loading them."""
 
     def __init__(self) -> None:
-        self.implementations: dict[str, dict[str, Implementation]] = {kind: {} for kind in KINDS}
-        self.duplicates: dict[tuple[str, str], list[Implementation]] = {}
+        self.implementations: dict[str, dict[str, Registered]] = {kind.name: {} for kind in KINDS}
+        self.duplicates: dict[tuple[str, str], list[Registered]] = {}
         self.problems: list[PluginProblem] = []
         self.plugins: list[LoadedPlugin] = []
-        # How it was built, so a measurement worker process rebuilds the same registry (amk.core.isolation).
+        # How it was built, so a measurement worker process rebuilds the same registry (amk.tuning.isolation).
         self.include_entry_points = True
 
-    def names(self, kind: str) -> list[str]:
-        return sorted(self.implementations[kind])
+    def names(self, kind: type[Implementation] | PluginKind) -> list[str]:
+        """The names of every implementation of ``kind`` (a base class such as ``Ranker``), sorted."""
+        return sorted(self.implementations[kind_of(kind).name])
 
-    def get(self, kind: str, name: str) -> Implementation:
+    def get(self, kind: type[Implementation] | PluginKind, name: str) -> Registered:
         """The implementation of ``kind`` called ``name``; errors name what exists or what broke."""
-        if kind not in self.implementations:
-            raise PluginError(f"unknown plugin kind {kind!r}; kinds are {list(KINDS)}.")
+        kind = kind_of(kind).name
         if (kind, name) in self.duplicates:
             providers = ", ".join(f"{i.plugin} ({i.distribution})" for i in self.duplicates[kind, name])
             raise PluginError(
@@ -109,25 +116,26 @@ class Registry:
                     f"the {kind} {name!r} comes from plugin {problem.plugin!r} ({problem.distribution}), "
                     f"which failed to load: {problem.message}; fix or reinstall that plugin."
                 )
-        available = ", ".join(self.names(kind)) or "none"
+        available = ", ".join(sorted(self.implementations[kind])) or "none"
         broken = ""
         if self.problems:
             broken = " (plugins that failed to load: " + ", ".join(p.plugin for p in self.problems) + ")"
         raise UnknownNameError(f"no {kind} named {name!r}; available {kind}s: {available}{broken}.")
 
-    def create(self, kind: str, name: str, options: Any = None) -> Any:
-        """Instantiate ``kind``/``name`` with ``options``, after checking its optional dependencies."""
+    def create(self, kind: type[T], name: str, options: Any = None) -> T:
+        """An instance of the ``kind`` (a base class) called ``name`` with ``options``, after checking its
+        optional dependencies (MissingDependencyError names the extra to install)."""
         impl = self.get(kind, name)
         missing = impl.missing_requirements
         if missing:
             extras = sorted(set(missing.values()))
             raise MissingDependencyError(
-                f"the {kind} {name!r} needs {', '.join(sorted(missing))}, which is not installed; "
+                f"the {impl.kind} {name!r} needs {', '.join(sorted(missing))}, which is not installed; "
                 f"install it with: pip install 'amk[{','.join(extras)}]'."
             )
         return impl.cls(options)
 
-    def _add(self, impl: Implementation) -> None:
+    def _add(self, impl: Registered) -> None:
         existing = self.implementations[impl.kind].get(impl.name)
         if existing is None:
             self.implementations[impl.kind][impl.name] = impl
@@ -147,22 +155,23 @@ def _distribution_of(module_name: str) -> tuple[str, str]:
         except metadata.PackageNotFoundError:
             continue
     if top == "amk":
-        from amk import __version__
-
-        return "amk", __version__
+        return "amk", VERSION
     return top, "unknown"
 
 
-def _check_implementation(cls: Any, kind: str) -> str | None:
+def _check_implementation(cls: Any, kind: PluginKind) -> str | None:
     """Why ``cls`` cannot be an implementation of ``kind``, or None when it can."""
     if not isinstance(cls, type):
         return f"registered {cls!r}, which is not a class"
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not name:
-        return f"registered {cls.__qualname__} as a {kind} without a string 'name'"
+        return f"registered {cls.__qualname__} as a {kind.name} without a string 'name'"
+    if not issubclass(cls, kind.base):
+        return (f"registered {cls.__qualname__} as a {kind.name}, but it does not derive from "
+                f"{kind.base.__module__}.{kind.base.__name__}")
     options = getattr(cls, "Options", None)
     if options is None or not attrs.has(options):
-        return f"registered {kind} {name!r} whose Options is not an attrs class"
+        return f"registered {kind.name} {name!r} whose Options is not an attrs class"
     return None
 
 
@@ -196,7 +205,8 @@ def build_registry(include_entry_points: bool = True) -> Registry:
             origins[ep.name] = (dist, version)
 
     hooks_of: dict[str, list[str]] = {name: [] for name in origins}
-    for hook_name, kind in hookspecs.HOOK_KINDS.items():
+    for kind in KINDS:
+        hook_name = kind.hook
         for hookimpl in getattr(pm.hook, hook_name).get_hookimpls():
             plugin_name = hookimpl.plugin_name
             dist, version = origins[plugin_name]
@@ -213,7 +223,7 @@ def build_registry(include_entry_points: bool = True) -> Registry:
                 if problem:
                     registry.problems.append(PluginProblem(plugin_name, dist, problem))
                     continue
-                registry._add(Implementation(kind, cls.name, cls, plugin_name, dist, version))
+                registry._add(Registered(kind.name, cls.name, cls, plugin_name, dist, version))
 
     registry.plugins = [
         LoadedPlugin(name, *origins[name], tuple(hooks_of[name])) for name in origins
@@ -227,9 +237,6 @@ def get_registry() -> Registry:
     return build_registry()
 
 
-def get_implementation(kind: str, name: str) -> Implementation:
-    return get_registry().get(kind, name)
-
-
-def create(kind: str, name: str, options: Any = None) -> Any:
+def create(kind: type[T], name: str, options: Any = None) -> T:
+    """``get_registry().create(kind, name, options)``: e.g. ``create(Ranker, "knn")``."""
     return get_registry().create(kind, name, options)

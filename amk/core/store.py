@@ -23,8 +23,8 @@ import numpy as np
 
 from amk.core.columns import CorpusColumns, config_key
 from amk.core.errors import UnsupportedOperationError
-from amk.core.interfaces import Implementation
-from amk.core.records import MeasurementKind, Record, Verdict
+from amk.core.implementation import Implementation
+from amk.core.records import MeasurementKind, Record, Verdict, record_id
 from amk.core.workload import Workload
 
 
@@ -172,8 +172,6 @@ class Store(Implementation):
         """
         if not records:
             return set()
-        from amk.core.records import record_id
-
         wanted = {match_key(r) for r in records.values()}
         return {rid for rid in (record_id(r) for r in self.query() if match_key(r) in wanted) if rid in records}
 

@@ -1,8 +1,8 @@
 """``Workload``: what is tuned, as a kind, a name and a shape.
 
-amk's own decode workload has kind ``decode`` and a :class:`~amk.core.shapes.ModelShape` as its shape
-(plus, optionally, a ``dtype``); an imported Kernel Tuner kernel has kind ``kernel_tuner``, its kernel
-name, and ``{"problem_size": [...]}``. Any other kernel fits the same way.
+amk's own decode workload has kind ``decode`` and a model shape as its shape (see :mod:`amk.decode`);
+an imported Kernel Tuner kernel has kind ``kernel_tuner``, its kernel name, and
+``{"problem_size": [...]}``. Any other kernel fits the same way.
 """
 
 from __future__ import annotations
@@ -14,10 +14,6 @@ from typing import Any, Union
 import attrs
 
 from amk.core.errors import ValidationError
-from amk.core.shapes import SHAPE_FIELDS, ModelShape
-
-DECODE_KIND = "decode"
-KERNEL_TUNER_KIND = "kernel_tuner"
 
 ShapeValue = Union[int, float, str, bool, list]
 
@@ -57,15 +53,6 @@ class Workload:
     kind: str = attrs.field(validator=_check_text)
     name: str = attrs.field(validator=_check_text)
     shape: dict[str, ShapeValue] = attrs.field(factory=dict, converter=_to_shape, hash=False)
-
-    @classmethod
-    def decode(cls, name: str, shape: ModelShape, **extra: ShapeValue) -> Workload:
-        """amk's own LLM decode workload for a model shape (``extra`` e.g. ``dtype="bf16"``)."""
-        return cls(DECODE_KIND, name, {**shape.to_dict(), **extra})
-
-    def model_shape(self) -> ModelShape:
-        """The ModelShape of a decode workload (its shape's ModelShape fields; others ignored)."""
-        return ModelShape.from_mapping({k: v for k, v in self.shape.items() if k in SHAPE_FIELDS})
 
     @property
     def key(self) -> str:

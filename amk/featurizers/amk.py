@@ -18,10 +18,12 @@ import numpy as np
 import amk
 from amk.core.devices import Device
 from amk.core.errors import AmkError
-from amk.core.interfaces import Featurizer, NotFittedError
-from amk.core.schedule import PAGE_POLICIES, SEARCHABLE_KNOB_DEFAULTS, SM_POLICIES
-from amk.core.shapes import ModelShape
-from amk.core.workload import DECODE_KIND, Workload
+from amk.core.featurizer import Featurizer
+from amk.core.implementation import check_is_fitted
+from amk.core.workload import Workload
+from amk.decode.schedule import PAGE_POLICIES, SEARCHABLE_KNOB_DEFAULTS, SM_POLICIES
+from amk.decode.shapes import ModelShape
+from amk.decode.workload import DECODE_KIND, model_shape
 from amk.featurizers.generic import GenericFeaturizer, gather
 
 SHAPE_FEATURES: tuple[str, ...] = (
@@ -100,7 +102,7 @@ def schedule_features(config: Mapping[str, Any]) -> list[float]:
 
 def decode_shape_features(workload: Workload) -> list[float]:
     try:
-        shape = workload.model_shape()
+        shape = model_shape(workload)
     except AmkError:
         shape = ModelShape()
     return shape.feature_vec()
@@ -128,8 +130,7 @@ class AmkFeaturizer(Featurizer):
         return self
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "generic_"):
-            raise NotFittedError(f"the {self.name!r} featurizer is used before fit; fit it on the corpus first.")
+        check_is_fitted(self, "generic_")
 
     @property
     def feature_names(self) -> list[str]:

@@ -18,9 +18,10 @@ import numpy as np
 
 import amk
 from amk.core.devices import Device
-from amk.core.features import DEVICE_FEATURES, device_spec_rows, flatten, is_number
-from amk.core.interfaces import Featurizer, NotFittedError
+from amk.core.featurizer import Featurizer
+from amk.core.implementation import check_is_fitted
 from amk.core.workload import Workload
+from amk.prior.features import DEVICE_FEATURES, device_spec_rows, flatten, is_number
 
 LOG_SPAN = 8.0  # a positive numeric knob whose max/min reaches this is encoded as log2
 
@@ -139,8 +140,7 @@ class GenericFeaturizer(Featurizer):
         return self
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "config_encoder_"):
-            raise NotFittedError(f"the {self.name!r} featurizer is used before fit; fit it on the corpus first.")
+        check_is_fitted(self, "config_encoder_")
 
     @property
     def feature_names(self) -> list[str]:

@@ -14,7 +14,8 @@ import attrs
 import numpy as np
 
 import amk
-from amk.core.interfaces import NotFittedError, Ranker
+from amk.core.implementation import check_is_fitted
+from amk.core.ranker import Ranker
 from amk.rankers.persist import read_model, write_model
 
 
@@ -104,12 +105,11 @@ class GradientBoostingRanker(Ranker):
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        if not hasattr(self, "trees_"):
-            raise NotFittedError(f"the {self.name!r} ranker is used before fit; fit it (or load a saved one) first.")
+        check_is_fitted(self, "trees_")
         return self.trees_.predict(X)
 
     def save(self, path: str | os.PathLike) -> None:
-        self.predict(np.zeros((0, 0)))  # raises NotFittedError when unfitted
+        check_is_fitted(self, "trees_")
         t = self.trees_
         write_model(path, self.name, self.options,
                     {"depth": t.depth, "init": t.init, "learning_rate": t.learning_rate}, t.arrays())

@@ -16,7 +16,8 @@ import attrs
 import numpy as np
 
 import amk
-from amk.core.interfaces import NotFittedError, Ranker
+from amk.core.implementation import check_is_fitted
+from amk.core.ranker import Ranker
 from amk.rankers.persist import read_model, write_model
 
 
@@ -49,8 +50,7 @@ class KNNRanker(Ranker):
         return self
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "X_"):
-            raise NotFittedError(f"the {self.name!r} ranker is used before fit; fit it (or load a saved one) first.")
+        check_is_fitted(self, "X_")
 
     def _neighbours(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(distances, indexes) of each query's k nearest training rows, nearest first."""

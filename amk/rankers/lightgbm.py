@@ -18,7 +18,8 @@ import numpy as np
 
 import amk
 from amk.core.errors import ConfigError
-from amk.core.interfaces import NotFittedError, Ranker
+from amk.core.implementation import check_is_fitted
+from amk.core.ranker import Ranker
 from amk.rankers.persist import read_model, write_model
 
 OBJECTIVES = ("regression", "lambdarank")
@@ -111,16 +112,14 @@ class LightGBMRanker(Ranker):
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        if not hasattr(self, "booster_"):
-            raise NotFittedError(f"the {self.name!r} ranker is used before fit; fit it (or load a saved one) first.")
+        check_is_fitted(self, "booster_")
         X = np.asarray(X, dtype=np.float32)
         scores = self.booster_.predict(X, num_threads=self._threads(len(X)))
         # lambdarank scores grow with relevance; amk's scores are lower = better.
         return -scores if self.options.objective == "lambdarank" else scores
 
     def save(self, path: str | os.PathLike) -> None:
-        if not hasattr(self, "booster_"):
-            raise NotFittedError(f"the {self.name!r} ranker has nothing to save before fit.")
+        check_is_fitted(self, "booster_")
         write_model(path, self.name, self.options, {"model_file": MODEL_TEXT})
         (Path(path) / MODEL_TEXT).write_text(self.booster_.model_to_string())
 

@@ -15,15 +15,12 @@ from typing import Any
 import attrs
 import numpy as np
 
-from amk.core.errors import AmkError
+from amk.core.errors import ModelFileError
 
 MODEL_FILE = "model.json"
 ARRAYS_FILE = "arrays.npz"
 FORMAT_VERSION = 1
 
-
-class ModelFileError(AmkError):
-    """A saved model is missing, unreadable, or was written for another ranker."""
 
 
 def write_model(path: str | os.PathLike, name: str, options: Any, state: Mapping[str, Any],

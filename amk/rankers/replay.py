@@ -4,7 +4,7 @@ and a learned ranker for configs no device measured.
 A candidate whose workload and config were measured on training devices scores the weighted mean of
 its log relative latency over those devices minus ``optimism`` times their weighted standard deviation
 (each device counted once, weighted by its similarity to the candidate's device: exp(-distance), with
-:func:`amk.core.features.spec_distance`, architecture first). A device of the target's own architecture
+:func:`amk.prior.features.spec_distance`, architecture first). A device of the target's own architecture
 (or the target itself) thus speaks for it; where no training device does, and they disagree, a config
 that was near-best somewhere comes earlier than one that was mediocre everywhere: a hedge for a new
 device whose best configs differ from the training devices' (a portfolio of configs good on some
@@ -29,8 +29,9 @@ import numpy as np
 
 import amk
 from amk.core.errors import ConfigError
-from amk.core.features import DEVICE_FEATURES, spec_distance
-from amk.core.interfaces import NotFittedError, Ranker
+from amk.core.implementation import check_is_fitted
+from amk.core.ranker import Ranker
+from amk.prior.features import DEVICE_FEATURES, spec_distance
 from amk.rankers.persist import read_model, write_model
 
 DEVICE_PREFIX = "device."
@@ -72,7 +73,7 @@ class ReplayRanker(Ranker):
 
         if self.options.fallback == self.name:
             raise ConfigError("the replay ranker's fallback must be another ranker, e.g. 'lightgbm'.")
-        return get_registry().create("ranker", self.options.fallback)
+        return get_registry().create(Ranker, self.options.fallback)
 
     def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> ReplayRanker:
         X = np.asarray(X, dtype=np.float64)
@@ -135,8 +136,7 @@ class ReplayRanker(Ranker):
         self.lookup_ = {bytes(k): i for i, k in enumerate(self.keys_)}
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        if not hasattr(self, "values_"):
-            raise NotFittedError(f"the {self.name!r} ranker is used before fit; fit it (or load a saved one) first.")
+        check_is_fitted(self, "values_")
         X = np.asarray(X, dtype=np.float64)
         config_keys, device_keys = self._split(X)
         found = np.asarray([self.lookup_.get(bytes(k), -1) for k in config_keys], dtype=np.int64)
@@ -154,8 +154,7 @@ class ReplayRanker(Ranker):
         return out
 
     def save(self, path: str | os.PathLike) -> None:
-        if not hasattr(self, "values_"):
-            raise NotFittedError(f"the {self.name!r} ranker has nothing to save before fit.")
+        check_is_fitted(self, "values_")
         keys = np.frombuffer(self.keys_.tobytes(), dtype=np.float32).reshape(len(self.keys_), -1)
         write_model(path, self.name, self.options, {},
                     {"keys": keys, "values": self.values_, "device_specs": self.device_specs_,
@@ -173,7 +172,7 @@ class ReplayRanker(Ranker):
         ranker.keys_ = _keys(arrays["keys"])
         ranker.values_ = arrays["values"]
         ranker.device_specs_ = arrays["device_specs"]
-        ranker.fallback_ = get_registry().get("ranker", ranker.options.fallback).cls.load(Path(path) / FALLBACK_DIR)
+        ranker.fallback_ = get_registry().get(Ranker, ranker.options.fallback).cls.load(Path(path) / FALLBACK_DIR)
         ranker._index()
         return ranker
 

@@ -13,7 +13,8 @@ import attrs
 import numpy as np
 
 import amk
-from amk.core.interfaces import NotFittedError, Ranker
+from amk.core.implementation import check_is_fitted
+from amk.core.ranker import Ranker
 
 
 class RidgeRanker(Ranker):
@@ -38,8 +39,7 @@ class RidgeRanker(Ranker):
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        if not hasattr(self, "coef_"):
-            raise NotFittedError("the ridge ranker is not fitted yet; call fit(X, y) first.")
+        check_is_fitted(self, "coef_")
         Z = (np.asarray(X, dtype=float) - self.mean_) / self.scale_
         return Z @ self.coef_ + self.intercept_
 

@@ -20,9 +20,9 @@ from collections.abc import Iterable, Sequence
 import attrs
 import numpy as np
 
-from amk.core.interfaces import Ranker
+from amk.core.ranker import Ranker
 from amk.core.records import MeasurementKind
-from amk.core.training import DEFAULT_KINDS, Corpus, TrainingSet, load_points
+from amk.prior.training import DEFAULT_KINDS, Corpus, TrainingSet, load_points
 
 POOLED_REPLAY = "pooled-replay"
 SPLITS = ("device", "workload", "target")
@@ -145,7 +145,7 @@ def evaluate(corpus: Corpus | TrainingSet, *, splits: Sequence[str] = ("device",
     Folds whose training side has fewer rows than the prior needs are left out; so are groups with
     fewer than ``min_group`` configs, where any order is perfect.
     """
-    from amk.core.prior import MIN_ROWS_TO_RANK, fit_prior
+    from amk.prior.ranking import MIN_ROWS_TO_RANK, fit_prior
 
     data = corpus if isinstance(corpus, TrainingSet) else load_points(corpus, kinds=kinds)
     cols = data.columns

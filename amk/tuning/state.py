@@ -17,13 +17,10 @@ from typing import Any
 import attrs
 import cattrs
 
-from amk.core.errors import AmkError
+from amk.core.errors import TuneStateError
 
 STATE_VERSION = 1
 
-
-class TuneStateError(AmkError):
-    """A tune state file is unreadable or belongs to another target."""
 
 
 @attrs.define

@@ -36,7 +36,7 @@ def corpus_columns(corpus: Corpus | None) -> CorpusColumns:
     if corpus is None:
         from amk.core.config import load_config
 
-        with load_config().create("store") as store:
+        with load_config().create(Store) as store:
             return store.columns()
     if isinstance(corpus, Store):
         return corpus.columns()

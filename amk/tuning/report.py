@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from amk.core.tune import TuneResult, TuneSettings
+from amk.tuning.loop import TuneResult
+from amk.tuning.settings import TuneSettings
 
 
 def report_dict(result: TuneResult, settings: TuneSettings, store: str | None) -> dict[str, Any]:

@@ -32,7 +32,9 @@ from amk.core.columns import CorpusColumns, config_key
 from amk.core.errors import AmkError, ImportFormatError
 from amk.core.records import Record, Verdict
 from amk.core.store import CorpusProblem
-from amk.core.tune import TuneSettings, TuneTarget, tune
+from amk.tuning.loop import tune
+from amk.tuning.settings import TuneSettings
+from amk.tuning.target import TuneTarget
 
 log = logging.getLogger("amk.simulate")
 
@@ -92,7 +94,7 @@ def find_kernel_dirs(root: Path) -> dict[str, list[Path]]:
 
 def load_cache(path: Path) -> CacheFile:
     """The records of one cache; an empty device_name takes the file's name as the device."""
-    from amk.importers.kernel_tuner import read_kernel_tuner
+    from amk.formats.kernel_tuner import read_kernel_tuner
 
     try:
         items = list(read_kernel_tuner(path))

@@ -3,7 +3,7 @@
 ``measure_guarded`` runs ``backend.measure`` in a daemon worker thread under a time limit: an exception
 becomes a CRASH (a refused config a REJECTED), a measurement that does not return in time a TIMEOUT,
 and the loop goes on. A hung measurement's thread is abandoned, not killed (Python cannot kill a
-thread); it never blocks the process from exiting (:mod:`amk.core.isolation` measures in a worker
+thread); it never blocks the process from exiting (:mod:`amk.tuning.isolation` measures in a worker
 process instead, killed on a timeout, whose death is a CRASH). ``floor_guard`` rejects a latency below the
 physical floor as an artifact. ``ab_decision`` is the noise-aware keep/revert test of interleaved re-measurements.
 """
@@ -17,9 +17,9 @@ from typing import Any
 
 import attrs
 
+from amk.core.backend import Backend
 from amk.core.devices import Device
 from amk.core.errors import InvalidConfigError
-from amk.core.interfaces import Backend
 from amk.core.records import Measurement, MeasurementKind, Verdict
 from amk.core.workload import Workload
 

@@ -2,7 +2,7 @@
 
 ``[tune] isolation`` picks where ``backend.measure`` runs:
 
-- ``thread``: :func:`amk.core.guarded.measure_guarded`, in this process. Cheap; but a hung measurement
+- ``thread``: :func:`amk.tuning.gates.measure_guarded`, in this process. Cheap; but a hung measurement
   is only abandoned, and a segfault (or a poisoned CUDA context) takes the whole run down.
 - ``process``: a :class:`WorkerProcess`, one persistent child interpreter (a fresh ``python``, never a
   fork: no torch or CUDA state is inherited) that rebuilds the backend from its registered name and its
@@ -38,12 +38,12 @@ from typing import IO, Any, Protocol
 
 import attrs
 
+from amk.core.backend import Backend
 from amk.core.devices import Device
 from amk.core.errors import BackendError, InvalidConfigError
-from amk.core.guarded import checked_measurement, error_measurement, measure_guarded
-from amk.core.interfaces import Backend
 from amk.core.records import Measurement, MeasurementKind, Verdict, converter
 from amk.core.workload import Workload
+from amk.tuning.gates import checked_measurement, error_measurement, measure_guarded
 
 log = logging.getLogger("amk.isolation")
 
@@ -54,7 +54,7 @@ CLOSE_TIMEOUT_S = 5.0  # a worker told to stop (stdin closed) that has not exite
 _HEADER = struct.Struct(">I")
 _MAX_FRAME = 256 << 20
 _BOOTSTRAP = ("import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
-              "from amk.core.isolation import worker_main; worker_main(sys.argv[2] == '1')")
+              "from amk.tuning.isolation import worker_main; worker_main(sys.argv[2] == '1')")
 
 
 # -- what crosses the pipe ------------------------------------------------------------------------------
@@ -76,7 +76,7 @@ class BackendSpec:
 
         hint = 'register it as a plugin (docs/plugins.md) or set [tune] isolation = "thread"'
         try:
-            impl = registry.get("backend", backend.name)
+            impl = registry.get(Backend, backend.name)
         except PluginError as exc:
             raise BackendError(f"the backend {backend.name!r} cannot be rebuilt in a worker process ({exc}); "
                                f"{hint}.") from None
@@ -93,13 +93,13 @@ class BackendSpec:
         from amk.core.plugins import build_registry
 
         registry = build_registry(include_entry_points=self.entry_points)
-        impl = registry.get("backend", self.name)
+        impl = registry.get(Backend, self.name)
         if _class_path(impl.cls) != self.cls:
             raise BackendError(f"the worker's registry gives {_class_path(impl.cls)} for the backend {self.name!r}, "
                                f"not the parent's {self.cls}; check both run the same amk and plugins.")
         options = structure_options(impl.cls.Options, self.options, where="the measurement worker",
                                     label=f"[backend] {self.name!r}")
-        return registry.create("backend", self.name, options)
+        return registry.create(Backend, self.name, options)
 
 
 @attrs.frozen

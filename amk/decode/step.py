@@ -10,8 +10,9 @@ from __future__ import annotations
 import attrs
 
 from amk.core.errors import ValidationError
-from amk.core.shapes import ModelShape
-from amk.core.workload import DECODE_KIND, Workload
+from amk.core.workload import Workload
+from amk.decode.shapes import ModelShape
+from amk.decode.workload import DECODE_KIND, model_shape
 
 DTYPE_BYTES: dict[str, int] = {"fp32": 4, "fp16": 2, "bf16": 2}
 DEFAULT_DTYPE = "bf16"
@@ -72,7 +73,7 @@ def decode_weight_bytes(workload: Workload, layers: int | None = None) -> int:
     """Weight bytes one decode step reads: ``layers`` (default: the shape's n_layers) times one layer's."""
     if workload.kind != DECODE_KIND:
         raise ValidationError(f"workload {workload.name!r} is a {workload.kind!r} workload, not a decode step.")
-    shape = workload.model_shape()
+    shape = model_shape(workload)
     n_layers = layers if layers is not None else shape.n_layers
     if not n_layers:
         raise ValidationError(f"the model shape {shape.to_dict()} has no n_layers; give the layer count.")

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from amk.core.errors import InvalidConfigError, ValidationError
-from amk.core.schedule import SEARCHABLE_KNOB_CHOICES, KernelKnobs, ScheduleConfig
+from amk.decode.schedule import SEARCHABLE_KNOB_CHOICES, KernelKnobs, ScheduleConfig
 
 
 def schedule_of_knobs(knobs: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,100 @@
+"""Search spaces: the knobs of a workload on a device, their legal values, and the constraints between them."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import attrs
+
+from amk.core.errors import InvalidConfigError
+
+
+@attrs.frozen
+class Knob:
+    """One tunable parameter and its legal values (the first is the default unless ``default`` says)."""
+
+    name: str
+    choices: tuple[Any, ...] = attrs.field(converter=tuple)
+    default: Any = None
+
+    def __attrs_post_init__(self) -> None:
+        if not self.choices:
+            raise ValueError(f"knob {self.name!r} has no choices")
+        if self.default is not None and self.default not in self.choices:
+            raise ValueError(f"knob {self.name!r}: default {self.default!r} is not among its choices")
+
+    @property
+    def default_value(self) -> Any:
+        return self.choices[0] if self.default is None else self.default
+
+
+Constraint = Callable[[Mapping[str, Any]], bool]
+
+
+@attrs.frozen
+class SearchSpace:
+    """The knobs of a workload on a device, the constraints a config must meet, and which configs are one.
+
+    ``canonicalize`` maps a config to the representative of the configs that build the same kernel
+    (e.g. a knob that has no effect under another knob's setting), so no kernel is measured twice.
+    """
+
+    knobs: tuple[Knob, ...] = attrs.field(converter=tuple)
+    constraints: tuple[Constraint, ...] = attrs.field(default=(), converter=tuple)
+    constraint_texts: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    canonicalize: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+
+    @property
+    def knob_names(self) -> list[str]:
+        return [k.name for k in self.knobs]
+
+    def check(self, config: Mapping[str, Any]) -> None:
+        """Raise InvalidConfigError naming the first problem of ``config``."""
+        names = self.knob_names
+        missing = [n for n in names if n not in config]
+        unknown = sorted(set(config) - set(names))
+        if missing or unknown:
+            raise InvalidConfigError(
+                f"config {dict(config)!r} has missing knobs {missing} and unknown knobs {unknown}; "
+                f"the knobs are {names}."
+            )
+        for knob in self.knobs:
+            if config[knob.name] not in knob.choices:
+                raise InvalidConfigError(
+                    f"{knob.name}={config[knob.name]!r} is not one of {list(knob.choices)}."
+                )
+        for i, constraint in enumerate(self.constraints):
+            if not constraint(config):
+                text = self.constraint_texts[i] if i < len(self.constraint_texts) else f"constraint #{i}"
+                raise InvalidConfigError(f"config {dict(config)!r} breaks the constraint {text}.")
+
+    def is_valid(self, config: Mapping[str, Any]) -> bool:
+        try:
+            self.check(config)
+        except InvalidConfigError:
+            return False
+        return True
+
+    def canonical(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        return self.canonicalize(config) if self.canonicalize else dict(config)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """Every valid config once per distinct kernel, in knob order."""
+        seen: set[tuple] = set()
+        names = self.knob_names
+        for values in itertools.product(*(k.choices for k in self.knobs)):
+            config = dict(zip(names, values))
+            if not all(c(config) for c in self.constraints):
+                continue
+            canonical = self.canonical(config)
+            key = tuple(canonical[n] for n in names)
+            if key in seen:
+                continue
+            seen.add(key)
+            yield canonical
+
+    @property
+    def default_config(self) -> dict[str, Any]:
+        return {k.name: k.default_value for k in self.knobs}

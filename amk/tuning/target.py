@@ -1,0 +1,245 @@
+"""A tune target: everything about one (workload, device, backend) the loop computes once.
+
+``TuneTarget.prepare`` builds the backend's search space (one canonical config per distinct kernel), the
+warm-start seeds from the corpus, the prior's scores and the transfer features (what the corpus measured
+for the same config on other devices).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from amk.core.backend import Backend
+from amk.core.columns import VERDICT_CODES, CorpusColumns, config_key
+from amk.core.devices import Device
+from amk.core.errors import AmkError, InvalidConfigError
+from amk.core.records import MeasurementKind, Verdict
+from amk.core.space import SearchSpace
+from amk.core.workload import Workload
+from amk.prior.distance import device_distance
+from amk.prior.ranking import make_ranker
+from amk.prior.training import DEFAULT_KINDS
+from amk.prior.warm_start import cold_start_reason, warm_start
+from amk.tuning.settings import TuneSettings
+
+log = logging.getLogger("amk.tuning")
+
+MAX_TRANSFER_DEVICES = 8
+
+
+def _knob_features(space: SearchSpace, candidates: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """Numeric knobs as their value, other knobs as the index of their value among the choices."""
+    columns = []
+    for knob in space.knobs:
+        numeric = all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in knob.choices)
+        if numeric:
+            columns.append([float(c[knob.name]) for c in candidates])
+        else:
+            order = {config_key({"v": v}): i for i, v in enumerate(knob.choices)}
+            columns.append([float(order.get(config_key({"v": c[knob.name]}), -1)) for c in candidates])
+    return np.asarray(columns, dtype=np.float64).T.reshape(len(candidates), len(space.knobs))
+
+
+def transfer_features(columns: CorpusColumns, workload: Workload, device: Device, record_keys: Sequence[str],
+                      kinds: Sequence[MeasurementKind] = (MeasurementKind.MEASURED,)) -> tuple[np.ndarray, list[str]]:
+    """Per candidate, the log of its latency relative to the best on each other device that measured this
+    exact workload (a failure: the worst there plus a penalty; unmeasured: that device's mean)."""
+    if len(columns) == 0:
+        return np.zeros((len(record_keys), 0)), []
+    widx = [i for i, w in enumerate(columns.workloads) if w.key == workload.key]
+    rows = np.flatnonzero(np.isin(columns.workload_index, widx)) if widx else np.zeros(0, dtype=np.int64)
+    rows = rows[columns.mask(kinds=tuple(kinds))[rows]]
+    pass_code = VERDICT_CODES.index(Verdict.PASS)
+    per_device: dict[int, list[int]] = {}
+    for r in rows:
+        d = int(columns.device_index[r])
+        if columns.devices[d].name != device.name:
+            per_device.setdefault(d, []).append(int(r))
+    chosen = sorted(per_device, key=lambda d: -len(per_device[d]))[:MAX_TRANSFER_DEVICES]
+    config_keys = [config_key(c) for c in columns.configs]
+    position = {k: i for i, k in enumerate(record_keys)}
+    out, names = [], []
+    for d in chosen:
+        col = np.full(len(record_keys), np.nan)
+        failed = np.zeros(len(record_keys), dtype=bool)
+        for r in per_device[d]:
+            i = position.get(config_keys[columns.config_index[r]])
+            if i is None:
+                continue
+            latency = columns.latency_us[r]
+            if columns.verdict[r] == pass_code and np.isfinite(latency) and latency > 0:
+                col[i] = math.log(latency)
+            else:
+                failed[i] = True
+        if np.isnan(col).all():
+            continue
+        col = col - np.nanmin(col)
+        worst = np.nanmax(col)
+        col[failed & np.isnan(col)] = worst + 0.5
+        col[np.isnan(col)] = np.nanmean(col)
+        out.append(col)
+        names.append(columns.devices[d].name)
+    if not out:
+        return np.zeros((len(record_keys), 0)), []
+    return np.column_stack(out), names
+
+
+def portfolio_warm_start(workload: Workload, device: Device, corpus: CorpusColumns, settings: TuneSettings,
+                         kinds: Sequence[MeasurementKind]) -> list:
+    """The corpus's warm-start seeds, best first, with room for ones the search space refuses.
+
+    With rows for the target device, its own best configs. Without, seeds are taken in turn from each
+    device that has rows (one config good on each of them is worth more than three from a single device
+    that may not transfer), devices of the target's architecture first, then the most similar by specs:
+    similar specs on another architecture transfer worse than the same architecture.
+    """
+    k = max(settings.warm_start * 4, settings.warm_start)
+    # The caller checks each seed against the target's search space (warm_start would check it against
+    # each seed's own device).
+    seeds = warm_start(workload, device, corpus, k=k, shape_radius=settings.shape_radius, kinds=kinds)
+    if not seeds or seeds[0].device == device.name:
+        return seeds
+    others = [d for d in corpus.devices if d.name != device.name]
+    distance = device_distance(device, others) if others else np.zeros(0)
+    order = sorted(range(len(others)),
+                   key=lambda i: (device.arch is None or others[i].arch != device.arch, distance[i], others[i].name))
+    per_device = [warm_start(workload, others[i].name, corpus, k=k, shape_radius=settings.shape_radius,
+                             kinds=kinds) for i in order]
+    merged = []
+    for rank in range(k):
+        merged += [seeds_of[rank] for seeds_of in per_device if rank < len(seeds_of)]
+    return merged
+
+
+def pooled_best(transfer: np.ndarray | None, names: Sequence[str], corpus: CorpusColumns,
+                device: Device) -> int | None:
+    """The candidate with the best mean relative latency over the other devices, as a first seed when
+    none of them shares the target's architecture (no single device then speaks for the target; their
+    consensus is the safer first guess). None when fewer than two devices measured this workload."""
+    if transfer is None or transfer.shape[1] < 2:
+        return None
+    arches = {d.name: d.arch for d in corpus.devices}
+    if device.arch is not None and any(arches.get(n) == device.arch for n in names):
+        return None
+    return int(np.argmin(transfer.mean(axis=1)))
+
+
+@attrs.define
+class TuneTarget:
+    """Everything about one (workload, device, backend) the loop computes once."""
+
+    workload: Workload
+    device: Device
+    backend: Backend
+    space: SearchSpace
+    candidates: list[dict[str, Any]]
+    keys: list[str]
+    index: dict[str, int]
+    features: np.ndarray
+    prior_scores: np.ndarray
+    prior_uncertainty: np.ndarray | None
+    prior_description: str
+    seeds: list[str]  # candidate keys, best first
+    seed_sources: list[str]
+    transfer_devices: list[str]
+    floor_us: float | None
+    skipped_seeds: int = 0
+
+    @property
+    def target_id(self) -> str:
+        return target_id(self.workload, self.device, self.backend.name)
+
+    @classmethod
+    def prepare(cls, workload: Workload, device: Device, backend: Backend, corpus: CorpusColumns,
+                settings: TuneSettings, *, featurizer: Any = "amk", ranker: Any = "knn",
+                prior: Any = None, kinds: Sequence[MeasurementKind] | None = None) -> TuneTarget:
+        """Search space, seeds, prior scores and features of a target; the prior and the warm start learn
+        from the corpus rows of ``kinds`` (measured only by default)."""
+        kinds = tuple(kinds) if kinds else DEFAULT_KINDS
+
+        space = backend.search_space(workload, device)
+        candidates = []
+        for config in space:
+            candidates.append(config)
+            if settings.max_candidates and len(candidates) >= settings.max_candidates:
+                log.warning("the search space has more than %d configs; tuning over the first %d",
+                            settings.max_candidates, settings.max_candidates)
+                break
+        if not candidates:
+            raise AmkError(f"the {backend.name} backend's search space for {workload.name!r} on {device.name!r} "
+                           "is empty; check its constraints.")
+        keys = [config_key(c) for c in candidates]
+        index = {k: i for i, k in enumerate(keys)}
+        record_configs = [backend.record_config(workload, c) for c in candidates]
+
+        if prior is None:
+            prior = make_ranker(corpus, featurizer=featurizer, ranker=ranker, workload_kind=workload.kind,
+                                kinds=kinds)
+        scores = prior.score(workload, device, record_configs)
+        # Only the prior-order policy explores by the prior's uncertainty (the surrogate has its own).
+        uncertainty = (prior.uncertainty(workload, device, record_configs)
+                       if settings.policy == "prior" and settings.exploration == "uncertainty" else None)
+        prior_column = np.where(np.isfinite(scores), scores, 0.0)
+
+        feats = [_knob_features(space, candidates)]
+        transfer_names: list[str] = []
+        transfer = None
+        if settings.transfer:
+            transfer, transfer_names = transfer_features(corpus, workload, device,
+                                                         [config_key(c) for c in record_configs], kinds)
+            feats.append(transfer)
+        if prior.trained:
+            feats.append(prior_column[:, None])
+
+        seeds, sources, skipped = [], [], 0
+        pooled = pooled_best(transfer if settings.transfer else None, transfer_names, corpus, device)
+        if pooled is not None and settings.warm_start:
+            seeds.append(keys[pooled])
+            sources.append(f"the best mean relative latency on {', '.join(transfer_names)}")
+        for seed in portfolio_warm_start(workload, device, corpus, settings, kinds):
+            try:
+                key = config_key(space.canonical(backend.knob_config(workload, seed.config)))
+            except InvalidConfigError:
+                skipped += 1
+                continue
+            if key not in index:
+                skipped += 1
+                continue
+            if key not in seeds:
+                seeds.append(key)
+                sources.append(f"{seed.source} ({seed.device}, {seed.latency_us:.3f} us)")
+            if len(seeds) >= settings.warm_start:
+                break
+        if not seeds:
+            default = config_key(space.canonical(space.default_config))
+            if default in index:
+                reason = cold_start_reason(workload, device, corpus, kinds)
+                seeds, sources = [default], [f"the search space's default config (cold start: {reason})"]
+        floor = backend.floor_us(workload, device)
+        return cls(workload, device, backend, space, candidates, keys, index, np.column_stack(feats), scores,
+                   uncertainty, repr(prior), seeds, sources, transfer_names, floor, skipped)
+
+
+def target_id(workload: Workload, device: Device, backend_name: str) -> str:
+    """What identifies a tune target: a state file is only resumed for the same one."""
+    return json.dumps([workload.key, device.name, backend_name], separators=(",", ":"))
+
+
+def run_stem(workload: Workload, device: Device, backend_name: str) -> str:
+    """A file-name stem for a target's state and report files."""
+    digest = hashlib.sha256(target_id(workload, device, backend_name).encode()).hexdigest()[:10]
+    slug = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in workload.name)[:40]
+    return f"{slug}-{device.name}-{backend_name}-{digest}"
+
+
+def default_state_path(settings: TuneSettings, workload: Workload, device: Device, backend_name: str) -> Path:
+    return Path(settings.state_dir) / f"{run_stem(workload, device, backend_name)}.state.json"
