@@ -3,7 +3,8 @@ import json
 import pytest
 
 from amk.core import migrations
-from amk.core.records import MeasurementKind, Verdict, record_from_dict, record_to_dict
+from amk.core.errors import RecordError
+from amk.core.records import MeasurementKind, Verdict, record_from_dict, record_id, record_to_dict
 from amk.decode.schedule import ScheduleConfig
 from amk.decode.workload import model_shape
 
@@ -94,14 +95,14 @@ def test_migrated_records_reread_identically(upstream):
 
 
 def test_an_upstream_record_missing_its_model_is_a_clear_error():
-    with pytest.raises(Exception, match="no 'model'|not in the original"):
+    with pytest.raises(RecordError, match="c.jsonl:2: it has no schema_version and is not in the original"):
         record_from_dict({"gpu": "h100", "correctness": "PASS", "schedule": {}}, where="c.jsonl:2")
 
 
 def test_an_upstream_verdict_outside_the_known_ones_is_refused():
     raw = {"model": "m", "gpu": "h100", "correctness": "MAYBE", "latency_us": 1.0, "bound_us": 0.0,
            "schedule": {}, "notes": ""}
-    with pytest.raises(Exception, match="MAYBE"):
+    with pytest.raises(RecordError, match="'MAYBE' is not a valid Verdict"):
         record_from_dict(raw)
 
 
@@ -109,3 +110,18 @@ def test_verdicts_other_than_pass_survive():
     raw = {"model": "m", "gpu": "h100", "correctness": "FAIL", "latency_us": None, "bound_us": 0.0,
            "schedule": {}, "notes": "kind=measured-gpu"}
     assert record_from_dict(raw).measurement.verdict is Verdict.FAIL
+
+
+def test_editing_the_device_registry_never_changes_what_an_original_record_upgrades_to(monkeypatch):
+    raw = {"model": "m(2L/1024h)", "gpu": "NVIDIA A100-SXM4-40GB", "correctness": "PASS", "latency_us": 9.0,
+           "bound_us": 3.0, "schedule": {"threads_per_block": 256}, "notes": "kind=measured-gpu", "ts": 1.7e9}
+    before = record_from_dict(raw)
+    from amk.core import devices
+
+    renamed = {**devices.KNOWN_DEVICES, "a100": devices.Device("a100", "sm_80", 108, 2039.0, 166_912, 80.0)}
+    monkeypatch.setattr(devices, "KNOWN_DEVICES", renamed)
+    monkeypatch.setattr(devices, "normalize_device_name", lambda name: "a100-sxm4-40gb")
+    after = record_from_dict(raw)
+    assert after == before
+    assert record_id(after) == record_id(before)
+    assert (after.device.name, after.device.mem_bandwidth_gbps, after.device.memory_gb) == ("a100", 1555.0, 40.0)

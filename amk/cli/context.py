@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import click
 
-from amk.core.errors import AmkError
+from amk.core.errors import AmkError, LeftOutWarning
+
+
+def _show_left_out(message, category, filename, lineno, file=None, line=None) -> None:
+    """What amk left out (LeftOutWarning) as one ``amk: note:`` line; other warnings as Python shows them."""
+    if issubclass(category, LeftOutWarning):
+        click.echo(f"amk: note: {message}", err=True)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+_python_showwarning = warnings.showwarning
 
 
 class AmkGroup(click.Group):
-    """A click group that prints an AmkError as one line on stderr and exits 1 (no traceback)."""
+    """A click group that prints an AmkError as one line on stderr and exits 1 (no traceback), and what a
+    command left out (LeftOutWarning) as one note line each."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except AmkError as exc:
-            click.echo(f"amk: error: {exc}", err=True)
-            ctx.exit(1)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_left_out
+            warnings.simplefilter("always", LeftOutWarning)
+            try:
+                return super().invoke(ctx)
+            except AmkError as exc:
+                click.echo(f"amk: error: {exc}", err=True)
+                ctx.exit(1)
 
 
 class AppContext:

@@ -135,6 +135,8 @@ def rank_command(app: AppContext, candidates: str, workload_spec: str, shape: st
     if not prior.trained:
         click.echo(f"the prior is untrained ({prior.n_rows} usable rows); candidates are left in their order",
                    err=True)
+    elif prior.left_out:
+        click.echo(f"amk: note: {prior!r}", err=True)
     if as_json:
         click.echo(json.dumps([{"rank": r + 1, "index": int(i), "score": float(scores[i]) if prior.trained else None,
                                 "config": items[i]} for r, i in enumerate(order)], indent=2))

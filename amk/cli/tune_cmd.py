@@ -149,6 +149,12 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
     click.echo(f"{workload.name} on {dev.name} with {backend.name}: {len(state.trials)} evaluations "
                f"({state.measurements} measurements), {state.stop_reason}")
     click.echo(f"warm start: {', '.join(state.warm_sources) or 'none (cold start)'}")
+    if target.skipped_seeds:
+        click.echo(f"warm start: {target.skipped_seeds} corpus seed(s) left out: not configs of this search space")
+    if result.adopted:
+        click.echo(f"resume: {result.adopted} evaluation(s) taken back from the store (measured after the last "
+                   "saved state)")
+    click.echo(f"prior: {target.prior_description}")
     best = report["best"]
     if best is None:
         click.echo("no config passed; nothing to keep")

@@ -11,6 +11,13 @@ class AmkError(Exception):
     """Base of every error amk raises for bad input or an unusable environment."""
 
 
+class LeftOutWarning(UserWarning):
+    """Data amk read but did not use (seeds, rows, entries), with how many and why: never left out silently.
+
+    The ``amk`` command prints each as one ``amk: note:`` line; a library caller sees a Python warning.
+    """
+
+
 class ConfigError(AmkError):
     """A config file, section, key or value is wrong."""
 

@@ -81,11 +81,6 @@ class ModelShape:
     def to_dict(self) -> dict[str, int]:
         return attrs.asdict(self)
 
-    @property
-    def is_known(self) -> bool:
-        """True when at least one dimension is known."""
-        return any(getattr(self, f) for f in SHAPE_FIELDS)
-
     def feature_vec(self) -> list[float]:
         """Log-scaled shape features: sizes span orders of magnitude, logs keep distances sane."""
         gqa = self.n_heads / self.n_kv_heads if self.n_kv_heads else 1.0

@@ -51,14 +51,18 @@ class Prior:
     is +inf and :func:`rank` leaves candidates in their order.
     """
 
-    def __init__(self, featurizer: Featurizer, ranker: Ranker, *, trained: bool, n_rows: int) -> None:
+    def __init__(self, featurizer: Featurizer, ranker: Ranker, *, trained: bool, n_rows: int,
+                 left_out: int = 0) -> None:
         self.featurizer = featurizer
         self.ranker = ranker
         self.trained = trained
         self.n_rows = n_rows
+        self.left_out = left_out  # rows that matched the filters but had no usable latency
 
     def __repr__(self) -> str:
         state = f"trained on {self.n_rows} rows" if self.trained else f"untrained ({self.n_rows} rows)"
+        if self.left_out:
+            state += f", {self.left_out} without a usable latency left out"
         return f"Prior({self.featurizer.name}, {self.ranker.name}, {state})"
 
     def features(self, workload: Workload, device: Device | str,
@@ -145,9 +149,9 @@ def make_ranker(corpus: Corpus | None, *, device: str | None = None, featurizer:
     """Train a :class:`Prior` on the corpus (only ``device``'s rows when given; all devices by default, so
     knowledge transfers through device specs). Call again to retrain as the corpus grows."""
     training = load_points(corpus, device=device, workload_kind=workload_kind, kinds=kinds)
-    if training.skipped:
-        log.info("make_ranker: %d row(s) without a usable latency left out", training.skipped)
-    return fit_prior(training, featurizer, ranker)
+    prior = fit_prior(training, featurizer, ranker)
+    prior.left_out = training.skipped  # said by repr(prior), which amk rank and the tune report show
+    return prior
 
 
 def rank(candidates: Sequence[Mapping[str, Any] | ScheduleConfig], workload: Workload, device: Device | str,

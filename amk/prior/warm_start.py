@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,7 +19,7 @@ import numpy as np
 from amk.core.backend import Backend
 from amk.core.columns import CorpusColumns
 from amk.core.devices import KNOWN_DEVICES, Device
-from amk.core.errors import InvalidConfigError, ValidationError
+from amk.core.errors import InvalidConfigError, LeftOutWarning, ValidationError
 from amk.core.records import MeasurementKind, Verdict
 from amk.core.workload import Workload
 from amk.decode.schedule import ScheduleConfig
@@ -72,7 +73,7 @@ def _ordered_rows(workload: Workload, device: Device, columns: CorpusColumns, sh
             return empty, np.zeros(0), np.zeros(0)
         device_rank = ddist
         rows = np.nonzero(usable & np.isfinite(ddist)[columns.device_index])[0]
-        log.info("no corpus rows for device %s; transferring from %s", device.name,
+        log.debug("no corpus rows for device %s; transferring from %s", device.name,
                  [columns.devices[i].name for i in np.argsort(ddist) if np.isfinite(ddist[i])])
     dist = wdist[columns.workload_index[rows]]
     near = dist <= shape_radius
@@ -130,7 +131,8 @@ def warm_start(workload: Workload, device: Device | str, corpus: Corpus | None, 
         if len(seeds) >= k:
             break
     if refused:
-        log.info("warm_start: %d seed(s) left out because the %s backend refuses them", refused, backend.name)
+        warnings.warn(f"warm start: {refused} corpus config(s) left out because the {backend.name} backend refuses "
+                      f"them for {workload.name} on {target.name}", LeftOutWarning, stacklevel=2)
     return seeds
 
 
@@ -193,5 +195,6 @@ def warm_start_combined(model_shape: ModelShape, device: Device | str, corpus: C
         if len(out) >= k:
             break
     if invalid:
-        log.info("warm_start_combined: %d corpus schedule(s) passed over as not valid ScheduleConfigs", invalid)
+        warnings.warn(f"warm start: {invalid} corpus schedule(s) left out because they are not valid "
+                      "ScheduleConfigs", LeftOutWarning, stacklevel=2)
     return out

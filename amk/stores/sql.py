@@ -12,7 +12,8 @@ Layout (the same tables in both databases)::
                           training reads, indexed by (device, workload, verdict, kind, latency, config,
                           schema version), which answers best_configs without reading rows, and by time
     amk_bodies            id -> the rest of the record as JSON: the measurement's other fields (spread,
-                          samples, reason) and the provenance but its timestamp and source
+                          samples, reason) and the provenance but its timestamp and source (a row of
+                          schema 0, the original system's record, holds that record whole)
 
 A record is stored losslessly: reading joins its row, its workload, device and config, and its body
 back into the record dict and structures it through ``record_from_dict`` (so a row from a newer schema
@@ -217,8 +218,11 @@ class UniqueTables:
     def record_dict(self, row: tuple) -> dict[str, Any]:
         """The record dict of a row of ``READ_COLUMNS``."""
         _, schema_version, wid, did, cid, verdict, kind, latency, bound, timestamp, source, body = row
-        w = self.workloads[wid]
         data = json.loads(body)
+        if schema_version == 0 and isinstance(data, Mapping):
+            # The original system's record predates amk's row layout: a row of it holds the record whole.
+            return dict(data)
+        w = self.workloads[wid]
         if not isinstance(data, Mapping) or not isinstance(data.get("measurement"), Mapping) \
                 or not isinstance(data.get("provenance"), Mapping):
             raise ValueError("the stored body is not an object with a measurement and a provenance")

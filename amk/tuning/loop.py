@@ -43,6 +43,7 @@ class TuneResult:
     state: TuneState
     records: list[Record]  # what this session appended (or would have, without a store)
     isolation: str = "thread"  # where the backend measured: "process" (a worker process) or "thread"
+    adopted: int = 0  # on resume: evaluations taken back from the store that the state file had missed
 
     @property
     def best(self) -> Trial | None:
@@ -258,10 +259,9 @@ def tune(target: TuneTarget, settings: TuneSettings, *, seed: int = 0, budget: i
         state.sessions += 1
         state.stop_reason = None
         adopted = adopt_from_store(state, target, store)
-        if adopted:
-            log.info("resume: %d evaluation(s) found in the store after the last saved state", adopted)
     else:
         state = new_state(target, seed)
+        adopted = 0
     measurer = make_measurer(target.backend, settings.isolation, registry)
     session = _Session(target, state, settings, store, state_path, measurer)
     session.save()
@@ -289,4 +289,4 @@ def tune(target: TuneTarget, settings: TuneSettings, *, seed: int = 0, budget: i
         measurer.close()
         progress.close()
     session.save()
-    return TuneResult(target, state, session.records, measurer.mode)
+    return TuneResult(target, state, session.records, measurer.mode, adopted)

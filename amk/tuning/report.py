@@ -45,6 +45,8 @@ def report_dict(result: TuneResult, settings: TuneSettings, store: str | None) -
         "floor_us": floor,
         "fraction_of_floor": (floor / state.incumbent_us) if floor and state.incumbent_us else None,
         "warm_start": list(state.warm_sources),
+        "warm_start_left_out": target.skipped_seeds,  # corpus seeds this search space cannot take
+        "resumed_from_store": result.adopted,
         "prior": target.prior_description,
         "transfer_devices": list(target.transfer_devices),
         "verdicts": dict(sorted(collections.Counter(t.verdict for t in state.trials).items())),

@@ -3,7 +3,7 @@
 The state file is JSON, rewritten after every measurement through a temporary file, fsync and an atomic
 rename, so a SIGKILL leaves either the previous state or the new one, never a torn file. Records reach
 the store before the state is written; on resume, candidate records of the run that the state does not
-yet hold are taken back from the store (:meth:`TuneState.adopt`), so nothing is measured twice.
+yet hold are taken back from the store (:func:`amk.tuning.loop.adopt_from_store`), so nothing is measured twice.
 """
 
 from __future__ import annotations
@@ -52,10 +52,6 @@ class TuneState:
     stop_reason: str | None = None
     version: int = STATE_VERSION
 
-    @property
-    def tried(self) -> set[str]:
-        return {t.key for t in self.trials}
-
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         data = json.dumps(cattrs.unstructure(self), allow_nan=False)
@@ -76,13 +72,13 @@ class TuneState:
             data = json.loads(path.read_text())
         except FileNotFoundError:
             raise TuneStateError(f"no tune state at {path} to resume; run without --resume to start.") from None
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise TuneStateError(f"the tune state {path} is unreadable ({exc}); delete it and start again.") from None
         if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
             raise TuneStateError(f"the tune state {path} is not a version {STATE_VERSION} state; delete it and start again.")
         try:
             state = cattrs.structure(data, cls)
-        except Exception as exc:  # cattrs raises several types; any means the same thing here
+        except (cattrs.errors.CattrsError, ValueError, TypeError, KeyError) as exc:
             raise TuneStateError(f"the tune state {path} is malformed ({exc}); delete it and start again.") from None
         if state.target != target:
             raise TuneStateError(
