@@ -37,8 +37,8 @@ def simulate_command(app: AppContext, caches: Path, budget: int, seeds: int, str
     from amk.core.errors import AmkError
     from amk.core.featurizer import Featurizer
     from amk.core.ranker import Ranker
-    from amk.tuning.settings import tune_settings
     from amk.simulate import STRATEGIES, simulate, summarize
+    from amk.tuning.settings import tune_settings
 
     if budget <= 0 or seeds <= 0:
         raise AmkError(f"--budget {budget} and --seeds {seeds} must both be at least 1.")
