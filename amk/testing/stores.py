@@ -19,7 +19,7 @@ import numpy as np
 
 from amk.core.columns import config_key
 from amk.core.records import MeasurementKind, Record, Verdict, record_id, record_to_json
-from amk.core.store import CorpusStats, Store
+from amk.core.store import CorpusQuery, CorpusStats, Store
 from amk.testing._base import Check, CheckReport, NotApplicable, bind, expect, run_checks
 from amk.testing.samples import column_rows, sample_queries, sample_record, sample_records
 
@@ -101,6 +101,12 @@ def _jsons(records: Iterable[Record]) -> list[str]:
     return [record_to_json(r) for r in records]
 
 
+def _q(query: CorpusQuery) -> str:
+    """A query as its set fields only, for a failure message: CorpusQuery(device='h100')."""
+    fields = ", ".join(f"{k}={v!r}" for k, v in attrs.asdict(query, recurse=False).items() if v is not None)
+    return f"CorpusQuery({fields})"
+
+
 def _row_diff(got: list, expected: list) -> str:
     """Where two lists of rows (or record JSONs) first differ, for a failure message."""
     if len(got) != len(expected):
@@ -137,10 +143,10 @@ def query_and_count_match_the_generic_filter(subject: StoreSubject) -> None:
         for query in QUERIES:
             expected = _jsons(REFERENCE.query(query))
             got = _jsons(store.query(query))
-            expect(got == expected, f"query({query!r}) should return the {len(expected)} matching records in "
+            expect(got == expected, f"query({_q(query)}) should return the {len(expected)} matching records in "
                                     f"append order: {_row_diff(got, expected)}")
             count = store.count(query)
-            expect(count == len(expected), f"count({query!r}) should be {len(expected)}, got {count}")
+            expect(count == len(expected), f"count({_q(query)}) should be {len(expected)}, got {count}")
 
 
 def columns_hold_the_rows_of_columns_built_from_the_records(subject: StoreSubject) -> None:
@@ -148,7 +154,7 @@ def columns_hold_the_rows_of_columns_built_from_the_records(subject: StoreSubjec
     with subject.filled() as store:
         for query in QUERIES:
             got, expected = column_rows(store.columns(query)), column_rows(REFERENCE.columns(query))
-            expect(got == expected, f"columns({query!r}) should hold the {len(expected)} rows of "
+            expect(got == expected, f"columns({_q(query)}) should hold the {len(expected)} rows of "
                                     f"CorpusColumns.from_records of the matching records: {_row_diff(got, expected)}")
 
 
