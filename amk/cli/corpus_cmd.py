@@ -198,9 +198,11 @@ def export_command(app: AppContext, output: Path | None, fmt: str, device: str |
     """
     from amk.core.records import MeasurementKind, Verdict
     from amk.core.store import CorpusQuery
-    from amk.formats import format_named, write_records
+    from amk.core.errors import ExportError
+    from amk.formats import write_records
 
-    format_named(fmt)  # an unknown name fails before the store is read
+    if fmt not in EXPORT_NAMES:  # fails before the store is read
+        raise ExportError(f"unknown export format {fmt!r}; the formats amk writes are {list(EXPORT_NAMES)}.")
 
     def writer(records, out):
         return write_records(records, out, fmt)
