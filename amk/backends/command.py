@@ -65,22 +65,12 @@ from amk.core.backend import Backend
 from amk.core.columns import config_key
 from amk.core.devices import Device, resolve_device
 from amk.core.errors import BackendError, ValidationError
-from amk.core.records import Measurement, MeasurementKind, Verdict
+from amk.core.records import LATENCY_UNITS, Measurement, MeasurementKind, Verdict, latency_to_us
 from amk.core.space import SearchSpace
 from amk.core.workload import Workload
 
-# Microseconds per unit: amk keeps latencies in us.
-UNITS: dict[str, float] = {"ns": 1e-3, "us": 1.0, "µs": 1.0, "ms": 1e3, "s": 1e6}
 SPACE_KEYS = ("tune_params", "restrictions", "defaults")
 KILL_WAIT_S = 5.0  # after killing a program's group, how long its pipes may take to close
-
-
-def to_us(value: float, unit: str) -> float:
-    """``value`` in ``unit`` (ns, us, ms, s) as microseconds; ValidationError for an unknown unit."""
-    factor = UNITS.get(unit.strip().lower())
-    if factor is None:
-        raise ValidationError(f"unit {unit!r} is not one of {sorted(set(UNITS) - {'µs'})}.")
-    return value * factor
 
 
 # -- the search-space file ----------------------------------------------------------------------------
@@ -268,7 +258,7 @@ def read_json_output(stdout: str, time_key: str, unit: str, correct_key: str = "
             if correct_key not in obj:
                 raise OutputError(f"the output line {line[:200]!r} has no {correct_key!r} (correct_key)")
             correct = bool(obj[correct_key])
-        return ReadOutput([to_us(v, unit) for v in values], correct)
+        return ReadOutput([latency_to_us(v, unit) for v in values], correct)
     raise OutputError(f"no line of the output is a JSON object with {time_key!r} (time_key)")
 
 
@@ -288,7 +278,7 @@ def read_regex_output(stdout: str, pattern: re.Pattern[str], unit: str) -> ReadO
     found_unit = match.group("unit") if "unit" in names and match.group("unit") else unit
     try:
         values = _positive_numbers(value, "the matched time")
-        return ReadOutput([to_us(values[0], found_unit)], None)
+        return ReadOutput([latency_to_us(values[0], found_unit)], None)
     except ValidationError as exc:
         raise OutputError(f"the matched unit: {exc}") from None
 
@@ -317,7 +307,7 @@ def detect_device() -> Device:
 
 # -- the backend ----------------------------------------------------------------------------------------
 def _check_unit(instance: Any, attribute: attrs.Attribute, value: str) -> None:
-    if value.strip().lower() not in UNITS:
+    if value.strip().lower() not in LATENCY_UNITS:
         raise ValueError(f"{attribute.name}={value!r} must be one of ns, us, ms, s")
 
 
