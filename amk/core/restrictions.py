@@ -35,6 +35,7 @@ class CompiledRestriction:
 
         self.text = text
         try:
+            ast.parse(text.strip(), mode="eval")  # one expression: no statement, no second expression
             self._node = EvalWithCompoundTypes.parse(text)
         except (SyntaxError, InvalidExpression, ValueError) as exc:
             raise ValidationError(f"the restriction {text!r} is not an expression ({exc}); write it as Python, "
