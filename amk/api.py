@@ -96,7 +96,7 @@ def _settings(config: AmkConfig, settings: TuneSettings | Mapping[str, Any] | No
     else:
         base = tune_settings(config)
         if settings:
-            from amk.core.config import structure_options, options_converter
+            from amk.core.config import options_converter, structure_options
 
             merged = {**options_converter.unstructure(base), **dict(settings)}
             base = structure_options(TuneSettings, merged, where="amk.tune(settings=...)", label="[tune]")

@@ -110,6 +110,7 @@ def test_process_isolation_is_refused_with_what_to_use_instead(corpus):
 def test_importing_amk_stays_cheap_and_amk_tune_is_a_function():
     code = ("import sys, amk; assert callable(amk.tune); "
             "print(sorted(m for m in sys.modules if m.startswith(('amk.tuning', 'amk.api', 'numpy', 'simpleeval'))))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=amk_env(), timeout=60)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=amk_env(), timeout=60,
+                         check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

@@ -65,6 +65,7 @@ from amk.core.backend import Backend
 from amk.core.columns import config_key
 from amk.core.devices import Device, resolve_device
 from amk.core.errors import BackendError, ValidationError
+from amk.core.processes import describe_exit, kill_group
 from amk.core.records import LATENCY_UNITS, Measurement, MeasurementKind, Verdict, latency_to_us
 from amk.core.space import SearchSpace
 from amk.core.workload import Workload
@@ -181,14 +182,15 @@ def run_program(argv: list[str], *, env: Mapping[str, str], cwd: str | None, tim
     """
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=dict(env), cwd=cwd or None, start_new_session=True, preexec_fn=_PREEXEC)
+                                env=dict(env), cwd=cwd or None, start_new_session=True,
+                                preexec_fn=_PREEXEC)  # noqa: PLW1509 (one prctl call, resolved before the fork)
     except OSError as exc:
         raise BackendError(f"cannot start {argv[0]!r} ({exc.strerror or exc}); check the command and the "
                            "cwd option.") from None
     try:
         stdout, stderr = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        _kill_group(proc.pid)
+        kill_group(proc.pid)
         try:
             stdout, stderr = proc.communicate(timeout=KILL_WAIT_S)
         except subprocess.TimeoutExpired:  # a process that left the group holds the pipes open
@@ -197,24 +199,10 @@ def run_program(argv: list[str], *, env: Mapping[str, str], cwd: str | None, tim
             proc.wait()
         return ProgramRun(None, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
     except BaseException:
-        _kill_group(proc.pid)
+        kill_group(proc.pid)
         proc.wait()
         raise
     return ProgramRun(proc.returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
-
-
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return "unknown signal"
 
 
 # -- reading the latency ------------------------------------------------------------------------------
@@ -293,7 +281,7 @@ def detect_device() -> Device:
     if smi and wanted not in ("", "-1"):
         try:
             out = subprocess.run([smi, "--query-gpu=index,uuid,name", "--format=csv,noheader"], capture_output=True,
-                                 text=True, timeout=20).stdout
+                                 text=True, timeout=20, check=False).stdout
         except (OSError, subprocess.TimeoutExpired):
             out = ""
         gpus = [[part.strip() for part in line.split(",", 2)] for line in out.splitlines() if line.count(",") >= 2]
@@ -456,11 +444,10 @@ class CommandBackend(Backend):
             return self._result(Verdict.TIMEOUT, f"{what} ran past timeout_s={self.options.timeout_s:g} s; its "
                                                  f"process group was killed{said}")
         if run.returncode < 0:
-            number = -run.returncode
-            return self._result(Verdict.CRASH, f"{what} was killed by signal {number} ({_signal_name(number)}){said}")
+            return self._result(Verdict.CRASH, f"{what} was {describe_exit(run.returncode)}{said}")
         if run.returncode != 0:
             wrong = " (a wrong answer or a failed run)" if what == "the program" else ""
-            return self._result(Verdict.FAIL, f"{what} exited with code {run.returncode}{wrong}{said}")
+            return self._result(Verdict.FAIL, f"{what} {describe_exit(run.returncode)}{wrong}{said}")
         return None
 
     def _result(self, verdict: Verdict, reason: str) -> Measurement:

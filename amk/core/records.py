@@ -23,7 +23,6 @@ from amk.core.errors import AmkError, RecordError, ValidationError
 from amk.core.migrations import SCHEMA_VERSION, upgrade_to_current
 from amk.core.workload import Workload
 
-
 # Microseconds per unit of a latency: amk keeps every latency in microseconds (``latency_us``).
 LATENCY_UNITS: dict[str, float] = {"ns": 1e-3, "us": 1.0, "µs": 1.0, "ms": 1e3, "s": 1e6}
 

@@ -54,7 +54,7 @@ class CompiledRestriction:
             self._evaluator.names = dict(config)
             try:
                 return bool(self._evaluator.eval(self.text, previously_parsed=self._node))
-            except Exception as exc:  # the expression's own failure (ZeroDivisionError, a refused feature)
+            except Exception as exc:  # noqa: BLE001 (the expression's own failure: ZeroDivisionError, a refused feature)
                 raise ValidationError(
                     f"the restriction {self.text!r} raised {type(exc).__name__} ({exc}) on the config "
                     f"{dict(config)!r}; guard it (e.g. 'b > 0 and n % b == 0') or fix it.") from None

@@ -44,7 +44,15 @@ from amk.core.columns import CorpusColumns, config_key
 from amk.core.config import AmkConfig, load_config, open_store
 from amk.core.devices import Device
 from amk.core.errors import LeftOutWarning, ValidationError, WrongAnswerError
-from amk.core.records import LATENCY_UNITS, Measurement, MeasurementKind, Provenance, Record, Verdict, latency_to_us
+from amk.core.records import (
+    LATENCY_UNITS,
+    Measurement,
+    MeasurementKind,
+    Provenance,
+    Record,
+    Verdict,
+    latency_to_us,
+)
 from amk.core.space import Knob, SearchSpace
 from amk.core.store import CorpusQuery, Store
 from amk.core.workload import Workload
