@@ -254,3 +254,33 @@ def test_a_restriction_that_raises_on_a_config_names_itself_and_the_config():
 def test_a_restriction_may_be_a_callable_over_the_config_as_in_kernel_tuner():
     space = SearchSpace.from_tune_params({"x": [1, 2, 3, 4]}, [lambda c: c["x"] % 2 == 0, "x > 2"])
     assert list(space) == [{"x": 4}]
+
+
+# -- the local device ---------------------------------------------------------------------------------
+NVIDIA_SMI = """#!/bin/sh
+echo "0, GPU-1111aaaa-0000, NVIDIA H100 80GB HBM3"
+echo "1, GPU-2222bbbb-0000, NVIDIA A100-PCIE-40GB"
+"""
+
+
+@pytest.mark.parametrize(("visible", "expected"), [
+    (None, "h100"), ("1", "a100"), ("GPU-2222bbbb", "a100"), ("1,0", "a100"), ("", "cpu-"), ("-1", "cpu-"),
+])
+def test_the_local_device_is_the_first_visible_gpu_else_the_cpu(tmp_path, monkeypatch, visible, expected):
+    # nvidia-smi cannot run on a machine without a GPU: a script prints what it prints there.
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text(NVIDIA_SMI)
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    assert CommandBackend().local_device().name.startswith(expected)
+
+
+def test_without_nvidia_smi_the_local_device_is_this_machines_cpu(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    from amk.backends.cpu import local_cpu_device
+
+    assert CommandBackend().local_device().name == local_cpu_device().name
