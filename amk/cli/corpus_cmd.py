@@ -196,9 +196,9 @@ def export_command(app: AppContext, output: Path | None, fmt: str, device: str |
 
     Entries the store cannot read are listed on stderr and make the command exit 1 after writing the rest.
     """
+    from amk.core.errors import ExportError
     from amk.core.records import MeasurementKind, Verdict
     from amk.core.store import CorpusQuery
-    from amk.core.errors import ExportError
     from amk.formats import write_records
 
     if fmt not in EXPORT_NAMES:  # fails before the store is read

@@ -43,6 +43,8 @@ from amk.core.config import options_converter, structure_options
 from amk.core.devices import Device
 from amk.core.errors import BackendError, InvalidConfigError, PluginError
 from amk.core.plugins import Registry, build_registry, get_registry
+from amk.core.processes import describe_exit
+from amk.core.processes import kill_group as _kill_group
 from amk.core.records import Measurement, MeasurementKind, Verdict, converter
 from amk.core.workload import Workload
 from amk.tuning.gates import checked_measurement, error_measurement, measure_guarded
@@ -303,24 +305,6 @@ def _exited(pid: int, timeout_s: float) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.005)
-
-
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def describe_exit(returncode: int) -> str:
-    """``killed by signal 11 (SIGSEGV)`` / ``exited with code 3``."""
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = "unknown signal"
-        return f"killed by signal {-returncode} ({name})"
-    return f"exited with code {returncode}"
 
 
 class WorkerProcess:
