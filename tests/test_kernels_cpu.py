@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch", reason="the cpu backend needs torch (pip in
 from amk.backends import cpu as cpu_backend
 from amk.backends.cache_dir import CACHE_ENV_VAR
 from amk.backends.gemv_step import check_step_outputs, latency_stats, output_error, plan_decode_step
+from amk.core.backend import Backend
 from amk.core.devices import Device
 from amk.core.errors import BackendError, ValidationError
 from amk.core.plugins import create
@@ -28,7 +29,7 @@ FAST = {"warmup": 1, "repeats": 5, "memory_budget_mb": 64}
 @pytest.fixture(scope="session")
 def backend():
     """The cpu backend with the kernel built (once per machine: later sessions load it from the cache)."""
-    b = create("backend", "cpu", cpu_backend.CpuBackend.Options(**FAST))
+    b = create(Backend, "cpu", cpu_backend.CpuBackend.Options(**FAST))
     cpu_backend.load_extension()
     return b
 
