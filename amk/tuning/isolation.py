@@ -71,7 +71,7 @@ class BackendSpec:
     @classmethod
     def of(cls, backend: Backend, registry: Any) -> BackendSpec:
         """The spec of a live backend created through ``registry``; refuses one the registry cannot rebuild."""
-        from amk.core.config import _options_converter
+        from amk.core.config import options_converter
         from amk.core.errors import PluginError
 
         hint = 'register it as a plugin (docs/plugins.md) or set [tune] isolation = "thread"'
@@ -84,7 +84,7 @@ class BackendSpec:
             raise BackendError(
                 f"the backend {backend.name!r} is a {_class_path(type(backend))}, not the registered "
                 f"{_class_path(impl.cls)}, so a worker process cannot rebuild it; {hint}.")
-        return cls(backend.name, _options_converter.unstructure(backend.options), _class_path(impl.cls),
+        return cls(backend.name, options_converter.unstructure(backend.options), _class_path(impl.cls),
                    getattr(registry, "include_entry_points", True))
 
     def create(self) -> Backend:
