@@ -11,20 +11,13 @@ from pathlib import Path
 import click
 
 from amk.cli.context import AppContext, pass_app
+from amk.cli.problems import echo_problems, echo_unreadable
 from amk.formats import EXPORT_NAMES
 
 
 @click.group("corpus")
 def corpus_group() -> None:
     """Import, inspect, validate, migrate, copy and export the corpus of measured points."""
-
-
-def _echo_problems(problems, limit: int | None = None) -> None:
-    for i, problem in enumerate(problems):
-        if limit is not None and i >= limit:
-            click.echo(f"... and {len(problems) - limit} more", err=True)
-            break
-        click.echo(f"{problem.where}: {problem.reason}", err=True)
 
 
 @corpus_group.command("import")
@@ -65,7 +58,7 @@ def import_command(app: AppContext, files: tuple[Path, ...], fmt: str | None, de
                     known.add(rid)
                 records.append(record)
             added = store.append(records)
-            _echo_problems(problems)
+            echo_problems(problems)
             total_bad += len(problems)
             dup_note = f", {duplicates} already in the store (skipped)" if duplicates else ""
             click.echo(f"{path}: imported {added} records into {store.describe()}, "
@@ -101,8 +94,7 @@ def stats_command(app: AppContext, as_json: bool) -> None:
         known = {k: v for k, v in shape.items() if v not in (0, None)}
         shape_text = ", ".join(f"{k}={v}" for k, v in known.items()) or "shape unknown"
         click.echo(f"  {key:<40} {n:>9}   {shape_text}")
-    if problems:
-        click.echo(f"unreadable entries: {len(problems)} (run 'amk corpus validate' on the file to list them)")
+    echo_unreadable(problems)
 
 
 @corpus_group.command("validate")
@@ -121,7 +113,7 @@ def validate_command(files: tuple[Path, ...], fmt: str | None) -> None:
                 problems.append(item.problem)
             else:
                 good += 1
-        _echo_problems(problems)
+        echo_problems(problems)
         bad += len(problems)
         click.echo(f"{path}: {good} valid records, {len(problems)} bad")
     if bad:
@@ -162,7 +154,7 @@ def copy_command(src: str, dst: str, batch_size: int) -> None:
         problems = source.problems()
         readable = source.count()
         after = target.count()
-        _echo_problems(problems, limit=20)
+        echo_problems(problems, limit=20)
         click.echo(f"copied {copied} records from {source.describe()} to {target.describe()} "
                    f"(it held {before}, now {after})")
         if problems:
@@ -223,7 +215,7 @@ def export_command(app: AppContext, output: Path | None, fmt: str, device: str |
                 partial.unlink(missing_ok=True)
         problems = store.problems()
         where = store.describe()
-    _echo_problems(problems, limit=20)
+    echo_problems(problems, limit=20)
     target = str(output) if output else "stdout"
     click.echo(f"exported {written} records from {where} to {target} as {fmt}", err=True)
     if problems:

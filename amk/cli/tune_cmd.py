@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from amk.cli.context import AppContext, pass_app
+from amk.cli.problems import echo_unreadable
 from amk.cli.target import WORKLOAD_HELP, parse_kinds, parse_workload, workload_options
 
 
@@ -125,10 +126,7 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
                    "(pass --resume to continue that run instead)", err=True)
     with app.open_store() as store:
         corpus = store.columns()
-        problems = store.problems()
-        if problems:
-            click.echo(f"amk: {len(problems)} unreadable entries in {store.describe()} left out "
-                       "(run 'amk corpus validate' on the file to list them)", err=True)
+        echo_unreadable(store.problems(), store.describe())
         if resume:
             previous = TuneState.load(state_path, target_id(workload, dev, backend.name))
             corpus = without_run(corpus, previous.run_id)
