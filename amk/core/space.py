@@ -8,7 +8,8 @@ from typing import Any
 
 import attrs
 
-from amk.core.errors import InvalidConfigError
+from amk.core.errors import InvalidConfigError, ValidationError
+from amk.core.restrictions import compile_restrictions
 
 
 @attrs.frozen
@@ -108,9 +109,6 @@ class SearchSpace:
 
         Raises ValidationError naming the knob or restriction at fault.
         """
-        from amk.core.errors import ValidationError
-        from amk.core.restrictions import compile_restrictions
-
         if not isinstance(tune_params, Mapping) or not tune_params:
             raise ValidationError(f"tune_params must map each knob to its list of choices, got {tune_params!r}.")
         defaults = dict(defaults or {})
