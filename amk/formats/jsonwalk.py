@@ -54,6 +54,7 @@ class Walked:
     state: str = "closed"
     damage: list[Damage] = attrs.field(factory=list)
     not_an_object: str | None = None  # why the text is no JSON object at all
+    partial: set[str] = attrs.field(factory=set)  # members whose object or array the text cut off
 
     def entries(self, key: str) -> list[Entry]:
         """The entries of member ``key`` (an object's members or an array's items), in file order; for an
@@ -116,8 +117,22 @@ def _key_at(text: str, i: int) -> Any:
     return key if isinstance(key, str) else None
 
 
+# A member of an object of objects (a Kernel Tuner cache): a quoted key, a colon and an object.
+_OBJECT_MEMBER = re.compile(r'"(?:[^"\\\n]|\\.)*"[ \t]*:[ \t]*\{')
+
+
 def _resume(text: str, i: int, is_object: bool, close: str) -> int | None:
-    """The start of the next line after ``i`` that starts a whole member (or closes the container)."""
+    """Where reading resumes after a member at ``i`` that cannot be read: a whole key-and-object member
+    later on the same line (two lines run together), else the next line that starts a whole member or
+    closes the container."""
+    line_end = text.find("\n", i)
+    if is_object:
+        for match in _OBJECT_MEMBER.finditer(text, i + 1, line_end if line_end >= 0 else len(text)):
+            try:
+                _member(text, match.start(), True)
+            except ValueError:
+                continue
+            return match.start()
     while True:
         newline = text.find("\n", i)
         if newline < 0:
@@ -209,6 +224,7 @@ def walk_document(text: str, *, exact: bool = True) -> Walked:
             value, i, ended = _walk_container(text, value_start, out, key)
             out.fields[key] = value
             if ended != "closed":
+                out.partial.add(key)
                 out.state = "open" if ended == "eof" else "torn"
                 return out
             continue

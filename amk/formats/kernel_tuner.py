@@ -51,9 +51,10 @@ from amk.core.errors import AmkError, ExportError, ImportFormatError, MissingDep
 from amk.core.records import Measurement, MeasurementKind, Provenance, Record, Verdict
 from amk.core.workload import Workload
 from amk.formats import ImportItem, ImportOptions, file_device, read_file
-from amk.formats.source import Source, position, walk_items
+from amk.formats.source import Source, check_header, position, walk_items
 from amk.formats.values import (
     Tally,
+    all_finite_positive,
     has_replacement,
     is_finite_number,
     median_and_iqr_us,
@@ -108,6 +109,9 @@ def _header(path: Path, fields: Mapping[str, Any], torn: bool) -> None:
     keys = fields["tune_params_keys"]
     if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
         raise ImportFormatError(f"{path}: 'tune_params_keys' must be a non-empty list of parameter names.")
+    if has_replacement(keys):
+        raise ImportFormatError(f"{path}: 'tune_params_keys' {keys!r} holds bytes that are not UTF-8, so no entry "
+                                "can be matched to its parameters; fix the file's header.")
 
 
 def _marker(entry: Mapping[str, Any], params: set[str]) -> tuple[str, str] | None:
@@ -128,7 +132,7 @@ def _measurement(entry: Mapping[str, Any], params: set[str]) -> Measurement:
     """The verdict and latency of an entry; ValueError naming the field when neither can be read."""
     marked = _marker(entry, params)
     if marked is not None:
-        marker, field = marked
+        marker = marked[0]
         verdict = FAILURE_VERDICTS.get(marker, Verdict.FAIL)
         return Measurement(verdict=verdict, kind=MeasurementKind.MEASURED, reason=marker)
     if "time" not in entry:
@@ -149,9 +153,9 @@ def _measurement(entry: Mapping[str, Any], params: set[str]) -> Measurement:
                            samples=1)
     if not isinstance(times, list):
         raise ValueError(f"'times' is {times!r}: it must be a list of milliseconds")
-    for i, sample in enumerate(times):
-        if not is_finite_number(sample) or not sample > 0:
-            raise ValueError(f"'times[{i}]' is {sample!r}: every sample must be a finite number of milliseconds > 0")
+    if not all_finite_positive(times):
+        i, sample = next((i, t) for i, t in enumerate(times) if not is_finite_number(t) or not t > 0)
+        raise ValueError(f"'times[{i}]' is {sample!r}: every sample must be a finite number of milliseconds > 0")
     median, spread = median_and_iqr_us(times, 1000.0)
     return Measurement(verdict=Verdict.PASS, kind=MeasurementKind.MEASURED, latency_us=median, spread_us=spread,
                        samples=len(times))
@@ -172,6 +176,7 @@ def read_kernel_tuner_source(source: Source, options: ImportOptions) -> Iterator
     if document.not_an_object:
         raise ImportFormatError(f"{path}: not a Kernel Tuner cache ({document.not_an_object}).")
     fields = document.fields
+    check_header(source, "cache")
     _header(path, fields, document.state == "torn")
     dev = file_device(path, fields.get("device_name"), options.device)
     if options.device:
@@ -189,14 +194,14 @@ def read_kernel_tuner_source(source: Source, options: ImportOptions) -> Iterator
     if header_found:
         tally.add(f"header field(s) {', '.join(header_found)} NaN or infinite, kept as null", "the header")
 
-    entries = document.entries("cache")
+    checks = (source.may_hold_nonfinite(), bool(source.replaced))
     read = 0
-    for item in entries:
+    for item in document.entries("cache"):
         where = f"{path}#{item.key}"
         read += 1
         try:
             record = _record(item.key, item.value, params, param_set, workload, dev, where, header_extra,
-                             backend_version, tally)
+                             backend_version, tally, checks)
         except (ValueError, TypeError, AmkError) as exc:
             yield problem(where, str(exc))
             continue
@@ -207,14 +212,17 @@ def read_kernel_tuner_source(source: Source, options: ImportOptions) -> Iterator
 
 
 def _record(key: str, entry: Any, params: list[str], param_set: set[str], workload: Workload, dev: Device,
-            where: str, header_extra: dict[str, Any], backend_version: str, tally: Tally) -> Record:
+            where: str, header_extra: dict[str, Any], backend_version: str, tally: Tally,
+            checks: tuple[bool, bool] = (True, True)) -> Record:
+    """One entry's record; ``checks`` says whether the file may hold non-finite numbers and replaced bytes."""
+    nonfinite, replaced = checks
     if not isinstance(entry, dict):
         raise ValueError(f"an entry must be an object, got {type(entry).__name__}")
     missing = [p for p in params if p not in entry]
     if missing:
         raise ValueError(f"the entry has no value for tune parameter(s) {missing}")
     config = {p: entry[p] for p in params}
-    for name, value in config.items():
+    for name, value in config.items() if nonfinite or replaced else ():
         if has_replacement(value):
             raise ValueError(f"tune parameter {name!r} = {value!r} holds bytes that are not UTF-8")
         if isinstance(value, float) and not math.isfinite(value):
@@ -224,8 +232,9 @@ def _record(key: str, entry: Any, params: list[str], param_set: set[str], worklo
     if not readable:
         tally.add(f"a 'timestamp' amk cannot read (e.g. {entry.get('timestamp')!r}), imported without one", key)
     found: list[str] = []
-    extra = without_nonfinite({k: v for k, v in entry.items() if k not in param_set and k not in ("time", "timestamp")},
-                              "", found)
+    extra = {k: v for k, v in entry.items() if k not in param_set and k not in ("time", "timestamp")}
+    if nonfinite:
+        extra = without_nonfinite(extra, "", found)
     if "time" in entry and not isinstance(entry["time"], str):
         extra["kernel_tuner_time_ms"] = entry["time"]
     for field in found:

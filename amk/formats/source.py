@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import re
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,6 +61,7 @@ class Source:
         self.encoding = "utf-8"
         self._text: str | None = None
         self._document: Walked | None = None
+        self._nonfinite: bool | None = None
 
     def _bytes(self) -> bytes:
         try:
@@ -76,8 +78,8 @@ class Source:
                 data = stream.decompress(raw)
             except zlib.error:
                 data = b""
-            self.problems.append((str(self.path), f"the gzip stream is damaged or cut off ({exc}); the "
-                                  f"{len(data)} bytes before that point were read"))
+            reason = f"the gzip stream is damaged or cut off ({exc}); the {len(data)} bytes before that point were read"
+            self.problems.append((str(self.path), reason))
             return data
 
     def head(self) -> str:
@@ -105,6 +107,14 @@ class Source:
                 self._text = data.decode(self.encoding, errors="replace")
         return self._text
 
+    def may_hold_nonfinite(self) -> bool:
+        """False when no number in the text can be NaN or infinite (no ``NaN``, no ``Infinity``, no exponent
+        of three digits), so readers can skip looking for them."""
+        if self._nonfinite is None:
+            text = self.text()
+            self._nonfinite = "NaN" in text or "Infinity" in text or re.search(r"\d[eE]\+?\d{3}", text) is not None
+        return self._nonfinite
+
     def document(self) -> Walked:
         """The JSON document, walked entry by entry where it does not parse whole (cached)."""
         if self._document is None:
@@ -120,8 +130,8 @@ class Source:
                 for lineno, raw in enumerate(f, 1):
                     yield lineno, raw
             except (EOFError, OSError, zlib.error) as exc:
-                self.problems.append((f"{self.path}:{lineno + 1}", f"the gzip stream is damaged or cut off "
-                                      f"({exc}); the lines before it were read"))
+                reason = f"the gzip stream is damaged or cut off ({exc}); the lines before it were read"
+                self.problems.append((f"{self.path}:{lineno + 1}", reason))
 
 
 def _encoding(data: bytes) -> str:
@@ -156,6 +166,15 @@ def _decode_utf8(data: bytes, replaced: list[tuple[int, bytes]]) -> str:
             n += 1
             i += exc.end
     return "".join(parts)
+
+
+def check_header(source: Source, container: str) -> None:
+    """ImportFormatError when a top-level member other than ``container`` (the one holding the entries) was
+    cut off: a header read in part would give wrong values to every entry."""
+    cut = sorted(source.document().partial - {container})
+    if cut:
+        raise ImportFormatError(f"{source.path}: the file is cut off inside its header field(s) {cut}, so none of "
+                                f"its entries can be read right.")
 
 
 def walk_items(source: Source, container: str, read: int) -> Iterator[ImportItem]:

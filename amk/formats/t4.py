@@ -35,13 +35,15 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from amk.core.devices import Device
 from amk.core.errors import AmkError, ExportError, ImportFormatError, LeftOutWarning, MissingDependencyError
 from amk.core.records import Measurement, MeasurementKind, Provenance, Record, Verdict
 from amk.core.workload import Workload
 from amk.formats import ImportItem, ImportOptions, file_device
-from amk.formats.source import Source, walk_items
+from amk.formats.source import Source, check_header, walk_items
 from amk.formats.t1 import KernelSpace, looks_like_t1, read_kernel_space
 from amk.formats.values import (
+    all_finite_positive,
     is_finite_number,
     median_and_iqr_us,
     note,
@@ -126,6 +128,7 @@ def read_t4(source: Source, options: ImportOptions) -> Iterator[ImportItem]:
     fields = document.fields
     if not isinstance(fields.get("results"), list):
         raise ImportFormatError(f"{path}: T4 results need a 'results' list.")
+    check_header(source, "results")
     space, said = _kernel_space(source, options)
     yield from said
     named, origin = _device_name(source, options, space)
@@ -151,13 +154,16 @@ def read_t4(source: Source, options: ImportOptions) -> Iterator[ImportItem]:
         header["tune_params_keys"] = params
     found: list[str] = []
     header["metadata"] = without_nonfinite(metadata, "metadata", found)
+    if found:
+        yield note(str(path), f"{', '.join(found)} NaN or infinite, kept as null")
     header["device_name"] = named
+    nonfinite = source.may_hold_nonfinite()
     read = 0
     for entry in document.entries("results"):
         read += 1
         where = f"{path}#results[{entry.key}]"
         try:
-            record = _record(entry.value, params, workload, dev, file_unit, header, where)
+            record = _record(entry.value, params, workload, dev, file_unit, header, where, nonfinite)
         except (ValueError, TypeError, AmkError) as exc:
             yield problem(where, str(exc))
             continue
@@ -189,9 +195,9 @@ def _latency(result: Mapping[str, Any], objective: Mapping[str, Any] | None, fil
     times = result.get("times") if isinstance(result.get("times"), dict) else {}
     runtimes = times.get("runtimes")
     if isinstance(runtimes, list) and runtimes:
-        for i, sample in enumerate(runtimes):
-            if not is_finite_number(sample) or not sample > 0:
-                raise ValueError(f"'times.runtimes[{i}]' is {sample!r}: every runtime must be a finite number > 0")
+        if not all_finite_positive(runtimes):
+            i, sample = next((i, t) for i, t in enumerate(runtimes) if not is_finite_number(t) or not t > 0)
+            raise ValueError(f"'times.runtimes[{i}]' is {sample!r}: every runtime must be a finite number > 0")
         median, spread = median_and_iqr_us(runtimes, file_unit)
         return Measurement(verdict=Verdict.PASS, kind=MeasurementKind.MEASURED, latency_us=median,
                            spread_us=spread, samples=len(runtimes))
@@ -206,8 +212,8 @@ def _latency(result: Mapping[str, Any], objective: Mapping[str, Any] | None, fil
                        samples=1)
 
 
-def _record(result: Any, params: list[str] | None, workload: Workload, dev, file_unit: float,
-            header: dict[str, Any], where: str) -> Record:
+def _record(result: Any, params: list[str] | None, workload: Workload, dev: Device, file_unit: float,
+            header: dict[str, Any], where: str, nonfinite: bool = True) -> Record:
     if not isinstance(result, dict):
         raise ValueError(f"a result must be an object, got {type(result).__name__}")
     config = result.get("configuration")
@@ -231,8 +237,10 @@ def _record(result: Any, params: list[str] | None, workload: Workload, dev, file
     timestamp, readable = parse_timestamp(result.get("timestamp"))
     if not readable:
         raise ValueError(f"'timestamp' {result.get('timestamp')!r} is no ISO 8601 time")
+    kept = {k: v for k, v in result.items() if k != "configuration"}
     found: list[str] = []
-    kept = without_nonfinite({k: v for k, v in result.items() if k != "configuration"}, "", found)
+    if nonfinite:
+        without_nonfinite(kept, "", found)
     if found:
         raise ValueError(f"{', '.join(found)} NaN or infinite")
     return Record(workload=workload, device=dev, config=config, measurement=measurement,
@@ -280,8 +288,23 @@ def _built_result(record: Record, params: list[str]) -> dict[str, Any]:
     return result
 
 
+def _kept_unit(record: Record) -> tuple[dict[str, Any], float] | None:
+    """(metadata, microseconds per time unit) of a record read from T4, None for any other record."""
+    kept = _kept(record, "t4")
+    if not kept or record.provenance.backend != BACKEND_NAME:
+        return None
+    metadata = _kept(record, "header").get("metadata")
+    metadata = dict(metadata) if isinstance(metadata, Mapping) else {}
+    return metadata, unit_us(metadata.get("timeunit"), 1e3) or 0.0
+
+
 def t4_document(records: Iterable[Record]) -> dict[str, Any]:
-    """The T4 results document of ``records`` (one kernel on one device at one problem size)."""
+    """The T4 results document of ``records`` (one kernel on one device at one problem size).
+
+    A result read from T4 is written back as read, with its file's ``metadata``, when every record is in
+    milliseconds (the unit amk writes) and the T4 ones share one ``metadata``; otherwise each result is
+    built from its record.
+    """
     from amk.formats.kernel_tuner import one_target
 
     records = list(records)
@@ -290,17 +313,21 @@ def t4_document(records: Iterable[Record]) -> dict[str, Any]:
     declared = header.get("tune_params_keys")
     params = list(declared) if isinstance(declared, list) and set(declared) == set(records[0].config) \
         else list(records[0].config)
+    units = [_kept_unit(r) for r in records]
+    metadatas = {json.dumps(u[0], sort_keys=True) for u in units if u is not None}
+    verbatim = len(metadatas) == 1 and all(u is None or u[1] == 1e3 for u in units)
     results = []
-    for record in records:
+    for record, unit in zip(records, units):
         if set(record.config) != set(params):
             raise ExportError(f"record configs have different parameters ({sorted(params)} and "
                               f"{sorted(record.config)}); a T4 file holds one kernel's search space.")
-        kept = _kept(record, "t4")
-        if kept and record.provenance.backend == BACKEND_NAME:
-            results.append({"configuration": {p: record.config[p] for p in params}, **kept})
+        if verbatim and unit is not None:
+            results.append({"configuration": {p: record.config[p] for p in params}, **_kept(record, "t4")})
         else:
             results.append(_built_result(record, params))
-    return {"schema_version": SCHEMA_VERSION, "metadata": {"timeunit": "milliseconds"}, "results": results}
+    metadata = json.loads(metadatas.pop()) if verbatim else {}
+    metadata["timeunit"] = metadata.get("timeunit") or "milliseconds"
+    return {"schema_version": SCHEMA_VERSION, "metadata": metadata, "results": results}
 
 
 def check_t4(document: Mapping[str, Any]) -> None:

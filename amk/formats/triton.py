@@ -30,7 +30,7 @@ from amk.core.errors import AmkError, ImportFormatError
 from amk.core.records import Measurement, MeasurementKind, Provenance, Record, Verdict
 from amk.core.workload import Workload
 from amk.formats import ImportItem, ImportOptions, file_device
-from amk.formats.source import Source, walk_items
+from amk.formats.source import Source, check_header, walk_items
 from amk.formats.values import is_finite_number, note, problem
 
 BACKEND_NAME = "triton"
@@ -91,6 +91,7 @@ def read_triton(source: Source, options: ImportOptions) -> Iterator[ImportItem]:
     """Every benchmarked config of a Triton autotune file as an item (see the module docstring)."""
     path = source.path
     fields = source.document().fields
+    check_header(source, "configs_timings")
     if not options.device:
         raise ImportFormatError(f"{path}: a Triton autotune file names no device (only its cache folder's hash "
                                 "depends on the GPU); pass --device NAME to say which device it was measured on.")

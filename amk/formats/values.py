@@ -65,6 +65,11 @@ def problem_size(value: Any) -> Any:
     return json.dumps(value, sort_keys=True, allow_nan=True)
 
 
+def all_finite_positive(samples: list[Any]) -> bool:
+    """True when every sample is an int or float (not a bool), finite and > 0 (fast: C loops)."""
+    return {type(t) for t in samples} <= {int, float} and min(samples) > 0 and all(map(math.isfinite, samples))
+
+
 def without_nonfinite(value: Any, path: str, found: list[str]) -> Any:
     """``value`` with every NaN or infinite number replaced by None (records are strict JSON); the dotted
     path of each one replaced is appended to ``found``."""
