@@ -88,7 +88,8 @@ def looks_like_kernel_tuner(source: Source) -> bool:
     if document.not_an_object:
         return False
     if "cache" in fields:
-        return any(k in fields for k in ("tune_params_keys", "kernel_name", "tune_params"))
+        return isinstance(fields["cache"], dict) and \
+            any(k in fields for k in ("tune_params_keys", "kernel_name", "tune_params"))
     return document.state != "closed" and "kernel_name" in fields and \
         any(k in fields for k in ("device_name", "problem_size", "tune_params_keys"))
 
@@ -367,6 +368,7 @@ def kernel_tuner_cache(records: Iterable[Record]) -> dict[str, Any]:
                 "a Kernel Tuner cache needs one set of tune parameters."
             )
     data: dict[str, Any] = {
+        # The name as read; where the file named none (or the records came from elsewhere), amk's name.
         "device_name": header.get("device_name") or first.device.name,
         "kernel_name": first.workload.name,
     }
