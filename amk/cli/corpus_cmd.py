@@ -262,9 +262,14 @@ def export_command(app: AppContext, output: Path | None, fmt: str, device: str |
     from amk.cli.target import parse_problem_size, parse_shape
     from amk.core.records import MeasurementKind, Verdict
     from amk.core.store import CorpusQuery
-    from amk.formats import format_named, write_records
+    from amk.formats import write_records
 
-    format_named(fmt)  # an unknown name fails before the store is read
+    if fmt not in EXPORT_NAMES:  # an unknown name fails before the store is read
+        from amk.core.errors import ExportError
+
+        what = f"amk reads {fmt} files but does not write them" if fmt in FORMAT_CHOICES else \
+            f"unknown export format {fmt!r}"
+        raise ExportError(f"{what}; the formats amk writes are {list(EXPORT_NAMES)}.")
 
     def writer(records, out):
         return write_records(records, out, fmt)
