@@ -96,7 +96,7 @@ def test_a_triton_autotune_file_reads_every_config_with_its_kernel_and_key(tmp_p
 
 
 def test_a_cache_that_declares_a_schema_version_is_checked_against_kernel_tuners_schema(tmp_path, monkeypatch):
-    import amk.formats.schemas as schemas
+    from amk.formats import schemas
 
     pytest.importorskip("jsonschema", reason="checking a cache schema needs jsonschema (amk[kernel-tuner])")
     package = tmp_path / "kernel_tuner"

@@ -178,6 +178,7 @@ def content_id(record: Record) -> str:
     ``amk corpus import`` compares to skip what the store already holds, so the same content read by a
     relative or an absolute path, from a copy on another machine or from a renamed file is one import.
     Stored records keep their own ``record_id`` (the source is part of it, as it always was)."""
-    if record.provenance.source is None:
-        return record_id(record)
-    return record_id(attrs.evolve(record, provenance=attrs.evolve(record.provenance, source=None)))
+    data = record_to_dict(record)
+    data["provenance"]["source"] = None  # as record_id of the record with source None, without rebuilding it
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+                          ).hexdigest()[:20]

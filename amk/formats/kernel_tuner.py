@@ -121,8 +121,11 @@ def _marker(entry: Mapping[str, Any], params: set[str]) -> tuple[str, str] | Non
         value = entry.get(field)
         if isinstance(value, str) and value:
             return value, field
-    if entry.get("time") in FAILURE_VERDICTS:
-        return entry["time"], "time"
+    time = entry.get("time")
+    if time in FAILURE_VERDICTS:
+        return time, "time"
+    if is_finite_number(time):
+        return None  # a measured time: markers of Kernel Tuner <= 1.3 stand in place of the time
     for field, value in entry.items():
         if field not in params and isinstance(value, str) and value in FAILURE_VERDICTS:
             return value, field
@@ -195,14 +198,14 @@ def read_kernel_tuner_source(source: Source, options: ImportOptions) -> Iterator
     if header_found:
         tally.add(f"header field(s) {', '.join(header_found)} NaN or infinite, kept as null", "the header")
 
-    checks = (source.may_hold_nonfinite(), bool(source.replaced))
+    replaced = bool(source.replaced)
     read = 0
     for item in document.entries("cache"):
         where = f"{path}#{item.key}"
         read += 1
         try:
             record = _record(item.key, item.value, params, param_set, workload, dev, where, header_extra,
-                             backend_version, tally, checks)
+                             backend_version, tally, replaced)
         except (ValueError, TypeError, AmkError) as exc:
             yield problem(where, str(exc))
             continue
@@ -214,17 +217,16 @@ def read_kernel_tuner_source(source: Source, options: ImportOptions) -> Iterator
 
 def _record(key: str, entry: Any, params: list[str], param_set: set[str], workload: Workload, dev: Device,
             where: str, header_extra: dict[str, Any], backend_version: str, tally: Tally,
-            checks: tuple[bool, bool] = (True, True)) -> Record:
-    """One entry's record; ``checks`` says whether the file may hold non-finite numbers and replaced bytes."""
-    nonfinite, replaced = checks
+            replaced: bool = True) -> Record:
+    """One entry's record; ``replaced`` says whether the file had bytes that are not UTF-8."""
     if not isinstance(entry, dict):
         raise ValueError(f"an entry must be an object, got {type(entry).__name__}")
     missing = [p for p in params if p not in entry]
     if missing:
         raise ValueError(f"the entry has no value for tune parameter(s) {missing}")
     config = {p: entry[p] for p in params}
-    for name, value in config.items() if nonfinite or replaced else ():
-        if has_replacement(value):
+    for name, value in config.items():
+        if replaced and has_replacement(value):
             raise ValueError(f"tune parameter {name!r} = {value!r} holds bytes that are not UTF-8")
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"tune parameter {name!r} is {value!r}, not a value a kernel can be built with")
@@ -234,8 +236,7 @@ def _record(key: str, entry: Any, params: list[str], param_set: set[str], worklo
         tally.add(f"a 'timestamp' amk cannot read (e.g. {entry.get('timestamp')!r}), imported without one", key)
     found: list[str] = []
     extra = {k: v for k, v in entry.items() if k not in param_set and k not in ("time", "timestamp")}
-    if nonfinite:
-        extra = without_nonfinite(extra, "", found)
+    extra = without_nonfinite(extra, "", found)
     if "time" in entry and not isinstance(entry["time"], str):
         extra["kernel_tuner_time_ms"] = entry["time"]
     for field in found:

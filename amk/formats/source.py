@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import codecs
 import gzip
-import re
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,7 +60,6 @@ class Source:
         self.encoding = "utf-8"
         self._text: str | None = None
         self._document: Walked | None = None
-        self._nonfinite: bool | None = None
 
     def _bytes(self) -> bytes:
         try:
@@ -106,14 +104,6 @@ class Source:
             else:
                 self._text = data.decode(self.encoding, errors="replace")
         return self._text
-
-    def may_hold_nonfinite(self) -> bool:
-        """False when no number in the text can be NaN or infinite (no ``NaN``, no ``Infinity``, no exponent
-        of three digits), so readers can skip looking for them."""
-        if self._nonfinite is None:
-            text = self.text()
-            self._nonfinite = "NaN" in text or "Infinity" in text or re.search(r"\d[eE]\+?\d{3}", text) is not None
-        return self._nonfinite
 
     def document(self) -> Walked:
         """The JSON document, walked entry by entry where it does not parse whole (cached)."""

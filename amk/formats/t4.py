@@ -157,13 +157,12 @@ def read_t4(source: Source, options: ImportOptions) -> Iterator[ImportItem]:
     if found:
         yield note(str(path), f"{', '.join(found)} NaN or infinite, kept as null")
     header["device_name"] = named
-    nonfinite = source.may_hold_nonfinite()
     read = 0
     for entry in document.entries("results"):
         read += 1
         where = f"{path}#results[{entry.key}]"
         try:
-            record = _record(entry.value, params, workload, dev, file_unit, header, where, nonfinite)
+            record = _record(entry.value, params, workload, dev, file_unit, header, where)
         except (ValueError, TypeError, AmkError) as exc:
             yield problem(where, str(exc))
             continue
@@ -213,7 +212,7 @@ def _latency(result: Mapping[str, Any], objective: Mapping[str, Any] | None, fil
 
 
 def _record(result: Any, params: list[str] | None, workload: Workload, dev: Device, file_unit: float,
-            header: dict[str, Any], where: str, nonfinite: bool = True) -> Record:
+            header: dict[str, Any], where: str) -> Record:
     if not isinstance(result, dict):
         raise ValueError(f"a result must be an object, got {type(result).__name__}")
     config = result.get("configuration")
@@ -239,8 +238,7 @@ def _record(result: Any, params: list[str] | None, workload: Workload, dev: Devi
         raise ValueError(f"'timestamp' {result.get('timestamp')!r} is no ISO 8601 time")
     kept = {k: v for k, v in result.items() if k != "configuration"}
     found: list[str] = []
-    if nonfinite:
-        without_nonfinite(kept, "", found)
+    without_nonfinite(kept, "", found)
     if found:
         raise ValueError(f"{', '.join(found)} NaN or infinite")
     return Record(workload=workload, device=dev, config=config, measurement=measurement,

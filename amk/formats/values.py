@@ -79,6 +79,11 @@ def without_nonfinite(value: Any, path: str, found: list[str]) -> Any:
     if isinstance(value, Mapping):
         return {k: without_nonfinite(v, f"{path}.{k}" if path else str(k), found) for k, v in value.items()}
     if isinstance(value, list):
+        try:
+            if all(map(math.isfinite, value)):  # a list of numbers, checked at C speed
+                return value
+        except TypeError:
+            pass  # not only numbers
         return [without_nonfinite(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
     return value
 
