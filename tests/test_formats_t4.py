@@ -98,3 +98,12 @@ def test_a_t4_file_with_no_kernel_and_no_t1_beside_it_asks_for_one(tmp_path):
     path = _t4_file(tmp_path, [_result({"x": 1}, runtimes=[1.0])])
     with pytest.raises(ImportFormatError, match="--t1 FILE"):
         list(read_file(path))
+
+
+def test_the_device_of_a_t4_file_comes_from_its_metadata_before_its_file_name(tmp_path):
+    metadata = {"timeunit": "milliseconds", "environment": {"device_query": {"nvidia-smi": {"nvidia_smi_log": {
+        "gpu": {"product_name": "NVIDIA RTX A6000"}}}}}}
+    path = _t4_file(tmp_path, [_result({"x": 1}, runtimes=[1.0])], metadata)
+    items = list(read_file(path, options=ImportOptions(kernel="k")))
+    assert [i.record.device.name for i in items if i.record] == ["a6000"]
+    assert any("from the file's metadata" in i.note.message for i in items if i.note)

@@ -57,6 +57,7 @@ from amk.formats.values import (
     all_finite_positive,
     has_replacement,
     is_finite_number,
+    kept_extra,
     median_and_iqr_us,
     note,
     parse_timestamp,
@@ -305,14 +306,9 @@ def _entry_key(params: list[str], config: Mapping[str, Any]) -> str:
     return ",".join(str(config[p]) for p in params)
 
 
-def _kept(record: Record, part: str) -> dict[str, Any]:
-    extra = record.provenance.extra
-    kept = extra.get(part) if isinstance(extra, Mapping) else None
-    return dict(kept) if isinstance(kept, Mapping) else {}
-
 
 def _entry(record: Record, params: list[str]) -> dict[str, Any]:
-    extra = _kept(record, "entry")
+    extra = kept_extra(record, "entry")
     original_time = extra.pop("kernel_tuner_time_ms", None)
     entry: dict[str, Any] = {p: record.config[p] for p in params}
     m = record.measurement
@@ -356,7 +352,7 @@ def kernel_tuner_cache(records: Iterable[Record]) -> dict[str, Any]:
     records = list(records)
     one_target(records, "a Kernel Tuner cache")
     first = records[0]
-    header = _kept(first, "header")
+    header = kept_extra(first, "header")
     # Kernel Tuner keys entries by the values in tune_params_keys order; a store may have sorted the
     # config's keys, so the imported header's order wins when it names the same parameters.
     declared = header.get("tune_params_keys")

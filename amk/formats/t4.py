@@ -7,8 +7,9 @@ A T4 file is ``{"schema_version", "metadata", "results": [...]}``; each result h
 ``measurements`` (``{name, value, unit}``; a failure's value may be its Kernel Tuner marker or ``""``),
 ``objectives`` and ``timestamp``. No kernel and no device is inside: the kernel, its problem size and
 its search space come from a T1 input file (``--t1 FILE``, else the one T1 file beside the T4 file), or
-``--kernel NAME`` (and ``--problem-size``); the device from ``--device``, else the T1 file's
-``KernelSpecification.Device.Name``, else the file name before ``_T4`` (``A100_T4.json.gz``: ``A100``).
+``--kernel NAME`` (and ``--problem-size``); the device from ``--device``, else the file's ``metadata``
+(one ``product_name``, as Kernel Tuner's metadata holds nvidia-smi's, or ``device_name``), else the T1
+file's ``KernelSpecification.Device.Name``, else the file name before ``_T4`` (``A100_T4.json.gz``: ``A100``).
 A note says which was used.
 
 Each result becomes a record of the same workload as the kernel's Kernel Tuner cache (kind
@@ -45,6 +46,7 @@ from amk.formats.t1 import KernelSpace, looks_like_t1, read_kernel_space
 from amk.formats.values import (
     all_finite_positive,
     is_finite_number,
+    kept_extra,
     median_and_iqr_us,
     note,
     parse_timestamp,
@@ -111,14 +113,32 @@ def _kernel_space(source: Source, options: ImportOptions) -> tuple[KernelSpace |
                             "file of the kernel) or --kernel NAME with --problem-size.")
 
 
-def _device_name(source: Source, options: ImportOptions, space: KernelSpace | None) -> tuple[str | None, str]:
+def _metadata_devices(value: Any) -> set[str]:
+    """Device names a T4 ``metadata`` holds (``product_name`` as nvidia-smi's XML has it, or a ``device_name``)."""
+    found: set[str] = set()
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if key in ("product_name", "device_name") and isinstance(item, str) and item.strip():
+                found.add(item.strip())
+            else:
+                found |= _metadata_devices(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _metadata_devices(item)
+    return found
+
+
+def _device_name(source: Source, options: ImportOptions, space: KernelSpace | None,
+                 metadata: Mapping[str, Any]) -> tuple[str | None, str]:
     if options.device:
         return options.device, "--device"
+    named = _metadata_devices(metadata)
+    if len(named) == 1:
+        return named.pop(), "the file's metadata"
     if space is not None and space.device:
         return space.device, f"the T1 file {space.source.name}"
     stem = source.path.name.split(".")[0]
-    named = stem[: -len("_T4")] if stem.upper().endswith("_T4") else stem
-    return named, "the file name"
+    return (stem[: -len("_T4")] if stem.upper().endswith("_T4") else stem), "the file name"
 
 
 def read_t4(source: Source, options: ImportOptions) -> Iterator[ImportItem]:
@@ -131,7 +151,8 @@ def read_t4(source: Source, options: ImportOptions) -> Iterator[ImportItem]:
     check_header(source, "results")
     space, said = _kernel_space(source, options)
     yield from said
-    named, origin = _device_name(source, options, space)
+    metadata = fields.get("metadata") if isinstance(fields.get("metadata"), dict) else {}
+    named, origin = _device_name(source, options, space, metadata)
     dev = file_device(path, named, options.device, field="file name" if origin == "the file name" else "device")
     yield note(str(path), f"device {dev.name!r} from {origin} ({named!r}); T4 results name no device")
     kernel = space.kernel if space else options.kernel
@@ -141,7 +162,6 @@ def read_t4(source: Source, options: ImportOptions) -> Iterator[ImportItem]:
         workload = Workload("kernel_tuner", kernel, {"problem_size": size} if size is not None else {})
     except AmkError as exc:
         raise ImportFormatError(f"{path}: {exc}") from None
-    metadata = fields.get("metadata") if isinstance(fields.get("metadata"), dict) else {}
     file_unit = unit_us(metadata.get("timeunit"), 1e3)
     if file_unit is None:
         raise ImportFormatError(f"{path}: metadata.timeunit {metadata.get('timeunit')!r} is no time unit amk knows "
@@ -252,16 +272,11 @@ VERDICT_INVALIDITY = {Verdict.PASS: "correct", Verdict.REJECTED: "constraints", 
                       Verdict.CRASH: "runtime", Verdict.TIMEOUT: "timeout"}
 
 
-def _kept(record: Record, part: str) -> dict[str, Any]:
-    extra = record.provenance.extra
-    kept = extra.get(part) if isinstance(extra, Mapping) else None
-    return dict(kept) if isinstance(kept, Mapping) else {}
-
 
 def _built_result(record: Record, params: list[str]) -> dict[str, Any]:
     """A T4 result of a record that was not read from T4 (a Kernel Tuner import keeps its times)."""
     m = record.measurement
-    entry = _kept(record, "entry")
+    entry = kept_extra(record, "entry")
     invalidity = MARKER_INVALIDITY.get(m.reason or "") or VERDICT_INVALIDITY[m.verdict]
     times: dict[str, Any] = {}
     for ours, theirs in (("compilation", "compile_time"), ("benchmark", "benchmark_time"),
@@ -288,10 +303,10 @@ def _built_result(record: Record, params: list[str]) -> dict[str, Any]:
 
 def _kept_unit(record: Record) -> tuple[dict[str, Any], float] | None:
     """(metadata, microseconds per time unit) of a record read from T4, None for any other record."""
-    kept = _kept(record, "t4")
+    kept = kept_extra(record, "t4")
     if not kept or record.provenance.backend != BACKEND_NAME:
         return None
-    metadata = _kept(record, "header").get("metadata")
+    metadata = kept_extra(record, "header").get("metadata")
     metadata = dict(metadata) if isinstance(metadata, Mapping) else {}
     return metadata, unit_us(metadata.get("timeunit"), 1e3) or 0.0
 
@@ -307,7 +322,7 @@ def t4_document(records: Iterable[Record]) -> dict[str, Any]:
 
     records = list(records)
     one_target(records, "a T4 results file")
-    header = _kept(records[0], "header")
+    header = kept_extra(records[0], "header")
     declared = header.get("tune_params_keys")
     params = list(declared) if isinstance(declared, list) and set(declared) == set(records[0].config) \
         else list(records[0].config)
@@ -320,7 +335,7 @@ def t4_document(records: Iterable[Record]) -> dict[str, Any]:
             raise ExportError(f"record configs have different parameters ({sorted(params)} and "
                               f"{sorted(record.config)}); a T4 file holds one kernel's search space.")
         if verbatim and unit is not None:
-            results.append({"configuration": {p: record.config[p] for p in params}, **_kept(record, "t4")})
+            results.append({"configuration": {p: record.config[p] for p in params}, **kept_extra(record, "t4")})
         else:
             results.append(_built_result(record, params))
     metadata = json.loads(metadatas.pop()) if verbatim else {}

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from amk.core.records import Record
 from amk.core.store import CorpusProblem
 from amk.formats import ImportItem, ImportNote
 
@@ -114,6 +115,13 @@ class Tally:
             shown = ", ".join(examples[:3]) + (f" and {len(examples) - 3} more" if len(examples) > 3 else "")
             count = f"{len(examples)} entries" if len(examples) != 1 else "1 entry"
             yield ImportItem(note=ImportNote(self.where, f"{message} in {count} ({shown})"))
+
+
+def kept_extra(record: Record, part: str) -> dict[str, Any]:
+    """A copy of ``provenance.extra[part]`` (what an import kept of its file: ``entry``, ``header``, ``t4``), or {}."""
+    extra = record.provenance.extra
+    kept = extra.get(part) if isinstance(extra, Mapping) else None
+    return dict(kept) if isinstance(kept, Mapping) else {}
 
 
 def problem(where: str, reason: str) -> ImportItem:
