@@ -152,3 +152,13 @@ def test_a_round_trip_through_a_kernel_tuner_export_keeps_every_verdict_and_mark
     assert problems == []
     assert [(r.config, r.measurement, r.provenance.extra["entry"]) for r in back] == \
         [(r.config, r.measurement, r.provenance.extra["entry"]) for r in records]
+
+
+def test_an_amk_jsonl_file_with_a_damaged_first_line_is_still_read_line_by_line(tmp_path):
+    records, _, _ = records_of(CASES / "export-gemm-1024.json")
+    path = tmp_path / "corpus.jsonl"
+    with (tmp_path / "whole.jsonl").open("w") as whole:
+        write_records(records, whole, "amk-jsonl")
+    path.write_text('{"schema_version": 1, "workl\n' + (tmp_path / "whole.jsonl").read_text())
+    back, problems, _ = records_of(path)
+    assert len(back) == 2 and [p.where for p in problems] == [f"{path}:1"]

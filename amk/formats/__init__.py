@@ -104,9 +104,8 @@ def detect_format(source: Source | Path) -> str:
         raise ImportFormatError(f"{path}: no such file; check the path.")
     head = source.head().lstrip(" \t\r\n\x00\ufeff")
     if not head.startswith("{"):
-        shown = head[:20].encode("unicode_escape").decode("ascii") or "nothing"
-        raise ImportFormatError(f"{path}: not a JSON file (it starts with {shown!r}); amk reads "
-                                f"{', '.join(FORMAT_NAMES)} files.")
+        shown = f"it starts with {head[:20].encode('unicode_escape').decode('ascii')!r}" if head else "it is empty"
+        raise ImportFormatError(f"{path}: not a JSON file ({shown}); amk reads {', '.join(FORMAT_NAMES)} files.")
     for fmt in FORMATS:
         if fmt.function(fmt.detect)(source):
             return fmt.name

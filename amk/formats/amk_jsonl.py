@@ -22,15 +22,18 @@ def _record_shaped(value: object) -> bool:
 
 
 def looks_like_amk_jsonl(source: Source) -> bool:
-    """True when the first non-blank line of the file is a whole JSON object shaped like an amk record."""
-    head = source.head().lstrip("\ufeff \t\r\n")
-    line, newline, _ = head.partition("\n")
-    if not newline and len(head) >= 60_000:
+    """True when one of the first lines of the file (a damaged first line is passed over) is a whole JSON
+    object shaped like an amk record, and the file is not one JSON document."""
+    lines = [line for line in source.head().lstrip("\ufeff").splitlines() if line.strip()]
+    if len(lines) == 1 and len(lines[0]) >= 60_000:
         return False  # one long line: a whole-file JSON document, not records
-    try:
-        return _record_shaped(json.loads(line))
-    except ValueError:
-        return False
+    for line in lines[:5]:
+        try:
+            if _record_shaped(json.loads(line)):
+                return True
+        except ValueError:
+            continue
+    return False
 
 
 def read_amk_jsonl(source: Source, options: ImportOptions) -> Iterator[ImportItem]:
