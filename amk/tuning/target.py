@@ -286,7 +286,8 @@ class TuneTarget:
                     text = (f"the search space's default config (no warm start: the corpus had {left} seed(s) "
                             "for it, none usable in this search space)")
                 else:
-                    text = f"the search space's default config (cold start: {cold_start_reason(workload, device, corpus, kinds)})"
+                    reason = cold_start_reason(workload, device, corpus, kinds)
+                    text = f"the search space's default config (cold start: {reason})"
                 seeds, sources = [default], [text]
         floor = backend.floor_us(workload, device)
         return cls(workload, device, backend, space, candidates, keys, index, np.column_stack(feats), scores,
