@@ -21,7 +21,7 @@ import logging
 import math
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,16 +92,23 @@ def find_kernel_dirs(root: Path) -> dict[str, list[Path]]:
     return groups
 
 
-def load_cache(path: Path) -> CacheFile:
-    """The records of one cache; an empty device_name takes the file's name as the device."""
-    from amk.formats.kernel_tuner import read_kernel_tuner
+def load_cache(path: Path, device: str | None = None) -> CacheFile:
+    """The records of one cache; ``device`` names the device of a cache whose device_name is empty (or
+    overrides it). A cache that names no device, with no ``device``, takes its file name as the device, and
+    a note says so."""
+    import warnings
+
+    from amk.core.errors import LeftOutWarning
+    from amk.formats import read_file
 
     try:
-        items = list(read_kernel_tuner(path))
+        items = list(read_file(path, device=device))
     except ImportFormatError as exc:
-        if "device_name is empty" not in str(exc):
+        if device or "names no device" not in str(exc):
             raise
-        items = list(read_kernel_tuner(path, device=_stem(path)))
+        warnings.warn(f"{path} names no device; simulated as device {_stem(path)!r} (its file name); "
+                      f"--device {path.name}=NAME names it", LeftOutWarning, stacklevel=2)
+        items = list(read_file(path, device=_stem(path)))
     records = [i.record for i in items if i.record is not None]
     problems = [i.problem for i in items if i.problem is not None]
     if not records:
@@ -183,8 +190,10 @@ def _tpe_runs(target: TuneTarget, truth: np.ndarray, thresholds: dict[str, float
 
 def simulate(root: Path, *, budget: int = 500, seeds: int = 5, strategies: Sequence[str] = STRATEGIES,
              settings: TuneSettings | None = None, featurizer: Any = "amk", ranker: Any = "knn",
-             on_row: Callable[[SimulationRow], None] | None = None) -> list[SimulationRow]:
-    """Every held-out device of every kernel under ``root``, every strategy (see the module docstring)."""
+             on_row: Callable[[SimulationRow], None] | None = None,
+             devices: Mapping[str, str] | None = None) -> list[SimulationRow]:
+    """Every held-out device of every kernel under ``root``, every strategy (see the module docstring).
+    ``devices`` maps a cache's file name (or its name without .json/.json.gz) to its device name."""
     from amk.backends.replay import ReplayBackend
 
     unknown = sorted(set(strategies) - set(STRATEGIES))
@@ -202,7 +211,7 @@ def simulate(root: Path, *, budget: int = 500, seeds: int = 5, strategies: Seque
     seed_list = list(range(seeds))
     rows: list[SimulationRow] = []
     for kernel, paths in find_kernel_dirs(root).items():
-        files = [load_cache(p) for p in paths]
+        files = [load_cache(p, (devices or {}).get(p.name) or (devices or {}).get(_stem(p))) for p in paths]
         labels = [f.device_label for f in files]
         if len(set(labels)) != len(labels):  # two files of one device: tell them apart by file name
             files = [attrs.evolve(f, device_label=_stem(f.path)) for f in files]

@@ -25,9 +25,12 @@ def _fmt(value: float | None) -> str:
               help="Strategies to run (repeatable; default: all, tpe when optuna is installed).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the rows as a JSON list to this file.")
+@click.option("--device", "device_pairs", multiple=True, metavar="FILE=NAME",
+              help="The device of a cache file (its name, with or without .json/.json.gz) whose device_name is "
+                   "empty, or to override it (repeatable). Without it such a file is named by its file name.")
 @pass_app
 def simulate_command(app: AppContext, caches: Path, budget: int, seeds: int, strategies: tuple[str, ...],
-                     json_path: Path | None) -> None:
+                     json_path: Path | None, device_pairs: tuple[str, ...]) -> None:
     """For each device in turn: the other devices' caches are the corpus, the held-out one is replayed,
     and each strategy's evaluations until a config within 5% (and 1%) of that device's optimum are
     counted. Latencies are replayed from the caches, not measured by this run.
@@ -42,6 +45,12 @@ def simulate_command(app: AppContext, caches: Path, budget: int, seeds: int, str
 
     if budget <= 0 or seeds <= 0:
         raise AmkError(f"--budget {budget} and --seeds {seeds} must both be at least 1.")
+    devices = {}
+    for pair in device_pairs:
+        name, eq, device = pair.partition("=")
+        if not eq or not name.strip() or not device.strip():
+            raise AmkError(f"--device {pair!r} must be FILE=NAME, e.g. --device MI250X.json=mi250x.")
+        devices[name.strip()] = device.strip()
     config = app.config
     click.echo(f"{'KERNEL':<24}{'DEVICE':<14}{'STRATEGY':<10}{'EVALS TO 5%':>12}{'EVALS TO 1%':>12}  NOTE")
 
@@ -51,7 +60,7 @@ def simulate_command(app: AppContext, caches: Path, budget: int, seeds: int, str
 
     rows = simulate(caches, budget=budget, seeds=seeds, strategies=list(strategies or STRATEGIES),
                     settings=tune_settings(config), featurizer=config.create(Featurizer),
-                    ranker=config.create(Ranker), on_row=show)
+                    ranker=config.create(Ranker), on_row=show, devices=devices)
     summary = summarize(rows)
     click.echo(f"amk needed fewer evaluations to 5% than every baseline on {summary['amk_fewer_than_every_baseline']} "
                f"of {summary['targets']} targets (no more than every baseline on "

@@ -148,7 +148,10 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
                f"({state.measurements} measurements), {state.stop_reason}")
     click.echo(f"warm start: {', '.join(state.warm_sources) or 'none (cold start)'}")
     if target.skipped_seeds:
-        click.echo(f"warm start: {target.skipped_seeds} corpus seed(s) left out: not configs of this search space")
+        click.echo(f"warm start: {target.skipped_seeds} corpus seed(s) left out: {target.skipped_text}")
+    if target.defaulted_seeds:
+        click.echo(f"warm start: {target.defaulted_seeds} seed(s) lacked knobs of this search space and took their "
+                   "defaults")
     if result.adopted:
         click.echo(f"resume: {result.adopted} evaluation(s) taken back from the store (measured after the last "
                    "saved state)")

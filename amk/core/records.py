@@ -182,3 +182,14 @@ def record_to_json(record: Record) -> str:
 def record_id(record: Record) -> str:
     """A content hash that identifies a record exactly (same content, same id)."""
     return hashlib.sha256(record_to_json(record).encode()).hexdigest()[:20]
+
+
+def content_id(record: Record) -> str:
+    """The ``record_id`` of the record without ``provenance.source`` (where it was read from): what
+    ``amk corpus import`` compares to skip what the store already holds, so the same content read by a
+    relative or an absolute path, from a copy on another machine or from a renamed file is one import.
+    Stored records keep their own ``record_id`` (the source is part of it, as it always was)."""
+    data = record_to_dict(record)
+    data["provenance"]["source"] = None  # as record_id of the record with source None, without rebuilding it
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+                          ).hexdigest()[:20]

@@ -488,7 +488,8 @@ class SqlStore(Store):
                 part))
         return found
 
-    def known_ids(self, records: Mapping[str, Record]) -> set[str]:
+    def known_ids(self, records: Mapping[str, Record], *,
+                  identity: Callable[[Record], str] | None = None) -> set[str]:
         """Matched by content through the indexes (see ``Store.known_ids``), never by hashing every row.
 
         Only rows of a record's device and workload (the head of ``amk_records_best``) with its config,
@@ -500,6 +501,7 @@ class SqlStore(Store):
             return set()
         from amk.core.records import record_id
 
+        identity = identity or record_id
         ph = self.ph
         keys = [(r.workload.key, device_key(r.device), config_key(r.config), r.measurement.verdict.value,
                  r.measurement.kind.value, r.measurement.latency_us) for r in records.values()]
@@ -532,7 +534,7 @@ class SqlStore(Store):
                 self._tables.ensure({row[2] for row in batch}, {row[3] for row in batch}, {row[4] for row in batch})
                 for row in batch:
                     try:
-                        rid = record_id(read_record(self._tables, row, f"{self.describe()}#{row[0]}"))
+                        rid = identity(read_record(self._tables, row, f"{self.describe()}#{row[0]}"))
                     except RecordError:
                         continue  # unreadable rows are reported by problems(), and hold no known record
                     if rid in records:

@@ -16,7 +16,7 @@ import itertools
 import random
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -264,9 +264,10 @@ class SqliteStore(sql.SqlStore):
 
     # -- reading ------------------------------------------------------------------------------------
 
-    def known_ids(self, records: Mapping[str, Record]) -> set[str]:
+    def known_ids(self, records: Mapping[str, Record], *,
+                  identity: Callable[[Record], str] | None = None) -> set[str]:
         try:
-            return super().known_ids(records)
+            return super().known_ids(records, identity=identity)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot read {self.describe()}: {exc}; check the file.") from None
 
