@@ -93,7 +93,8 @@ def _header_problem(path: Path, data: dict[str, Any]) -> str | None:
     return None
 
 
-def _timestamp(value: Any) -> float | None:
+def entry_timestamp(value: Any) -> float | None:
+    """An entry's ``timestamp`` string (ISO 8601, as Kernel Tuner writes it) in seconds since the epoch, or None."""
     if not isinstance(value, str):
         return None
     try:
@@ -112,7 +113,10 @@ def _quartiles_us(times_ms: list[float]) -> tuple[float, float]:
     return median, max(0.0, q3 - q1)
 
 
-def _measurement(entry: dict[str, Any]) -> Measurement:
+def entry_measurement(entry: Mapping[str, Any]) -> Measurement:
+    """A cache entry's measurement (kind ``measured``): the median of ``times`` in microseconds with their
+    IQR as spread, else ``time``; a failure string in place of ``time`` gives its verdict with the marker
+    as reason. ValueError when ``time`` is neither a positive number nor a failure string."""
     time = entry.get("time")
     if isinstance(time, str):
         verdict = FAILURE_VERDICTS.get(time, Verdict.FAIL)
@@ -171,11 +175,11 @@ def read_kernel_tuner(path: Path, *, device: str | None = None) -> Iterator[Impo
                 workload=workload,
                 device=dev,
                 config=config,
-                measurement=_measurement(entry),
+                measurement=entry_measurement(entry),
                 provenance=Provenance(
                     backend=BACKEND_NAME,
                     backend_version=str(data.get("version") or data.get("schema_version") or ""),
-                    timestamp=_timestamp(entry.get("timestamp")),
+                    timestamp=entry_timestamp(entry.get("timestamp")),
                     source=where,
                     extra={"entry": extra, "header": header_extra},
                 ),
