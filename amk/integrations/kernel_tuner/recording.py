@@ -226,7 +226,8 @@ class RecordingStrategy:
     Kernel Tuner's (its ``strategy_options`` go to it unchanged), the records amk's (see the module
     docstring). ``store``: a store URL, a Store, or None for the store amk's config selects.
     ``device``: the device name to record (default: what Kernel Tuner reports; this machine's CPU for
-    its C backend). After a run, ``records`` holds what was recorded. Hashable, as Kernel Tuner needs.
+    its C backend). After a run, ``records`` holds what was recorded and ``left_out_known`` how many
+    configs served from Kernel Tuner's cache the store already held. Hashable, as Kernel Tuner needs.
     """
 
     def __init__(self, strategy: str | Any = "random_sample", *, store: str | Store | None = None,
@@ -235,6 +236,7 @@ class RecordingStrategy:
         self.store = store
         self.device = device
         self.records: list[Record] = []
+        self.left_out_known = 0
 
     @property
     def name(self) -> str:
@@ -266,4 +268,4 @@ class RecordingStrategy:
                 with recorder.attached(runner):
                     return inner.tune(searchspace, runner, tuning_options)
             finally:
-                self.records = recorder.records
+                self.records, self.left_out_known = recorder.records, recorder.left_out_known
