@@ -138,3 +138,31 @@ def test_settings_kernel_tuner_owns_are_refused_with_what_to_use_instead():
         AmkStrategy(budget=5)
     with pytest.raises(ConfigError, match=r"unknown \[tune\] setting\(s\) \['polcy'\]"):
         AmkStrategy(polcy="prior")
+
+
+# -- the harness shared by bench/kernel_tuner_strategies.py and amk simulate ----------------------------
+def test_a_seed_reproduces_a_kernel_tuner_strategy_and_another_seed_changes_it(kernel_tuner, shared_data):
+    from amk.integrations.kernel_tuner.harness import ReplayedCache, run_strategy
+
+    cache = ReplayedCache.read(shared_data / "kernel_tuner" / "pnpoly" / "RTX_3090.json.gz")
+    first, again, other = (run_strategy(cache, "diff_evo", seed=s, budget=30) for s in (0, 0, 1))
+    assert first.error is None and len(first.visited) == 30
+    assert again.visited == first.visited  # diff_evo's first population is a seeded Latin hypercube
+    assert other.visited != first.visited
+
+
+def test_simulate_runs_kernel_tuners_strategies_as_baselines_and_scores_every_row(kernel_tuner, tmp_path):
+    from amk.core.errors import AmkError
+    from amk.simulate import simulate
+
+    folder = tmp_path / "caches"
+    folder.mkdir()
+    write_cache(folder / "A4000.json", device_name="NVIDIA RTX A4000", best_block=32)
+    write_cache(folder / "A6000.json.gz", device_name="NVIDIA RTX A6000", best_block=32, device_factor=0.7)
+    rows = simulate(folder, budget=12, seeds=2, strategies=["amk", "random", "kt:random_sample"])
+    kt = [r for r in rows if r.strategy == "kt:random_sample"]
+    assert len(kt) == 2 and all(len(r.per_seed_5pct) == 2 and r.evals_to_5pct is not None for r in kt)
+    assert all(r.score == 0.0 for r in rows if r.strategy == "random")
+    assert all(r.score is not None for r in rows)
+    with pytest.raises(AmkError, match=r"unknown strategies \['kt:no_such'\].*kt:diff_evo"):
+        simulate(folder, budget=12, seeds=1, strategies=["kt:no_such"])
