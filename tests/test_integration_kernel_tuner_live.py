@@ -44,6 +44,12 @@ float scale(float *x, int n) {
 """
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path, monkeypatch):
+    """Kernel Tuner's C backend writes its sources in the working directory (and leaves them when g++ fails)."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _tune_scale(kernel_tuner, factors, strategy, cache=None):
     x = np.ones(4096, dtype=np.float32)
     with warnings.catch_warnings():
@@ -52,10 +58,8 @@ def _tune_scale(kernel_tuner, factors, strategy, cache=None):
                                         lang="C", strategy=strategy, cache=cache, iterations=3, quiet=True)
 
 
-def test_the_documented_example_tunes_cold_then_starts_the_next_size_from_the_corpus(kernel_tuner, tmp_path,
-                                                                                       monkeypatch):
+def test_the_documented_example_tunes_cold_then_starts_the_next_size_from_the_corpus(kernel_tuner, tmp_path):
     example = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.DOTALL)[0]
-    monkeypatch.chdir(tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         exec(compile(example, str(DOC), "exec"), {"__name__": "docs_example"})  # noqa: S102 (our own doc)

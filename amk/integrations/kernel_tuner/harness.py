@@ -142,14 +142,53 @@ class ReplayedCache:
         return cls(path, list(data["tune_params_keys"]), valid, folder)
 
 
+class StopWithin:
+    """A strategy that runs ``inner`` and ends its run, as a spent budget would, once a config within
+    ``limit_ms`` was evaluated: after that a strategy's best-so-far can improve by less than the margin
+    left, so a benchmark that only scores how fast strategies get there can stop paying for the rest.
+    Kernel Tuner >= 1.4 (it lowers the budget object's ``max_fevals`` to what was spent)."""
+
+    def __init__(self, inner: Any, limit_ms: float, objective: str = "time") -> None:
+        self.inner, self.limit_ms, self.objective = inner, limit_ms, objective
+
+    def tune(self, searchspace: Any, runner: Any, tuning_options: Any) -> Any:
+        budget = tuning_options.get("budget")
+        if budget is None:
+            from amk.core.errors import MissingDependencyError
+
+            raise MissingDependencyError("stopping a replay within a limit needs kernel_tuner >= 1.4.")
+        inner_run, limit, objective = runner.run, self.limit_ms, self.objective
+
+        def run(parameter_space, options):
+            results = inner_run(parameter_space, options)
+            if any(r is not None and compat.failure_marker(r, objective) is None
+                   and isinstance(r.get(objective), (int, float)) and r[objective] <= limit for r in results):
+                budget.max_fevals = budget.num_fevals  # Kernel Tuner ends the run as if its budget were spent
+            return results
+
+        runner.run = run
+        try:
+            inner = self.inner
+            if isinstance(inner, str):
+                from kernel_tuner.interface import strategy_map
+
+                inner = strategy_map[inner]
+            return inner.tune(searchspace, runner, tuning_options)
+        finally:
+            del runner.run
+
+
 def run_strategy(cache: ReplayedCache, strategy: str | Any, *, seed: int, budget: int, label: str | None = None,
-                 **options: Any) -> StrategyRun:
+                 stop_within_ms: float | None = None, **options: Any) -> StrategyRun:
     """Replay ``cache`` with ``strategy`` (a Kernel Tuner strategy name or object) for at most ``budget``
-    evaluations; ``options`` go to Kernel Tuner (``strategy_options`` are merged). An exception of the
-    run is reported in ``error``, not raised (Kernel Tuner's ``diff_evo`` and ``bayes_opt`` raise on
-    spaces smaller than their first sample), and what the run evaluated before is then lost."""
+    evaluations, or (``stop_within_ms``) until a config within that time was evaluated; ``options`` go to
+    Kernel Tuner (``strategy_options`` are merged). An exception of the run is reported in ``error``, not
+    raised (Kernel Tuner's ``diff_evo`` and ``bayes_opt`` raise on spaces smaller than their first
+    sample), and what the run evaluated before is then lost."""
     strategy_options = {"max_fevals": budget, **options.pop("strategy_options", {})}
     name = label or (strategy if isinstance(strategy, str) else type(strategy).__name__)
+    if stop_within_ms is not None:
+        strategy = StopWithin(strategy, stop_within_ms)
     started = time.perf_counter()
     error, results = None, []
     try:

@@ -98,7 +98,7 @@ class RunRecorder:
     @contextlib.contextmanager
     def attached(self, runner: Any) -> Iterator[RunRecorder]:
         """Record every ``runner.run`` call while the block runs."""
-        inner = runner.run
+        inner, previous = runner.run, runner.__dict__.get("run")  # previous: another wrapper's, if any
         self._header["device_name"] = compat.device_name(runner)
 
         def run(parameter_space, tuning_options):
@@ -109,7 +109,10 @@ class RunRecorder:
             yield self
         finally:
             if runner.__dict__.get("run") is run:
-                del runner.run  # the class's method again
+                if previous is None:
+                    del runner.run  # the class's method again
+                else:
+                    runner.run = previous
 
     def _run(self, inner, parameter_space, tuning_options):
         configs = [tuple(c) for c in parameter_space]
