@@ -166,3 +166,19 @@ def test_simulate_runs_kernel_tuners_strategies_as_baselines_and_scores_every_ro
     assert all(r.score is not None for r in rows)
     with pytest.raises(AmkError, match=r"unknown strategies \['kt:no_such'\].*kt:diff_evo"):
         simulate(folder, budget=12, seeds=1, strategies=["kt:no_such"])
+
+
+def test_a_benchmark_run_can_end_once_a_config_within_a_limit_was_evaluated(kernel_tuner, tmp_path):
+    from amk.integrations.kernel_tuner import compat
+    from amk.integrations.kernel_tuner.harness import ReplayedCache, run_strategy
+    from amk.stores.memory import MemoryStore
+
+    if compat.version_tuple() < (1, 4):
+        pytest.skip("ending a replay within a limit needs kernel_tuner >= 1.4 (its budget object)")
+    cache = ReplayedCache.read(write_cache(tmp_path / "a6000.json", device_name="NVIDIA RTX A6000"))
+    whole = run_strategy(cache, AmkStrategy(store=MemoryStore()), seed=0, budget=50)
+    limit = sorted(v["time"] for v in whole.visited)[1]  # the second best: not the last one evaluated
+    run = run_strategy(cache, AmkStrategy(store=MemoryStore()), seed=0, budget=50, stop_within_ms=limit)
+    assert len(whole.visited) == len(cache.valid_ms)
+    assert run.error is None and run.visited == whole.visited[:whole.evaluations_to(limit)]
+    assert len(run.visited) < len(whole.visited)

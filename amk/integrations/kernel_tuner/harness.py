@@ -143,10 +143,11 @@ class ReplayedCache:
 
 
 class StopWithin:
-    """A strategy that runs ``inner`` and ends its run, as a spent budget would, once a config within
-    ``limit_ms`` was evaluated: after that a strategy's best-so-far can improve by less than the margin
-    left, so a benchmark that only scores how fast strategies get there can stop paying for the rest.
-    Kernel Tuner >= 1.4 (it lowers the budget object's ``max_fevals`` to what was spent)."""
+    """A strategy that runs ``inner`` and ends its run, as a spent budget would, after the runner call
+    that evaluated a config within ``limit_ms``: after that a strategy's best-so-far can improve by less
+    than the margin left, so a benchmark that only scores how fast strategies get there can stop paying
+    for the rest (a strategy that evaluates its whole sample in one call, as ``random_sample`` does, runs
+    to its end). Kernel Tuner >= 1.4 (it lowers the budget object's ``max_fevals`` to what was spent)."""
 
     def __init__(self, inner: Any, limit_ms: float, objective: str = "time") -> None:
         self.inner, self.limit_ms, self.objective = inner, limit_ms, objective
