@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import attrs
 
 from amk.core.backend import Backend
-from amk.core.columns import CorpusColumns, config_key
+from amk.core.columns import config_key
 from amk.core.devices import Device
 from amk.core.errors import ConfigError
 from amk.core.records import Measurement, MeasurementKind, Record, Verdict
@@ -218,9 +218,9 @@ class AmkStrategy:
             recorder = RunRecorder(store, workload, device, tuning_options, searchspace.param_names,
                                    RunLabel("amk"), simulation=simulation)
             target = TuneTarget.prepare(
-                workload, device, backend, store.columns() if store is not None else CorpusColumns.from_records([]),
-                settings, featurizer=self.featurizer or config.create(Featurizer),
-                ranker=self.ranker or config.create(Ranker), kinds=default_learning_kinds(backend))
+                workload, device, backend, store.columns(), settings,
+                featurizer=self.featurizer or config.create(Featurizer), ranker=self.ranker or config.create(Ranker),
+                kinds=default_learning_kinds(backend))
             left = compat.evaluations_left(tuning_options, searchspace.size)
             result = None
             try:
