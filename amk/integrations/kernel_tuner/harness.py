@@ -158,10 +158,14 @@ class StopWithin:
             from amk.core.errors import MissingDependencyError
 
             raise MissingDependencyError("stopping a replay within a limit needs kernel_tuner >= 1.4.")
+        from kernel_tuner.util import StopCriterionReached
+
         inner_run, limit, objective = runner.run, self.limit_ms, self.objective
+        evaluated: list[Any] = []  # what to return if the strategy lets the budget's exception through
 
         def run(parameter_space, options):
             results = inner_run(parameter_space, options)
+            evaluated.extend(r for r in results if r is not None)
             if any(r is not None and compat.failure_marker(r, objective) is None
                    and isinstance(r.get(objective), (int, float)) and r[objective] <= limit for r in results):
                 budget.max_fevals = budget.num_fevals  # Kernel Tuner ends the run as if its budget were spent
@@ -175,6 +179,8 @@ class StopWithin:
 
                 inner = strategy_map[inner]
             return inner.tune(searchspace, runner, tuning_options)
+        except StopCriterionReached:  # e.g. simulated_annealing, stopped at its very first evaluation
+            return evaluated
         finally:
             del runner.run
 
