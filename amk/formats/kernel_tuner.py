@@ -133,8 +133,11 @@ def _marker(entry: Mapping[str, Any], params: set[str]) -> tuple[str, str] | Non
     return None
 
 
-def _measurement(entry: Mapping[str, Any], params: set[str]) -> Measurement:
-    """The verdict and latency of an entry; ValueError naming the field when neither can be read."""
+def entry_measurement(entry: Mapping[str, Any], params: Iterable[str] = ()) -> Measurement:
+    """The verdict and latency of a cache entry (or a Kernel Tuner result dict) whose tune parameters are
+    ``params``; ValueError naming the field when neither can be read. Times are milliseconds; the
+    Measurement's are microseconds."""
+    params = set(params)
     marked = _marker(entry, params)
     if marked is not None:
         marker = marked[0]
@@ -231,7 +234,7 @@ def _record(key: str, entry: Any, params: list[str], param_set: set[str], worklo
             raise ValueError(f"tune parameter {name!r} = {value!r} holds bytes that are not UTF-8")
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"tune parameter {name!r} is {value!r}, not a value a kernel can be built with")
-    measurement = _measurement(entry, param_set)
+    measurement = entry_measurement(entry, param_set)
     timestamp, readable = parse_timestamp(entry.get("timestamp"))
     if not readable:
         tally.add(f"a 'timestamp' amk cannot read (e.g. {entry.get('timestamp')!r}), imported without one", key)
