@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import collections
 from abc import abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import attrs
@@ -116,6 +116,26 @@ class Store(Implementation):
     @abstractmethod
     def append(self, records: Iterable[Record]) -> int:
         """Durably append every record (all or nothing per call where the store can); returns the count."""
+
+    def append_new(self, records: Mapping[str, Record]) -> int:
+        """Append those of ``records`` (``record_id`` -> record, in order) this store does not hold yet; returns
+        how many were appended (the others were held already). What ``amk corpus import`` and ``copy`` call.
+
+        The check and the append are one step: no other writer can append one of these records in between,
+        so processes importing the same file at once never duplicate a record (the built-in stores hold the
+        file lock, or one transaction with a unique key on the record's id, around both). This default is a
+        ``known_ids`` then an ``append``, which is NOT atomic: a store that can lock overrides it.
+        """
+        if not records:
+            return 0
+        known = self.known_ids(records)
+        return self.append([r for rid, r in records.items() if rid not in known])
+
+    def identity(self) -> Hashable | None:
+        """What makes two handles the same store whatever their URLs say (a file's device and inode, a
+        database's own id), or None when it cannot be told. ``amk corpus copy`` refuses to copy a store onto
+        itself by it, before anything is written; it must be answerable without writing to the store."""
+        return None
 
     @abstractmethod
     def _scan(self) -> Iterator[Record]:

@@ -1,0 +1,171 @@
+"""What amk accepts where input enters: JSON parsed within limits, values within limits, scalars of their type.
+
+The limits, in one place (records, the stores' readers, importers, candidates files and options use them):
+
+- a record's JSON (a corpus line, a stored row, an imported entry) is at most :data:`MAX_RECORD_BYTES`;
+- lists and objects nest at most :data:`MAX_DEPTH` deep;
+- an integer fits a signed 64-bit integer (what SQLite, PostgreSQL and numpy hold); a float is finite;
+- a string is valid Unicode (no lone surrogate, which UTF-8 cannot encode) without NUL characters
+  (PostgreSQL text cannot hold them); an object's keys are such strings.
+
+A value over a limit is refused with :class:`~amk.core.errors.InputLimitError` (a ``ValidationError``)
+naming where in the value it is (``$.config.tile``) and the rule; the caller adds the file and line, so one
+bad entry is one reported problem and its neighbours are read. Python's own limits (4,300 digits in an
+integer literal, the recursion limit on nesting) are turned into the same error, never a traceback.
+
+``strict_converter`` structures config sections, state files and records without coercing a wrong type:
+``"12"`` is not a number, ``true`` is not an integer, ``10.7`` is not an integer, ``nan`` is not a number.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import cattrs
+
+from amk.core.errors import InputLimitError
+
+MAX_RECORD_BYTES = 1 << 20  # 1 MiB of JSON per record
+MAX_DEPTH = 32  # nested lists and objects
+MAX_INT = (1 << 63) - 1
+MIN_INT = -(1 << 63)
+
+
+def parse_json(data: str | bytes) -> Any:
+    """``json.loads`` of ``data`` within the limits; InputLimitError says what is wrong (never another error).
+
+    Python's JSON parser accepts ``NaN`` and ``Infinity``: they are refused here with every other
+    non-finite number (see :func:`check_value`).
+    """
+    if len(data) > MAX_RECORD_BYTES:
+        raise InputLimitError(f"{len(data):,} bytes of JSON, over the limit of {MAX_RECORD_BYTES:,}")
+    try:
+        value = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise InputLimitError(f"not valid JSON: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InputLimitError(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    except RecursionError:
+        raise InputLimitError(f"nested deeper than the limit of {MAX_DEPTH}") from None
+    except ValueError as exc:  # an integer literal over Python's digit limit
+        raise InputLimitError(f"not readable as JSON: {exc}") from None
+    check_value(value)
+    return value
+
+
+def _string_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "holds a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"holds a lone surrogate ({text[exc.start]!r}), which is not valid Unicode"
+    return None
+
+
+def check_text(text: str, what: str = "value") -> None:
+    """InputLimitError unless ``text`` is valid Unicode without NUL characters."""
+    problem = _string_problem(text)
+    if problem is not None:
+        raise InputLimitError(f"{what} {problem}")
+
+
+def _path(parts: tuple) -> str:
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+
+
+def check_value(value: Any, path: tuple = ()) -> None:
+    """InputLimitError unless ``value`` (JSON-like data: dicts, lists, tuples, scalars) is within the limits.
+
+    Iterative, so no nesting can exhaust Python's stack here.
+    """
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        kind = type(item)
+        if kind is str:
+            problem = _string_problem(item)
+            if problem is not None:
+                raise InputLimitError(f"{_path(where)} {problem}")
+        elif kind is int:
+            if not MIN_INT <= item <= MAX_INT:
+                digits = len(str(abs(item))) if item.bit_length() < 15_000 else "thousands of"
+                raise InputLimitError(f"{_path(where)} is an integer of {digits} digits, outside the signed "
+                                      "64-bit range")
+        elif kind is float:
+            if not math.isfinite(item):
+                raise InputLimitError(f"{_path(where)} is {item!r}; numbers must be finite")
+        elif item is None or kind is bool:
+            continue
+        elif kind is dict or kind is list or kind is tuple or isinstance(item, (dict, list, tuple)):
+            if len(where) >= MAX_DEPTH:
+                shown = _path(where[:6]) + ("..." if len(where) > 6 else "")
+                raise InputLimitError(f"{shown} is nested deeper than the limit of {MAX_DEPTH}")
+            if isinstance(item, dict):
+                for key, sub in item.items():
+                    if type(key) is not str:
+                        raise InputLimitError(f"{_path(where)} has a key {key!r} that is not a string")
+                    problem = _string_problem(key)
+                    if problem is not None:
+                        raise InputLimitError(f"{_path(where)} has a key that {problem}")
+                    stack.append((sub, (*where, key)))
+            else:
+                stack.extend((sub, (*where, i)) for i, sub in enumerate(item))
+        elif isinstance(item, str):  # a str enum (Verdict): its text
+            stack.append((str.__str__(item), where))
+        elif isinstance(item, bool):
+            continue
+        elif isinstance(item, int):
+            stack.append((int(item), where))
+        elif isinstance(item, float):
+            stack.append((float(item), where))
+        else:
+            raise InputLimitError(f"{_path(where)} is a {type(item).__name__}, not a JSON value")
+
+
+# -- structuring without coercion -------------------------------------------------------------------------
+
+
+def _strict_int(value: Any, _type: type) -> int:
+    if type(value) is not int and not (isinstance(value, int) and not isinstance(value, bool)):
+        raise ValueError(f"{value!r} is not an integer")
+    if not MIN_INT <= value <= MAX_INT:
+        raise ValueError(f"{value!r} is outside the signed 64-bit range")
+    return int(value)
+
+
+def _strict_float(value: Any, _type: type) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{value!r} is not a number")
+    out = float(value)
+    if not math.isfinite(out):
+        raise ValueError(f"{value!r} is not a finite number")
+    return out
+
+
+def _strict_str(value: Any, _type: type) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a string")
+    problem = _string_problem(value)
+    if problem is not None:
+        raise ValueError(f"the string {problem}")
+    return str(value)
+
+
+def _strict_bool(value: Any, _type: type) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{value!r} is not true or false")
+    return value
+
+
+def strict_converter(**options: Any) -> cattrs.Converter:
+    """A cattrs converter (``options`` as ``cattrs.Converter``'s) whose int, float, str and bool accept only
+    values of that type (an int where a float is asked), finite and within the limits; anything else is a
+    ValueError that names the value, which cattrs reports with its path."""
+    converter = cattrs.Converter(**options)
+    # By exact type: a hook registered for str would also catch str enums (Verdict), for int IntEnums.
+    for kind, hook in ((int, _strict_int), (float, _strict_float), (str, _strict_str), (bool, _strict_bool)):
+        converter.register_structure_hook_func(lambda t, kind=kind: t is kind, hook)
+    return converter
