@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import click
 
 from amk.cli.context import AppContext, pass_app
 from amk.cli.problems import echo_problems, echo_unreadable
+from amk.core.display import shown
 from amk.formats import EXPORT_NAMES
 
 
@@ -41,27 +41,29 @@ def import_command(app: AppContext, files: tuple[Path, ...], fmt: str | None, de
     with app.open_store() as store:
         total_bad = 0
         for path in files:
-            items, problems, duplicates = [], [], 0
+            records, problems, repeated = {}, [], 0
             for item in read_file(path, fmt, device=device):
                 if item.problem is not None:
                     problems.append(item.problem)
+                elif allow_duplicates:
+                    records[len(records)] = item.record
                 else:
-                    items.append((None if allow_duplicates else record_id(item.record), item.record))
-            # Only this file's records are looked up, by content: no store reads (nor hashes) all its records.
-            known = set() if allow_duplicates else store.known_ids(dict(items))
-            records = []
-            for rid, record in items:
-                if rid in known:
-                    duplicates += 1
-                    continue
-                if not allow_duplicates:
-                    known.add(rid)
-                records.append(record)
-            added = store.append(records)
+                    rid = record_id(item.record)
+                    if rid in records:
+                        repeated += 1  # the same record twice in this file
+                    else:
+                        records[rid] = item.record
+            if allow_duplicates:
+                added = store.append(list(records.values()))
+            else:
+                # The check and the append in one step (the store's lock or transaction): processes importing
+                # the same file at once never duplicate a record. Only this file's records are looked up.
+                added = store.append_new(records)
+            duplicates = repeated + len(records) - added
             echo_problems(problems)
             total_bad += len(problems)
             dup_note = f", {duplicates} already in the store (skipped)" if duplicates else ""
-            click.echo(f"{path}: imported {added} records into {store.describe()}, "
+            click.echo(f"{shown(path)}: imported {added} records into {shown(store.describe())}, "
                        f"{len(problems)} bad entries{dup_note}")
     if total_bad:
         raise SystemExit(1)
@@ -81,19 +83,19 @@ def stats_command(app: AppContext, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"store": where, **attrs.asdict(stats)}, indent=2))
         return
-    click.echo(f"store: {where}")
+    click.echo(f"store: {shown(where)}")
     click.echo(f"records: {stats.total}")
     for title, counts in (("by device", stats.by_device), ("by kind", stats.by_kind),
                           ("by verdict", stats.by_verdict)):
         click.echo(f"{title}:")
         for key, n in counts.items():
-            click.echo(f"  {key:<40} {n:>9}")
+            click.echo(f"  {shown(key):<40} {n:>9}")
     click.echo("by workload:")
     for key, n in stats.by_workload.items():
         shape = stats.shapes.get(key, {})
         known = {k: v for k, v in shape.items() if v not in (0, None)}
         shape_text = ", ".join(f"{k}={v}" for k, v in known.items()) or "shape unknown"
-        click.echo(f"  {key:<40} {n:>9}   {shape_text}")
+        click.echo(f"  {shown(key):<40} {n:>9}   {shown(shape_text)}")
     echo_unreadable(problems)
 
 
@@ -115,7 +117,7 @@ def validate_command(files: tuple[Path, ...], fmt: str | None) -> None:
                 good += 1
         echo_problems(problems)
         bad += len(problems)
-        click.echo(f"{path}: {good} valid records, {len(problems)} bad")
+        click.echo(f"{shown(path)}: {good} valid records, {len(problems)} bad")
     if bad:
         raise SystemExit(1)
 
@@ -126,7 +128,7 @@ def migrate_command(app: AppContext) -> None:
     """Rewrite the store in the current schema, keeping a backup of the original."""
     with app.open_store() as store:
         report = store.migrate()
-    click.echo(report)
+    click.echo(shown(report))
 
 
 @corpus_group.command("copy")
@@ -134,36 +136,55 @@ def migrate_command(app: AppContext) -> None:
 @click.argument("dst", metavar="DST_URL")
 @click.option("--batch-size", type=click.IntRange(1), default=10_000, show_default=True,
               help="Records per append (one transaction in the SQL stores).")
-def copy_command(src: str, dst: str, batch_size: int) -> None:
+@click.option("--allow-duplicates", is_flag=True,
+              help="Copy records even when an identical record is already in DST (as import's flag).")
+def copy_command(src: str, dst: str, batch_size: int, allow_duplicates: bool) -> None:
     """Copy every record of the store SRC_URL into the store DST_URL (jsonl:PATH, sqlite:PATH, postgresql://...).
 
-    Records are copied as they are (lossless) and in order; afterwards both stores are counted: the
-    command exits 1 when an entry of SRC could not be read or the counts do not add up.
+    Records are copied as they are (lossless) and in order; those DST already holds are skipped, as
+    ``import`` skips them, and counted. Afterwards both stores are counted: the command exits 1 when an
+    entry of SRC could not be read or the counts do not add up. SRC and DST must be two stores: the same
+    file or database under two names is refused before anything is written.
     """
     from amk.core.config import open_store
     from amk.core.errors import StoreError
+    from amk.core.records import record_id
 
     if src == dst:
         raise StoreError(f"SRC and DST are the same store {src!r}; name two different stores.")
     with open_store(src) as source, open_store(dst) as target:
+        same = source.identity()
+        if same is not None and same == target.identity():
+            raise StoreError(f"SRC {source.describe()} and DST {target.describe()} are the same store under two "
+                             "names; nothing was copied. Name two different stores.")
         before = target.count()
-        copied = 0
+        copied = skipped = 0
         records = source.query()
         while batch := list(itertools.islice(records, batch_size)):
-            copied += target.append(batch)
+            if allow_duplicates:
+                copied += target.append(batch)
+                continue
+            new: dict = {}
+            for r in batch:
+                new.setdefault(record_id(r), r)
+            added = target.append_new(new)  # what DST holds is skipped, in one step with the append
+            copied += added
+            skipped += len(batch) - added
         problems = source.problems()
         readable = source.count()
         after = target.count()
         echo_problems(problems, limit=20)
-        click.echo(f"copied {copied} records from {source.describe()} to {target.describe()} "
-                   f"(it held {before}, now {after})")
+        held = f", {skipped} already in it skipped" if skipped else ""
+        click.echo(f"copied {copied} records from {shown(source.describe())} to {shown(target.describe())}"
+                   f"{held} (it held {before}, now {after})")
         if problems:
-            click.echo(f"amk: error: {len(problems)} entries of {source.describe()} could not be read and were "
-                       "not copied (listed above); fix or remove them, then copy again.", err=True)
+            click.echo(f"amk: error: {len(problems)} entries of {shown(source.describe())} could not be read and "
+                       "were not copied (listed above); fix or remove them, then copy again.", err=True)
             raise SystemExit(1)
-        if copied != readable or after - before != copied:
-            click.echo(f"amk: error: counts do not add up: {source.describe()} holds {readable} records, {copied} "
-                       f"were copied, {target.describe()} grew by {after - before}; check both stores.", err=True)
+        if copied + skipped != readable or after - before != copied:
+            click.echo(f"amk: error: counts do not add up: {shown(source.describe())} holds {readable} records, "
+                       f"{copied} were copied and {skipped} skipped, {shown(target.describe())} grew by "
+                       f"{after - before}; check both stores.", err=True)
             raise SystemExit(1)
 
 
@@ -189,6 +210,7 @@ def export_command(app: AppContext, output: Path | None, fmt: str, device: str |
     Entries the store cannot read are listed on stderr and make the command exit 1 after writing the rest.
     """
     from amk.core.errors import ExportError
+    from amk.core.files import atomic_file
     from amk.core.records import MeasurementKind, Verdict
     from amk.core.store import CorpusQuery
     from amk.formats import write_records
@@ -206,17 +228,13 @@ def export_command(app: AppContext, output: Path | None, fmt: str, device: str |
         if output is None:
             written = writer(store.query(query), sys.stdout)
         else:
-            partial = output.with_name(output.name + ".partial")
-            try:
-                with partial.open("w", encoding="utf-8") as out:
-                    written = writer(store.query(query), out)
-                os.replace(partial, output)
-            finally:
-                partial.unlink(missing_ok=True)
+            # A new temporary file renamed over OUTPUT when complete: never half an export under its name.
+            with atomic_file(output, "the export") as out:
+                written = writer(store.query(query), out)
         problems = store.problems()
         where = store.describe()
     echo_problems(problems, limit=20)
     target = str(output) if output else "stdout"
-    click.echo(f"exported {written} records from {where} to {target} as {fmt}", err=True)
+    click.echo(f"exported {written} records from {shown(where)} to {shown(target)} as {fmt}", err=True)
     if problems:
         raise SystemExit(1)
