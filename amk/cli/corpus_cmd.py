@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from amk.cli.context import AppContext, pass_app
+from amk.cli.params import FINITE
 from amk.cli.problems import echo_problems, echo_unreadable
 from amk.core.display import shown
 from amk.formats import EXPORT_NAMES
@@ -199,8 +200,8 @@ def copy_command(src: str, dst: str, batch_size: int, allow_duplicates: bool) ->
 @click.option("--verdict", type=click.Choice(["PASS", "FAIL", "REJECTED", "TIMEOUT", "CRASH"]),
               help="Only records with this verdict.")
 @click.option("--kind", type=click.Choice(["measured", "predicted", "replayed"]), help="Only this measurement kind.")
-@click.option("--since", type=float, metavar="EPOCH_S", help="Only records measured at or after this time.")
-@click.option("--until", type=float, metavar="EPOCH_S", help="Only records measured before this time.")
+@click.option("--since", type=FINITE, metavar="EPOCH_S", help="Only records measured at or after this time.")
+@click.option("--until", type=FINITE, metavar="EPOCH_S", help="Only records measured before this time.")
 @pass_app
 def export_command(app: AppContext, output: Path | None, fmt: str, device: str | None, workload_kind: str | None,
                    workload_name: str | None, verdict: str | None, kind: str | None, since: float | None,

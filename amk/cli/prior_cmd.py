@@ -11,9 +11,11 @@ from typing import Any
 import click
 
 from amk.cli.context import AppContext, pass_app
+from amk.cli.params import FINITE_NON_NEGATIVE
 from amk.cli.problems import echo_unreadable
 from amk.cli.target import KIND_CHOICES, WORKLOAD_HELP, parse_kinds, parse_workload, workload_options
 from amk.core.errors import AmkError, ValidationError
+from amk.core.inputs import parse_json
 
 
 def _read_columns(app: AppContext):
@@ -32,8 +34,8 @@ def _number(x: float, digits: int = 3) -> str:
 
 @click.command("warm-start", epilog=WORKLOAD_HELP)
 @workload_options
-@click.option("-k", "k", default=3, show_default=True, help="How many seeds.")
-@click.option("--radius", "shape_radius", default=1.0, show_default=True,
+@click.option("-k", "k", type=click.IntRange(min=1), default=3, show_default=True, help="How many seeds.")
+@click.option("--radius", "shape_radius", type=FINITE_NON_NEGATIVE, default=1.0, show_default=True,
               help="Shape distance within which workloads count as near (else any workload that transfers).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_app
@@ -73,10 +75,10 @@ def _read_candidates(path: str) -> list[dict[str, Any]]:
     text = sys.stdin.read() if path == "-" else _read_text(Path(path))
     stripped = text.strip()
     if stripped.startswith("["):
-        try:
-            items = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(f"{path}: not valid JSON ({exc}); give a JSON array of config objects.") from None
+        try:  # within amk's input limits (nesting, integer size, valid strings): amk.core.inputs
+            items = parse_json(stripped, max_bytes=None)
+        except ValidationError as exc:
+            raise ValidationError(f"{path}: {exc}; give a JSON array of config objects.") from None
         where = [f"{path}: item {i + 1}" for i in range(len(items))]
     else:
         items, where = [], []
@@ -84,10 +86,9 @@ def _read_candidates(path: str) -> list[dict[str, Any]]:
             if not line.strip():
                 continue
             try:
-                items.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValidationError(f"{path}:{lineno}: not valid JSON ({exc}); one config object per line.") \
-                    from None
+                items.append(parse_json(line))
+            except ValidationError as exc:
+                raise ValidationError(f"{path}:{lineno}: {exc}; one config object per line.") from None
             where.append(f"{path}:{lineno}")
     for item, w in zip(items, where):
         if not isinstance(item, dict):
@@ -100,6 +101,9 @@ def _read_text(path: Path) -> str:
         return path.read_text()
     except OSError as exc:
         raise ValidationError(f"{path}: cannot be read ({exc.strerror}); check the path.") from None
+    except UnicodeDecodeError:
+        raise ValidationError(f"{path}: not UTF-8 text; give a JSON array of config objects, or one per line.") \
+            from None
 
 
 @click.command("rank", epilog=WORKLOAD_HELP)

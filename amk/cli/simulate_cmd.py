@@ -19,8 +19,8 @@ def _fmt(value: float | None) -> str:
 @click.command("simulate")
 @click.option("--caches", "caches", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A folder of Kernel Tuner cache files of one kernel on several devices (or one sub-folder per kernel).")
-@click.option("--budget", default=500, show_default=True, help="Evaluations each strategy may spend per device.")
-@click.option("--seeds", default=5, show_default=True, help="Seeds per randomised strategy (the median is reported).")
+@click.option("--budget", type=click.IntRange(min=1), default=500, show_default=True, help="Evaluations each strategy may spend per device.")
+@click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True, help="Seeds per randomised strategy (the median is reported).")
 @click.option("--strategy", "strategies", multiple=True, type=click.Choice(["amk", "random", "tpe", "pooled"]),
               help="Strategies to run (repeatable; default: all, tpe when optuna is installed).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),

@@ -56,6 +56,8 @@ def parse_workload(spec: str, shape: str | None, problem_size: str | None):
             raise ValidationError(f"--problem-size {problem_size!r} must be integers separated by commas.") from None
         # Kernel Tuner keeps a problem size as given, a list or a single number: "4096" names the number,
         # "4096," a list of one.
+        if any(size < 1 for size in sizes):
+            raise ValidationError(f"--problem-size {problem_size!r} must be positive integers.")
         values["problem_size"] = sizes[0] if len(sizes) == 1 and "," not in problem_size else sizes
     if kind == DECODE_KIND:
         unknown = sorted(set(values) - set(SHAPE_FIELDS) - {"dtype"})
@@ -63,6 +65,9 @@ def parse_workload(spec: str, shape: str | None, problem_size: str | None):
             raise ValidationError(
                 f"decode shape key(s) {unknown} are unknown; use {list(SHAPE_FIELDS)} (and dtype)."
             )
+        from amk.decode.shapes import ModelShape
+
+        ModelShape.from_mapping({k: v for k, v in values.items() if k != "dtype"})  # counts, sizes >= 0
     return Workload(kind, name, values)
 
 

@@ -33,14 +33,16 @@ MAX_INT = (1 << 63) - 1
 MIN_INT = -(1 << 63)
 
 
-def parse_json(data: str | bytes) -> Any:
+def parse_json(data: str | bytes, *, max_bytes: int | None = MAX_RECORD_BYTES, max_int: int = MAX_INT) -> Any:
     """``json.loads`` of ``data`` within the limits; InputLimitError says what is wrong (never another error).
 
+    ``max_bytes`` is the size limit (a record's by default; None for a whole file such as a tune state);
+    ``max_int`` the largest integer magnitude (a random generator's state holds 128-bit integers).
     Python's JSON parser accepts ``NaN`` and ``Infinity``: they are refused here with every other
     non-finite number (see :func:`check_value`).
     """
-    if len(data) > MAX_RECORD_BYTES:
-        raise InputLimitError(f"{len(data):,} bytes of JSON, over the limit of {MAX_RECORD_BYTES:,}")
+    if max_bytes is not None and len(data) > max_bytes:
+        raise InputLimitError(f"{len(data):,} bytes of JSON, over the limit of {max_bytes:,}")
     try:
         value = json.loads(data)
     except json.JSONDecodeError as exc:
@@ -51,7 +53,7 @@ def parse_json(data: str | bytes) -> Any:
         raise InputLimitError(f"nested deeper than the limit of {MAX_DEPTH}") from None
     except ValueError as exc:  # an integer literal over Python's digit limit
         raise InputLimitError(f"not readable as JSON: {exc}") from None
-    check_value(value)
+    check_value(value, max_int=max_int)
     return value
 
 
@@ -76,7 +78,7 @@ def _path(parts: tuple) -> str:
     return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
 
 
-def check_value(value: Any, path: tuple = ()) -> None:
+def check_value(value: Any, path: tuple = (), *, max_int: int = MAX_INT) -> None:
     """InputLimitError unless ``value`` (JSON-like data: dicts, lists, tuples, scalars) is within the limits.
 
     Iterative, so no nesting can exhaust Python's stack here.
@@ -90,10 +92,10 @@ def check_value(value: Any, path: tuple = ()) -> None:
             if problem is not None:
                 raise InputLimitError(f"{_path(where)} {problem}")
         elif kind is int:
-            if not MIN_INT <= item <= MAX_INT:
+            if not -max_int - 1 <= item <= max_int:
                 digits = len(str(abs(item))) if item.bit_length() < 15_000 else "thousands of"
-                raise InputLimitError(f"{_path(where)} is an integer of {digits} digits, outside the signed "
-                                      "64-bit range")
+                rule = "the signed 64-bit range" if max_int == MAX_INT else f"+-{max_int:.3g}"
+                raise InputLimitError(f"{_path(where)} is an integer of {digits} digits, outside {rule}")
         elif kind is float:
             if not math.isfinite(item):
                 raise InputLimitError(f"{_path(where)} is {item!r}; numbers must be finite")
@@ -128,30 +130,34 @@ def check_value(value: Any, path: tuple = ()) -> None:
 # -- structuring without coercion -------------------------------------------------------------------------
 
 
-def _strict_int(value: Any, _type: type) -> int:
+# Each hook is registered for its type and so also receives that type's subclasses (a str enum such as
+# Verdict, an IntEnum): the value is checked, then the subclass is made from it.
+
+
+def _strict_int(value: Any, target: type) -> int:
     if type(value) is not int and not (isinstance(value, int) and not isinstance(value, bool)):
         raise ValueError(f"{value!r} is not an integer")
     if not MIN_INT <= value <= MAX_INT:
         raise ValueError(f"{value!r} is outside the signed 64-bit range")
-    return int(value)
+    return int(value) if target is int else target(value)
 
 
-def _strict_float(value: Any, _type: type) -> float:
+def _strict_float(value: Any, target: type) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{value!r} is not a number")
     out = float(value)
     if not math.isfinite(out):
         raise ValueError(f"{value!r} is not a finite number")
-    return out
+    return out if target is float else target(out)
 
 
-def _strict_str(value: Any, _type: type) -> str:
+def _strict_str(value: Any, target: type) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{value!r} is not a string")
     problem = _string_problem(value)
     if problem is not None:
         raise ValueError(f"the string {problem}")
-    return str(value)
+    return str(value) if target is str else target(value)
 
 
 def _strict_bool(value: Any, _type: type) -> bool:
@@ -165,7 +171,6 @@ def strict_converter(**options: Any) -> cattrs.Converter:
     values of that type (an int where a float is asked), finite and within the limits; anything else is a
     ValueError that names the value, which cattrs reports with its path."""
     converter = cattrs.Converter(**options)
-    # By exact type: a hook registered for str would also catch str enums (Verdict), for int IntEnums.
     for kind, hook in ((int, _strict_int), (float, _strict_float), (str, _strict_str), (bool, _strict_bool)):
-        converter.register_structure_hook_func(lambda t, kind=kind: t is kind, hook)
+        converter.register_structure_hook(kind, hook)
     return converter
