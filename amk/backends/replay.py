@@ -119,8 +119,8 @@ class ReplayBackend(Backend):
         cache: str = ""  # a Kernel Tuner cache file (plain or .gz) to replay
         store: str = ""  # or a store URL whose records are replayed (jsonl:PATH, sqlite:PATH, ...)
         device: str = ""  # the device of a cache file whose device_name is empty (or to override it)
-        samples: int = 0  # repeats drawn per measurement from the recorded times; 0: the recorded median
-        seed: int = 0  # seeds the draws of ``samples``
+        samples: int = attrs.field(default=0, validator=attrs.validators.ge(0))  # repeats drawn per measurement from the recorded times; 0: the recorded median
+        seed: int = attrs.field(default=0, validator=attrs.validators.ge(0))  # seeds the draws of ``samples``
         recorded_only: bool = True  # the search space is the recorded configs (Kernel Tuner's restrictions)
 
     def __init__(self, options: Options | None = None) -> None:
