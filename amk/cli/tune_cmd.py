@@ -15,7 +15,8 @@ from amk.cli.target import WORKLOAD_HELP, parse_kinds, parse_workload, workload_
 
 
 def _backend_options(pairs: tuple[str, ...]) -> dict[str, Any]:
-    from amk.core.errors import ConfigError
+    from amk.core.errors import ConfigError, ValidationError
+    from amk.core.inputs import parse_json
 
     out: dict[str, Any] = {}
     for pair in pairs:
@@ -23,9 +24,9 @@ def _backend_options(pairs: tuple[str, ...]) -> dict[str, Any]:
         if not eq or not key.strip():
             raise ConfigError(f"--backend-option {pair!r} must be KEY=VALUE, e.g. cache=A100.json.gz.")
         text = value.strip()
-        try:
-            out[key.strip()] = json.loads(text)
-        except json.JSONDecodeError:
+        try:  # a JSON value within amk's input limits, else the text itself
+            out[key.strip()] = parse_json(text)
+        except ValidationError:
             out[key.strip()] = text
     return out
 

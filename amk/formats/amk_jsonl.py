@@ -11,7 +11,8 @@ from typing import TextIO
 import attrs
 
 from amk.core.devices import resolve_device
-from amk.core.errors import ImportFormatError, RecordError
+from amk.core.errors import ImportFormatError, RecordError, ValidationError
+from amk.core.inputs import parse_json
 from amk.core.records import Record, record_from_dict, record_to_json
 from amk.core.store import CorpusProblem
 from amk.formats import ImportItem
@@ -38,10 +39,10 @@ def read_amk_jsonl(path: Path, *, device: str | None = None) -> Iterator[ImportI
             if not raw.strip():
                 continue
             where = f"{path}:{lineno}"
-            try:
-                data = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                yield ImportItem(problem=CorpusProblem(where, f"not valid JSON: {exc}"))
+            try:  # within amk's input limits (size, nesting, integers, strings): amk.core.inputs
+                data = parse_json(raw)
+            except ValidationError as exc:
+                yield ImportItem(problem=CorpusProblem(where, str(exc)))
                 continue
             try:
                 record = record_from_dict(data, where=where)

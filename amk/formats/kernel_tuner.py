@@ -70,16 +70,21 @@ def _load(path: Path) -> tuple[dict[str, Any], str | None]:
         raise ImportFormatError(f"{path}: cannot be read as a Kernel Tuner cache ({exc}); check the file.") from None
     try:
         return json.loads(text), None
-    except json.JSONDecodeError as first_error:
-        # Kernel Tuner appends entries as it goes and closes the object at the end; an interrupted run
-        # leaves it open. Close it and read what was written.
-        repaired = text.rstrip().rstrip(",") + "}}"
-        try:
-            return json.loads(repaired), "the file was not closed (an interrupted Kernel Tuner run); read what it holds"
-        except json.JSONDecodeError:
-            raise ImportFormatError(
-                f"{path}: not valid JSON ({first_error}); is it a Kernel Tuner cache file?"
-            ) from None
+    except RecursionError:
+        raise ImportFormatError(f"{path}: nested too deep to be a Kernel Tuner cache; check the file.") from None
+    except ValueError as exc:
+        if not isinstance(exc, json.JSONDecodeError):  # an integer literal over Python's digit limit
+            raise ImportFormatError(f"{path}: cannot be read as JSON ({exc}); check the file.") from None
+        first_error = exc
+    # Kernel Tuner appends entries as it goes and closes the object at the end; an interrupted run
+    # leaves it open. Close it and read what was written.
+    repaired = text.rstrip().rstrip(",") + "}}"
+    try:
+        return json.loads(repaired), "the file was not closed (an interrupted Kernel Tuner run); read what it holds"
+    except (ValueError, RecursionError):
+        raise ImportFormatError(
+            f"{path}: not valid JSON ({first_error}); is it a Kernel Tuner cache file?"
+        ) from None
 
 
 def _header_problem(path: Path, data: dict[str, Any]) -> str | None:
@@ -150,8 +155,8 @@ def read_kernel_tuner(path: Path, *, device: str | None = None) -> Iterator[Impo
     shape = {"problem_size": problem_size} if problem_size is not None else {}
     try:
         workload = Workload(KERNEL_TUNER_KIND, str(data["kernel_name"]), shape)
-    except AmkError as exc:
-        raise ImportFormatError(f"{path}: {exc}") from None
+    except (AmkError, RecursionError) as exc:
+        raise ImportFormatError(f"{path}: {exc or 'the header is nested too deep'}") from None
     header_extra = {k: v for k, v in data.items() if k not in ("cache", "tune_params")}
     header_extra["device_name"] = data.get("device_name")
 
@@ -180,8 +185,9 @@ def read_kernel_tuner(path: Path, *, device: str | None = None) -> Iterator[Impo
                     extra={"entry": extra, "header": header_extra},
                 ),
             )
-        except (ValueError, TypeError, AmkError) as exc:
-            yield ImportItem(problem=CorpusProblem(where, str(exc)))
+        except (ValueError, TypeError, OverflowError, RecursionError, AmkError) as exc:
+            reason = str(exc) if not isinstance(exc, RecursionError) else "nested too deep"
+            yield ImportItem(problem=CorpusProblem(where, reason))
             continue
         yield ImportItem(record=record)
 
