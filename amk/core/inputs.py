@@ -131,7 +131,8 @@ def check_value(value: Any, path: tuple = (), *, max_int: int = MAX_INT) -> None
 
 
 # Each hook is registered for its type and so also receives that type's subclasses (a str enum such as
-# Verdict, an IntEnum): the value is checked, then the subclass is made from it.
+# Verdict, an IntEnum): the value is checked, then the subclass is made from it. A wrong type is a
+# ValueError, not a TypeError: cattrs reports ValueErrors with the path of the value.
 
 
 def _strict_int(value: Any, target: type) -> int:
@@ -144,7 +145,7 @@ def _strict_int(value: Any, target: type) -> int:
 
 def _strict_float(value: Any, target: type) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{value!r} is not a number")
+        raise ValueError(f"{value!r} is not a number")  # noqa: TRY004 - see above
     out = float(value)
     if not math.isfinite(out):
         raise ValueError(f"{value!r} is not a finite number")
@@ -153,7 +154,7 @@ def _strict_float(value: Any, target: type) -> float:
 
 def _strict_str(value: Any, target: type) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not a string")
+        raise ValueError(f"{value!r} is not a string")  # noqa: TRY004 - see above
     problem = _string_problem(value)
     if problem is not None:
         raise ValueError(f"the string {problem}")
@@ -162,7 +163,7 @@ def _strict_str(value: Any, target: type) -> str:
 
 def _strict_bool(value: Any, _type: type) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"{value!r} is not true or false")
+        raise ValueError(f"{value!r} is not true or false")  # noqa: TRY004 - see above
     return value
 
 

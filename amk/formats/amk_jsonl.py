@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TextIO

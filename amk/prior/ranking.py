@@ -23,9 +23,9 @@ import numpy as np
 from amk.core.config import structure_options
 from amk.core.devices import Device
 from amk.core.errors import AmkError, ModelFileError, ValidationError
+from amk.core.featurizer import Featurizer
 from amk.core.files import write_atomically
 from amk.core.inputs import parse_json
-from amk.core.featurizer import Featurizer
 from amk.core.plugins import get_registry
 from amk.core.ranker import Ranker
 from amk.core.records import MeasurementKind

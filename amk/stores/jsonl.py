@@ -58,8 +58,8 @@ def _non_empty_path(instance: Any, attribute: attrs.Attribute, value: str) -> No
 
 
 _FOREIGN_MAGIC = ((b"SQLite format 3\x00", "a SQLite database: open it as sqlite:{path}"),
-                  (b"PK\x03\x04", "a zip archive (an .npz?)"), (b"\x1f\x8b", "a gzip file: import it with "
-                                                                                "'amk corpus import {path}'"),
+                  (b"PK\x03\x04", "a zip archive (an .npz?)"),
+                  (b"\x1f\x8b", "a gzip file: import it with 'amk corpus import {path}'"),
                   (b"\x93NUMPY", "a numpy array file"))
 
 

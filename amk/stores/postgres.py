@@ -166,9 +166,6 @@ class PostgresStore(sql.SqlStore):
     # -- writing ------------------------------------------------------------------------------------
 
     def append(self, records: Iterable[Record]) -> int:
-        import psycopg
-        from psycopg import errors
-
         rows = sql.record_rows(records)
         if not rows:
             return 0
