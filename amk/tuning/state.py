@@ -119,7 +119,7 @@ class TuneState:
             raise ValueError(f"$.rng_state is not a random state numpy can restore ({exc})") from None
 
 
-_HELD: dict[str, tuple[Any, int]] = {}  # lock path -> (its open file, how many holders in this process)
+_HELD: dict[str, tuple[int, int]] = {}  # lock path -> (its descriptor, how many holders in this process)
 
 
 @contextlib.contextmanager
@@ -148,11 +148,11 @@ def run_lock(state_path: Path) -> Iterator[None]:
             del _HELD[key]
             with contextlib.suppress(OSError):
                 os.unlink(lock_path)  # while still held: a run that opened it meanwhile finds it gone, and retries
-            f.close()
+            os.close(f)
 
 
-def _acquire(lock_path: Path, state_path: Path) -> Any:
-    """The lock file, open and exclusively locked (TuneStateError when another run holds it)."""
+def _acquire(lock_path: Path, state_path: Path) -> int:
+    """The lock file's descriptor, open and exclusively locked (TuneStateError when another run holds it)."""
     while True:
         try:
             lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -160,12 +160,11 @@ def _acquire(lock_path: Path, state_path: Path) -> Any:
         except OSError as exc:
             raise TuneStateError(f"cannot create the lock {lock_path} of the tune state: {exc.strerror}; check the "
                                  "directory's permissions (or pass --state elsewhere).") from None
-        f = os.fdopen(fd, "r+")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = f.read().strip()
-            f.close()
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(fd)
             who = f" (process {holder})" if holder.isdigit() else ""
             raise TuneStateError(f"another amk tune run of this target is using the state file {state_path}{who}; "
                                  "wait for it to finish, or give this run its own state file with --state.") from None
@@ -174,10 +173,9 @@ def _acquire(lock_path: Path, state_path: Path) -> Any:
         except FileNotFoundError:
             current = False
         if not current:  # released and removed by its holder while we opened it: take the new one
-            f.close()
+            os.close(fd)
             continue
-        with contextlib.suppress(OSError):
-            f.truncate(0)
-            f.write(str(os.getpid()))
-            f.flush()
-        return f
+        with contextlib.suppress(OSError):  # who holds it, for the message of a refused run (a full disk: none)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        return fd
