@@ -33,10 +33,9 @@ def _non_empty_name(instance: Any, attribute: attrs.Attribute, value: str) -> No
 
 
 def _optional_text(instance: Any, attribute: attrs.Attribute, value: str | None) -> None:
-    if value is not None:
-        if not isinstance(value, str):
-            raise ValidationError(f"Device.{attribute.name}={value!r} must be a string (or None if unknown).")
-        check_text(value, f"Device.{attribute.name}")
+    if value is not None and not isinstance(value, str):
+        raise ValidationError(f"Device.{attribute.name}={value!r} must be a string (or None if unknown).")
+    check_text(value or "", f"Device.{attribute.name}")
 
 
 @attrs.frozen

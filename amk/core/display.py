@@ -1,10 +1,9 @@
 """What is safe to print: URLs and connection strings without their passwords, text without control characters.
 
-``redact`` hides every password a store URL (``postgresql://user:SECRET@host/db``, ``?password=SECRET``)
-or a libpq connection string (``password=SECRET``) can carry, wherever it appears in a message.
-``printable`` escapes control characters (a newline or escape sequence in a workload or device name,
-a file name) and the Unicode format characters that reorder or hide text, so a name can neither forge
-an output line nor drive the terminal. ``shown`` is both: what every message with a name or URL uses.
+``redact`` hides every password a store URL (``postgresql://user:SECRET@host/db``, ``?password=SECRET``) or a
+libpq connection string (``password=SECRET``) can carry. ``printable`` escapes control characters and the
+Unicode characters that reorder or hide text, so a name can neither forge an output line nor drive the
+terminal. ``shown`` is both: what every message with a name or URL uses.
 """
 
 from __future__ import annotations

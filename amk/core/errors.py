@@ -43,8 +43,7 @@ class ValidationError(AmkError):
 
 
 class InputLimitError(ValidationError):
-    """A value breaks one of amk's input limits (``amk.core.inputs``: size, nesting, integer range, string
-    validity); the message says where in the value and which limit."""
+    """A value breaks one of amk's input limits (``amk.core.inputs``: size, nesting, integers, strings)."""
 
 
 class RecordError(AmkError):

@@ -1,20 +1,15 @@
 """What amk accepts where input enters: JSON parsed within limits, values within limits, scalars of their type.
 
-The limits, in one place (records, the stores' readers, importers, candidates files and options use them):
-
-- a record's JSON (a corpus line, a stored row, an imported entry) is at most :data:`MAX_RECORD_BYTES`;
-- lists and objects nest at most :data:`MAX_DEPTH` deep;
-- an integer fits a signed 64-bit integer (what SQLite, PostgreSQL and numpy hold); a float is finite;
-- a string is valid Unicode (no lone surrogate, which UTF-8 cannot encode) without NUL characters
-  (PostgreSQL text cannot hold them); an object's keys are such strings.
-
-A value over a limit is refused with :class:`~amk.core.errors.InputLimitError` (a ``ValidationError``)
-naming where in the value it is (``$.config.tile``) and the rule; the caller adds the file and line, so one
-bad entry is one reported problem and its neighbours are read. Python's own limits (4,300 digits in an
-integer literal, the recursion limit on nesting) are turned into the same error, never a traceback.
+The limits, in one place (records, stores' readers, importers, candidates files, options): a record's JSON
+is at most :data:`MAX_RECORD_BYTES`; lists and objects nest at most :data:`MAX_DEPTH` deep; an integer fits
+a signed 64-bit integer (what SQLite, PostgreSQL and numpy hold); a float is finite; a string is valid
+Unicode (no lone surrogate) without NUL (PostgreSQL text cannot hold it), keys too. A value over a limit
+is an :class:`~amk.core.errors.InputLimitError` naming where in the value (``$.config.tile``) and the rule;
+the caller adds the file and line, so one bad entry is one reported problem and its neighbours are read.
+Python's own limits (4,300 digits, the recursion limit) become the same error, never a traceback.
 
 ``strict_converter`` structures config sections, state files and records without coercing a wrong type:
-``"12"`` is not a number, ``true`` is not an integer, ``10.7`` is not an integer, ``nan`` is not a number.
+``"12"`` is not a number, ``true`` or ``10.7`` is not an integer, ``nan`` is not a number.
 """
 
 from __future__ import annotations
@@ -75,62 +70,45 @@ def check_text(text: str, what: str = "value") -> None:
 
 
 def _path(parts: tuple) -> str:
-    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+    shown = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts[:6])
+    return shown + ("..." if len(parts) > 6 else "")
 
 
 def check_value(value: Any, path: tuple = (), *, max_int: int = MAX_INT) -> None:
     """InputLimitError unless ``value`` (JSON-like data: dicts, lists, tuples, scalars) is within the limits.
-
-    Iterative, so no nesting can exhaust Python's stack here.
-    """
+    Iterative, so no nesting can exhaust Python's stack here."""
     stack = [(value, path)]
     while stack:
         item, where = stack.pop()
-        kind = type(item)
-        if kind is str:
+        if isinstance(item, str):  # a str enum (Verdict) too
             problem = _string_problem(item)
             if problem is not None:
                 raise InputLimitError(f"{_path(where)} {problem}")
-        elif kind is int:
+        elif item is None or isinstance(item, bool):
+            continue
+        elif isinstance(item, int):
             if not -max_int - 1 <= item <= max_int:
                 digits = len(str(abs(item))) if item.bit_length() < 15_000 else "thousands of"
                 rule = "the signed 64-bit range" if max_int == MAX_INT else f"+-{max_int:.3g}"
                 raise InputLimitError(f"{_path(where)} is an integer of {digits} digits, outside {rule}")
-        elif kind is float:
+        elif isinstance(item, float):
             if not math.isfinite(item):
                 raise InputLimitError(f"{_path(where)} is {item!r}; numbers must be finite")
-        elif item is None or kind is bool:
-            continue
-        elif kind is dict or kind is list or kind is tuple or isinstance(item, (dict, list, tuple)):
-            if len(where) >= MAX_DEPTH:
-                shown = _path(where[:6]) + ("..." if len(where) > 6 else "")
-                raise InputLimitError(f"{shown} is nested deeper than the limit of {MAX_DEPTH}")
-            if isinstance(item, dict):
-                for key, sub in item.items():
-                    if type(key) is not str:
-                        raise InputLimitError(f"{_path(where)} has a key {key!r} that is not a string")
-                    problem = _string_problem(key)
-                    if problem is not None:
-                        raise InputLimitError(f"{_path(where)} has a key that {problem}")
-                    stack.append((sub, (*where, key)))
-            else:
-                stack.extend((sub, (*where, i)) for i, sub in enumerate(item))
-        elif isinstance(item, str):  # a str enum (Verdict): its text
-            stack.append((str.__str__(item), where))
-        elif isinstance(item, bool):
-            continue
-        elif isinstance(item, int):
-            stack.append((int(item), where))
-        elif isinstance(item, float):
-            stack.append((float(item), where))
-        else:
+        elif not isinstance(item, (dict, list, tuple)):
             raise InputLimitError(f"{_path(where)} is a {type(item).__name__}, not a JSON value")
+        elif len(where) >= MAX_DEPTH:
+            raise InputLimitError(f"{_path(where)} is nested deeper than the limit of {MAX_DEPTH}")
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                problem = "is not a string" if not isinstance(key, str) else _string_problem(key)
+                if problem is not None:
+                    raise InputLimitError(f"{_path(where)} has a key {key!r} that {problem}")
+                stack.append((sub, (*where, key)))
+        else:
+            stack.extend((sub, (*where, i)) for i, sub in enumerate(item))
 
 
-# -- structuring without coercion -------------------------------------------------------------------------
-
-
-# Each hook is registered for its type and so also receives that type's subclasses (a str enum such as
+# Structuring without coercion. Each hook is registered for its type and so also receives that type's subclasses (a str enum such as
 # Verdict, an IntEnum): the value is checked, then the subclass is made from it. A wrong type is a
 # ValueError, not a TypeError: cattrs reports ValueErrors with the path of the value.
 

@@ -124,8 +124,7 @@ class Record:
             )
         if not all(isinstance(k, str) for k in self.config):
             raise ValueError("config keys must be strings")
-        # The input limits (amk.core.inputs): a record every store can hold and read back.
-        # Workload and Device check their own fields.
+        # The input limits (amk.core.inputs), so every store can hold it; Workload and Device check their own.
         m, p = self.measurement, self.provenance
         check_value(self.config, ("config",))
         check_value(p.extra, ("provenance", "extra"))
@@ -137,9 +136,8 @@ class Record:
 
 
 def _make_converter() -> cattrs.Converter:
-    # Strict: a latency of "12", a sample count of 2.5 or true is refused, never coerced.
+    # Strict (a latency of "12", a count of 2.5 or true is refused); Workload checks its own shape mapping.
     converter = strict_converter(forbid_extra_keys=True, detailed_validation=True)
-    # Workload validates and normalises its own shape mapping; cattrs only checks the keys.
     converter.register_structure_hook(Workload, _structure_workload)
     converter.register_unstructure_hook(Workload, lambda w: {"kind": w.kind, "name": w.name, "shape": dict(w.shape)})
     return converter

@@ -118,23 +118,19 @@ class Store(Implementation):
         """Durably append every record (all or nothing per call where the store can); returns the count."""
 
     def append_new(self, records: Mapping[str, Record]) -> int:
-        """Append those of ``records`` (``record_id`` -> record, in order) this store does not hold yet; returns
-        how many were appended (the others were held already). What ``amk corpus import`` and ``copy`` call.
-
-        The check and the append are one step: no other writer can append one of these records in between,
-        so processes importing the same file at once never duplicate a record (the built-in stores hold the
-        file lock, or one transaction with a unique key on the record's id, around both). This default is a
-        ``known_ids`` then an ``append``, which is NOT atomic: a store that can lock overrides it.
-        """
+        """Append those of ``records`` (``record_id`` -> record, in order) this store does not hold; returns how
+        many were appended. What ``amk corpus import`` and ``copy`` call. The check and the append are one step
+        (the built-in stores hold the file lock, or one transaction with a unique key on the record id), so
+        processes importing one file at once never duplicate a record. This default (``known_ids``, then
+        ``append``) is NOT atomic: a store that can lock overrides it."""
         if not records:
             return 0
         known = self.known_ids(records)
         return self.append([r for rid, r in records.items() if rid not in known])
 
     def identity(self) -> Hashable | None:
-        """What makes two handles the same store whatever their URLs say (a file's device and inode, a
-        database's own id), or None when it cannot be told. ``amk corpus copy`` refuses to copy a store onto
-        itself by it, before anything is written; it must be answerable without writing to the store."""
+        """What makes two handles one store whatever their URLs say (a file's device and inode, a database's
+        own id), or None when unknown: ``amk corpus copy`` refuses a store onto itself by it, before writing."""
         return None
 
     @abstractmethod

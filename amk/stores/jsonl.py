@@ -40,12 +40,12 @@ import numpy as np
 import amk
 from amk.core.columns import KIND_CODES, VERDICT_CODES, ColumnsBuilder, CorpusColumns, config_key
 from amk.core.errors import RecordError, StoreError, ValidationError
-from amk.core.files import create_exclusive, file_identity, link_unique
 from amk.core.inputs import MAX_RECORD_BYTES, parse_json
 from amk.core.migrations import SCHEMA_VERSION
 from amk.core.records import Record, record_from_dict, record_to_json
 from amk.core.store import CorpusProblem, CorpusQuery, CorpusStats, Store, match_key
 from amk.core.workload import Workload
+from amk.stores.files import create_exclusive, file_identity, link_unique
 
 if TYPE_CHECKING:
     from amk.stores.jsonl_columns import ColumnsRead

@@ -25,10 +25,11 @@ import attrs
 
 import amk
 from amk.core.errors import StoreError
-from amk.core.files import create_exclusive, file_identity, write_error
+from amk.core.files import write_error
 from amk.core.migrations import SCHEMA_VERSION
 from amk.core.records import Record
 from amk.stores import sql
+from amk.stores.files import create_exclusive, file_identity
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS amk_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
