@@ -14,6 +14,7 @@ from amk.cli.context import AppContext, pass_app
 from amk.cli.params import FINITE_NON_NEGATIVE
 from amk.cli.problems import echo_unreadable
 from amk.cli.target import KIND_CHOICES, WORKLOAD_HELP, parse_kinds, parse_workload, workload_options
+from amk.core.display import shown
 from amk.core.errors import AmkError, ValidationError
 from amk.core.inputs import parse_json
 
@@ -65,8 +66,8 @@ def warm_start_command(app: AppContext, workload_spec: str, shape: str | None, p
         click.echo(f"no seeds (a cold start): {reason}", err=True)
         return
     for i, s in enumerate(seeds, 1):
-        click.echo(f"#{i} {_number(s.latency_us)} us (x{_number(s.relative)} of its best) on {s.device}, "
-                   f"{s.workload.kind}:{s.workload.name} at distance {_number(s.distance)}, from {s.source}")
+        click.echo(shown(f"#{i} {_number(s.latency_us)} us (x{_number(s.relative)} of its best) on {s.device}, "
+                         f"{s.workload.kind}:{s.workload.name} at distance {_number(s.distance)}, from {s.source}"))
         click.echo(f"   {json.dumps(s.config, sort_keys=True)}")
 
 
@@ -204,7 +205,7 @@ def evaluate_command(app: AppContext, split: str, rankers: tuple[str, ...], feat
              f"{'top1':>7}{'top5':>7}{'top20':>7}{'spear':>7}{'ndcg10':>7}{'to5%':>7}"
     click.echo(header)
     for r in results:
-        click.echo(f"{r.split:<9}{r.ranker:<15}{r.workload[:33]:<34}{r.device[:9]:<10}"
+        click.echo(f"{r.split:<9}{r.ranker:<15}{shown(r.workload)[:33]:<34}{shown(r.device)[:9]:<10}"
                    f"{r.n_configs:>8}{r.top1:>7.3f}{r.top5:>7.3f}{r.top20:>7.3f}{r.spearman:>7.3f}"
                    f"{r.ndcg10:>7.3f}{r.evals_to_5pct:>7}")
     click.echo("")

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from amk.cli.context import AppContext, pass_app
+from amk.core.display import shown
 
 
 def _fmt(value: float | None) -> str:
@@ -46,7 +47,7 @@ def simulate_command(app: AppContext, caches: Path, budget: int, seeds: int, str
     click.echo(f"{'KERNEL':<24}{'DEVICE':<14}{'STRATEGY':<10}{'EVALS TO 5%':>12}{'EVALS TO 1%':>12}  NOTE")
 
     def show(row) -> None:
-        click.echo(f"{row.kernel:<24}{row.device:<14}{row.strategy:<10}{_fmt(row.evals_to_5pct):>12}"
+        click.echo(f"{shown(row.kernel):<24}{shown(row.device):<14}{row.strategy:<10}{_fmt(row.evals_to_5pct):>12}"
                    f"{_fmt(row.evals_to_1pct):>12}  {row.note}")
 
     rows = simulate(caches, budget=budget, seeds=seeds, strategies=list(strategies or STRATEGIES),

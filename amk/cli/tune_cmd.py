@@ -12,6 +12,7 @@ from amk.cli.context import AppContext, pass_app
 from amk.cli.params import FINITE_NON_NEGATIVE
 from amk.cli.problems import echo_unreadable
 from amk.cli.target import WORKLOAD_HELP, parse_kinds, parse_workload, workload_options
+from amk.core.display import shown
 
 
 def _backend_options(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -148,9 +149,9 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
         click.echo(json.dumps(report, indent=1, default=str))
         return
     state = result.state
-    click.echo(f"{workload.name} on {dev.name} with {backend.name}: {len(state.trials)} evaluations "
-               f"({state.measurements} measurements), {state.stop_reason}")
-    click.echo(f"warm start: {', '.join(state.warm_sources) or 'none (cold start)'}")
+    click.echo(shown(f"{workload.name} on {dev.name} with {backend.name}: {len(state.trials)} evaluations "
+                     f"({state.measurements} measurements), {state.stop_reason}"))
+    click.echo(shown(f"warm start: {', '.join(state.warm_sources) or 'none (cold start)'}"))
     if target.skipped_seeds:
         click.echo(f"warm start: {target.skipped_seeds} corpus seed(s) left out: not configs of this search space")
     if result.adopted:
@@ -166,7 +167,7 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
         click.echo(f"best: {best['latency_us']:.3f} us ({target.backend.measurement_kind.value}{floor}) "
                    f"at evaluation {best['evaluation']}: {json.dumps(best['config'])}")
     click.echo(f"verdicts: {', '.join(f'{k} {v}' for k, v in report['verdicts'].items())}")
-    click.echo(f"records appended to {where}; report {report['report']}; state {state_path}")
+    click.echo(shown(f"records appended to {where}; report {report['report']}; state {state_path}"))
     if report["plot"]:
         click.echo(f"plot {report['plot']}")
     else:
