@@ -61,9 +61,10 @@ def fresh_url(kind: str, work: Path, name: str, pg) -> str:
 
 
 def importers(root: Path, work: Path, kinds: list[str], pg, n: int, runs: int) -> dict[str, tuple[int, int]]:
+    from store_helpers import make_record
+
     from amk.core.config import open_store
     from amk.core.records import record_id, record_to_json
-    from store_helpers import make_record
 
     source = work / "measured.jsonl"
     source.write_text("".join(record_to_json(make_record(i)) + "\n" for i in range(1000)))
@@ -88,10 +89,11 @@ def importers(root: Path, work: Path, kinds: list[str], pg, n: int, runs: int) -
 def migrate_races(root: Path, work: Path, runs: int) -> dict[str, tuple[int, int, int]]:
     import sqlite3
 
-    from amk.core.config import open_store
-    from amk.core.records import record_from_dict, record_id
     from reliability_worker import ORIGINAL
     from store_helpers import make_record
+
+    from amk.core.config import open_store
+    from amk.core.records import record_from_dict, record_id
 
     out = {}
     for kind in ("jsonl", "sqlite"):
@@ -154,11 +156,12 @@ def _bad(why: str) -> bool:
 
 
 def kills(root: Path, work: Path, kinds: list[str], pg, k: int) -> dict[str, tuple[int, int]]:
+    from reliability_worker import ORIGINAL
+    from store_helpers import make_record
+
     from amk.core.config import open_store
     from amk.core.records import record_from_dict, record_to_json
     from amk.formats import read_file
-    from reliability_worker import ORIGINAL
-    from store_helpers import make_record
 
     rng = random.Random(11)
     out: dict[str, tuple[int, int]] = {}

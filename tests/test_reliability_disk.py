@@ -9,17 +9,16 @@ import json
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from reliability_worker import ORIGINAL
 from store_helpers import make_record
 
 import amk.cli
 from amk.core.config import open_store
 from amk.core.errors import AmkError, FileWriteError, StoreError
 from amk.core.records import record_from_dict, record_to_json
-from reliability_worker import ORIGINAL
 
 RECORDS = [make_record(i) for i in range(400)]
 DISK_BYTES = 512 * 1024
