@@ -166,3 +166,22 @@ def test_an_integer_over_python_s_digit_limit_in_a_line_is_one_problem(tmp_path)
         assert problem.where == f"{path}:2"
     with pytest.raises((RecordError, StoreError, AmkError)):
         record_from_dict({"schema_version": 1, "config": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]})
+
+
+def test_a_kernel_tuner_entry_with_a_string_latency_is_one_problem_not_a_failure(tmp_path):
+    from tune_helpers import write_cache
+
+    path = write_cache(tmp_path / "c.json", device_name="A100")
+    data = json.loads(path.read_text())
+    key = next(iter(data["cache"]))
+    data["cache"][key]["time"] = "12"
+    data["cache"][key].pop("times", None)
+    huge = list(data["cache"])[1]
+    data["cache"][huge]["block_size_x"] = "HUGE"
+    path.write_text(json.dumps(data).replace('"HUGE"', "9" * 30))
+    items = list(read_file(path))
+    problems = [i.problem for i in items if i.problem is not None]
+    assert [p.where for p in problems] == [f"{path}#{key}", f"{path}#{huge}"]
+    assert "neither a number of milliseconds nor a Kernel Tuner failure marker" in problems[0].reason
+    assert "outside the signed 64-bit range" in problems[1].reason
+    assert len(items) - len(problems) == len(data["cache"]) - 2

@@ -120,8 +120,10 @@ def _quartiles_us(times_ms: list[float]) -> tuple[float, float]:
 def _measurement(entry: dict[str, Any]) -> Measurement:
     time = entry.get("time")
     if isinstance(time, str):
-        verdict = FAILURE_VERDICTS.get(time, Verdict.FAIL)
-        return Measurement(verdict=verdict, kind=MeasurementKind.MEASURED, reason=time)
+        if time not in FAILURE_VERDICTS:  # "12" is not a latency: a wrong type, never read as one
+            raise ValueError(f"'time' {time!r} is neither a number of milliseconds nor a Kernel Tuner failure "
+                             f"marker ({', '.join(FAILURE_VERDICTS)})")
+        return Measurement(verdict=FAILURE_VERDICTS[time], kind=MeasurementKind.MEASURED, reason=time)
     if isinstance(time, bool) or not isinstance(time, (int, float)) or not time > 0:
         raise ValueError(f"'time' must be a positive number of milliseconds or a failure marker, got {time!r}")
     times = entry.get("times")
