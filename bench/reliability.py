@@ -217,28 +217,6 @@ def kills(root: Path, work: Path, kinds: list[str], pg, k: int) -> dict[str, tup
     return out
 
 
-TUNE_RUNNER = """
-import sys
-from pathlib import Path
-sys.path.insert(0, {tests!r})
-from amk.core.columns import CorpusColumns
-from amk.core.devices import resolve_device
-from amk.stores.jsonl import JsonlStore
-from amk.tuning.loop import tune
-from amk.tuning.settings import TuneSettings
-from amk.tuning.target import TuneTarget
-from tune_helpers import ToyBackend, toy_workload
-
-folder, resume = Path(sys.argv[1]), sys.argv[2] == "resume"
-backend = ToyBackend(ToyBackend.Options(n=40, sleep_s=0.01, noise=0.03, kind="measured"))
-settings = TuneSettings(policy="surrogate", exploration="epsilon", epsilon=0.3, ab_rounds=2, min_gain=0.0,
-                        isolation="thread")
-target = TuneTarget.prepare(toy_workload(), resolve_device("h100"), backend, CorpusColumns.from_records([]), settings)
-store = JsonlStore(JsonlStore.Options(path=str(folder / "corpus.jsonl")))
-tune(target, settings, seed=3, budget=30, store=store, state_path=folder / "run.state.json", resume=resume)
-"""
-
-
 def tune_kills(root: Path, work: Path, rng: random.Random, k: int) -> tuple[int, int]:
     """Each of ``k`` runs killed once at a random evaluation, then resumed to the end; a run is bad when an
     evaluation was measured twice, or its incumbent is not the one its records say (the kept candidate's
@@ -247,12 +225,10 @@ def tune_kills(root: Path, work: Path, rng: random.Random, k: int) -> tuple[int,
     for i in range(k):
         folder = work / f"tune{i}"
         folder.mkdir()
-        script = folder / "runner.py"
-        script.write_text(TUNE_RUNNER.format(tests=str(TESTS)))
         corpus = folder / "corpus.jsonl"
 
-        def run(mode: str, folder: Path = folder, script: Path = script) -> subprocess.Popen:
-            return subprocess.Popen([sys.executable, str(script), str(folder), mode], env=env_for(root),
+        def run(mode: str, folder: Path = folder) -> subprocess.Popen:
+            return subprocess.Popen([sys.executable, str(WORKER), "tune", str(folder), mode, "30"], env=env_for(root),
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
         proc, target = run("new"), rng.randint(3, 60)

@@ -9,6 +9,8 @@ others through a GO file so they race:
   after ``append`` returned (with OLD, a jsonl store also gets an original-schema line under the file's lock
   after each, as an older amk would append, so every migration has work to do);
 - ``import-forever URL FILE``, ``migrate-forever URL``: the same in a loop, until killed;
+- ``tune DIR new|resume BUDGET``: a measured tune run (a noisy toy backend, A/B re-measurements) of BUDGET
+  evaluations, its state and a jsonl store in DIR; ``resume`` continues the run there;
 - ``save-model DIR``: save a fitted LightGBM ranker to DIR over and over, until killed;
 - ``load-model DIR``: load it; prints ``loaded``, or the ModelFileError (never a crash).
 """
@@ -64,6 +66,25 @@ def append(url: str, go: Path, n: int, out: Path, old: bool) -> None:
                     f.write((json.dumps(ORIGINAL) + "\n").encode())
 
 
+def tune_run(folder: Path, resume: bool, budget: int) -> None:
+    from tune_helpers import ToyBackend, toy_workload
+
+    from amk.core.columns import CorpusColumns
+    from amk.core.devices import resolve_device
+    from amk.stores.jsonl import JsonlStore
+    from amk.tuning.loop import tune
+    from amk.tuning.settings import TuneSettings
+    from amk.tuning.target import TuneTarget
+
+    backend = ToyBackend(ToyBackend.Options(n=40, sleep_s=0.01, noise=0.03, kind="measured"))
+    settings = TuneSettings(policy="surrogate", exploration="epsilon", epsilon=0.3, ab_rounds=2, min_gain=0.0,
+                            isolation="thread")
+    target = TuneTarget.prepare(toy_workload(), resolve_device("h100"), backend, CorpusColumns.from_records([]),
+                                settings)
+    store = JsonlStore(JsonlStore.Options(path=str(folder / "corpus.jsonl")))
+    tune(target, settings, seed=3, budget=budget, store=store, state_path=folder / "run.state.json", resume=resume)
+
+
 def save_model_forever(folder: Path) -> None:
     import numpy as np
 
@@ -112,6 +133,8 @@ def main() -> None:
     elif job == "migrate-forever":
         while True:
             amk("--store", args[0], "corpus", "migrate")
+    elif job == "tune":
+        tune_run(Path(args[0]), args[1] == "resume", int(args[2]))
     elif job == "save-model":
         save_model_forever(Path(args[0]))
     elif job == "load-model":

@@ -100,6 +100,12 @@ def amk_run(*args: str):
     return result.exit_code, result.stdout, result.stderr
 
 
+def holding_ten_records(url: str) -> str:
+    with open_store(url) as store:
+        store.append(RECORDS[:10])
+    return url
+
+
 def one_error_line(err: str, *words: str) -> None:
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("amk: error: "), err
@@ -121,9 +127,7 @@ def test_an_export_to_a_full_disk_is_one_error_and_leaves_no_partial_file(full_d
 
 def test_a_jsonl_store_on_a_full_disk_refuses_the_append_stays_readable_and_appends_once_freed(full_disk):
     disk, fill, free = full_disk
-    url = f"jsonl:{disk / 'c.jsonl'}"
-    with open_store(url) as store:
-        store.append(RECORDS[:10])
+    url = holding_ten_records(f"jsonl:{disk / 'c.jsonl'}")
     fill(leave=2048)
     with open_store(url) as store, pytest.raises(StoreError, match="free disk space"):
         store.append(RECORDS[10:])
@@ -139,9 +143,7 @@ def test_a_jsonl_store_on_a_full_disk_refuses_the_append_stays_readable_and_appe
 
 def test_a_sqlite_store_on_a_full_disk_refuses_the_append_and_keeps_every_record(full_disk):
     disk, fill, free = full_disk
-    url = f"sqlite:{disk / 'c.sqlite'}"
-    with open_store(url) as store:
-        store.append(RECORDS[:10])
+    url = holding_ten_records(f"sqlite:{disk / 'c.sqlite'}")
     fill(leave=4096)
     try:
         with open_store(url) as store:

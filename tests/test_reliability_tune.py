@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, amk_env
+from conftest import amk_env
 from tune_helpers import ToyBackend, toy_workload
 
 from amk.core.columns import CorpusColumns
@@ -82,37 +82,14 @@ def test_a_run_killed_between_a_kept_a_b_and_its_state_save_resumes_as_if_never_
         assert summary(resumed.state) == summary(reference)
 
 
-TUNE_RUNNER = """
-import sys
-from pathlib import Path
-sys.path.insert(0, {tests!r})
-from amk.core.columns import CorpusColumns
-from amk.core.devices import resolve_device
-from amk.stores.jsonl import JsonlStore
-from amk.tuning.loop import tune
-from amk.tuning.settings import TuneSettings
-from amk.tuning.target import TuneTarget
-from tune_helpers import ToyBackend, toy_workload
-
-folder, resume = Path(sys.argv[1]), sys.argv[2] == "resume"
-backend = ToyBackend(ToyBackend.Options(n=40, sleep_s=0.02, noise=0.03, kind="measured"))
-settings = TuneSettings(policy="surrogate", exploration="epsilon", epsilon=0.3, ab_rounds=2, min_gain=0.0,
-                        isolation="thread")
-target = TuneTarget.prepare(toy_workload(), resolve_device("h100"), backend, CorpusColumns.from_records([]), settings)
-store = JsonlStore(JsonlStore.Options(path=str(folder / "corpus.jsonl")))
-tune(target, settings, seed=3, budget=25, store=store, state_path=folder / "run.state.json", resume=resume)
-"""
 def test_a_measured_tune_run_killed_at_random_points_resumes_with_the_incumbent_the_records_say(tmp_path):
     from tune_helpers import toy_workload
 
     from amk.tuning.state import TuneState
     from amk.tuning.target import target_id
 
-    script = tmp_path / "runner.py"
-    script.write_text(TUNE_RUNNER.format(tests=str(TESTS)))
-
     def run(mode: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, str(script), str(tmp_path), mode], env=amk_env([str(REPO_ROOT)]))
+        return subprocess.Popen([sys.executable, str(WORKER), "tune", str(tmp_path), mode, "25"], env=amk_env())
 
     corpus = tmp_path / "corpus.jsonl"
 
