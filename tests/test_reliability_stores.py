@@ -161,10 +161,14 @@ def test_files_amk_creates_never_follow_a_symlink_planted_at_a_predictable_name(
     corpus.write_text(json.dumps(ORIGINAL) + "\n")
     now = time.time()
     stamps = {time.strftime("%Y%m%d-%H%M%S", time.localtime(now + dt)) for dt in range(4)}
-    for name in ("out.jsonl.partial", "c.jsonl.migrating", "out.jsonl.tmp", *(f"c.jsonl.bak-{s}" for s in stamps)):
+    for name in ("out.jsonl.partial", "c.jsonl.migrating", "out.jsonl.tmp", "c.jsonl.torn",
+                 *(f"c.jsonl.bak-{s}" for s in stamps)):
         (tmp_path / name).symlink_to(victim)  # the names an earlier amk wrote to
+    with corpus.open("a") as f:
+        f.write('{"torn": ')  # a writer killed mid-line: the next write sets the fragment aside
     assert run_amk("--store", "jsonl:c.jsonl", "corpus", "migrate").returncode == 0
-    assert run_amk("--store", "jsonl:c.jsonl", "corpus", "export", "-o", "out.jsonl").returncode == 0
+    exported = run_amk("--store", "jsonl:c.jsonl", "corpus", "export", "-o", "out.jsonl")
+    assert exported.returncode == 1 and "a torn line" in exported.stderr  # set aside, in a file of its own
     assert run_amk("--store", "jsonl:c.jsonl", "corpus", "stats").returncode == 0
     assert victim.read_text() == "precious\n"
     assert (tmp_path / "out.jsonl").read_text().count("\n") == 1

@@ -25,6 +25,7 @@ from __future__ import annotations
 import codecs
 import collections
 import contextlib
+import errno
 import fcntl
 import os
 import shutil
@@ -239,7 +240,14 @@ class JsonlStore(Store):
                 pos -= step
             r.seek(start)
             fragment = r.read(end - start)
-        with self.torn_path.open("ab") as side:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC  # never through a symlink
+        try:
+            fd = os.open(self.torn_path, flags, 0o644)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            fd, _ = create_exclusive(self.path.parent, self.torn_path.name)  # a symlink planted there: a file of its own
+        with os.fdopen(fd, "ab") as side:
             side.write(fragment + b"\n")
             side.flush()
             os.fsync(side.fileno())
@@ -505,16 +513,21 @@ class JsonlStore(Store):
         return list(self._problems) + self._torn_problems()
 
     def _torn_problems(self) -> list[CorpusProblem]:
-        try:
-            data = self.torn_path.read_bytes()
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            return [CorpusProblem(str(self.torn_path), f"cannot be read: {exc.strerror}")]
-        return [CorpusProblem(f"{self.torn_path}:{lineno}",
-                              f"a torn line ({len(line)} bytes) set aside from {self.path} after a writer was "
-                              "killed mid-write; its record is incomplete: re-measure it, then delete this file")
-                for lineno, line in enumerate(data.split(b"\n"), 1) if line.strip()]
+        out = []
+        for side in sorted(self.path.parent.glob(self.torn_path.name + "*")):
+            if side.is_symlink() or side.name not in (self.torn_path.name,) and not side.name.startswith(
+                    self.torn_path.name + "-"):
+                continue  # a symlink planted at the name is not amk's: never read through it
+            try:
+                data = side.read_bytes()
+            except OSError as exc:
+                out.append(CorpusProblem(str(side), f"cannot be read: {exc.strerror}"))
+                continue
+            out += [CorpusProblem(f"{side}:{lineno}",
+                                  f"a torn line ({len(line)} bytes) set aside from {self.path} after a writer was "
+                                  "killed mid-write; its record is incomplete: re-measure it, then delete this file")
+                    for lineno, line in enumerate(data.split(b"\n"), 1) if line.strip()]
+        return out
 
 
 def _query_mask(cols: CorpusColumns, query: CorpusQuery) -> np.ndarray:
