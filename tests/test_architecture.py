@@ -10,14 +10,15 @@ CORE_MAX_LINES = 2500
 # Each package may import only the packages below it (and itself); amk/cli and amk/integrations sit on top.
 LAYERS = {
     "core": set(),
+    "io": {"core"},
     "decode": {"core"},
-    "prior": {"core", "decode"},
-    "stores": {"core"},
+    "prior": {"core", "decode", "io"},
+    "stores": {"core", "io"},
     "featurizers": {"core", "decode", "prior"},
-    "rankers": {"core", "prior"},
-    "formats": {"core"},
-    "backends": {"core", "decode", "formats"},
-    "tuning": {"core", "decode", "prior", "formats"},
+    "rankers": {"core", "prior", "io"},
+    "formats": {"core", "io"},
+    "backends": {"core", "decode", "formats", "io"},
+    "tuning": {"core", "decode", "prior", "formats", "io"},
     "testing": {"core", "decode"},  # the plugin contract: amk's public API and its sample decode records only
 }
 

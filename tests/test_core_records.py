@@ -20,13 +20,18 @@ from amk.core.records import (
 )
 from amk.core.workload import Workload
 
+def text(**kwargs):
+    """Strings a record may hold: any Unicode but NUL (amk.core.inputs)."""
+    return st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), **kwargs)
+
+
 names = st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF), min_size=1, max_size=12)
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**9, 10**9),
-                         st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8))
+                         st.floats(allow_nan=False, allow_infinity=False), text(max_size=8))
 json_values = st.recursive(json_scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)), max_leaves=8)
+    st.lists(inner, max_size=3), st.dictionaries(text(max_size=6), inner, max_size=3)), max_leaves=8)
 positive = st.floats(min_value=1e-6, max_value=1e9, allow_nan=False, allow_infinity=False)
-shape_values = st.one_of(st.integers(0, 10**6), st.text(min_size=1, max_size=5),
+shape_values = st.one_of(st.integers(0, 10**6), text(min_size=1, max_size=5),
                          st.lists(st.integers(1, 10**5), min_size=1, max_size=3))
 
 
@@ -41,11 +46,11 @@ def records(draw):
         config=draw(st.dictionaries(names, json_values, max_size=5)),
         measurement=Measurement(verdict=verdict, kind=draw(st.sampled_from(MeasurementKind)), latency_us=latency,
                                 spread_us=draw(st.none() | st.floats(0, 1e6)), samples=draw(st.none() | st.integers(1, 1000)),
-                                bound_us=draw(st.none() | positive), reason=draw(st.none() | st.text(max_size=10))),
-        provenance=Provenance(backend=draw(names), backend_version=draw(st.text(max_size=5)),
-                              timestamp=draw(st.none() | st.floats(0, 4e9)), notes=draw(st.text(max_size=20)),
-                              source=draw(st.none() | st.text(max_size=10)),
-                              extra=draw(st.dictionaries(st.text(max_size=6), json_values, max_size=3))),
+                                bound_us=draw(st.none() | positive), reason=draw(st.none() | text(max_size=10))),
+        provenance=Provenance(backend=draw(names), backend_version=draw(text(max_size=5)),
+                              timestamp=draw(st.none() | st.floats(0, 4e9)), notes=draw(text(max_size=20)),
+                              source=draw(st.none() | text(max_size=10)),
+                              extra=draw(st.dictionaries(text(max_size=6), json_values, max_size=3))),
     )
 
 

@@ -34,7 +34,8 @@ V0_RECORD = {"model": "llama-7b(4096h/32L)", "gpu": "NVIDIA H100 80GB HBM3", "co
 def read(path, *, fast: bool):
     cache_path(path).unlink(missing_ok=True)
     store = JsonlStore(JsonlStore.Options(path=str(path)))
-    return cached_columns(path, store._read_lines, fast=fast)
+    with path.open("rb") as f:
+        return cached_columns(path, f, store._read_lines, fast=fast)
 
 
 def assert_same_read(path) -> None:

@@ -72,7 +72,7 @@ def test_an_unreachable_postgres_server_gives_a_clear_error_without_the_password
     with pytest.raises(StoreError) as info:
         store.count()
     message = str(info.value)
-    assert "cannot connect to postgresql://amk@/amk" in message and "s3cret" not in message
+    assert "cannot connect to postgresql://amk:***@/amk" in message and "s3cret" not in message
     assert "check the URL and that the server runs" in message
 
 

@@ -71,6 +71,9 @@ class LinesStore(Store):
     def problems(self) -> list[CorpusProblem]:
         return list(self._problems)
 
+    def identity(self):
+        return ("lines", self.options.key)
+
 
 def lines_store(directory: Path) -> LinesStore:
     return LinesStore(LinesStore.Options(key=str(directory)))
@@ -139,7 +142,7 @@ def test_a_store_that_cannot_be_reopened_skips_the_checks_that_need_a_second_han
     report = check_store(lines_store, reopen=None)
     assert set(report.skipped) == {"records_survive_closing_the_store", "a_second_handle_sees_appends_made_through_the_first",
                                    "an_append_made_while_a_read_is_in_progress_is_kept",
-                                   "an_unreadable_entry_is_reported_by_problems"}
+                                   "an_unreadable_entry_is_reported_by_problems", "a_second_handle_is_the_same_store"}
 
 
 # -- rankers ------------------------------------------------------------------------------------------------

@@ -12,6 +12,10 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from amk.core.errors import ValidationError
+from amk.io.files import write_atomically
+from amk.core.inputs import parse_json
+
 CACHE_ENV_VAR = "AMK_CACHE_DIR"
 MEASUREMENT_SUFFIX = "_bandwidth.json"  # the cached once-per-machine measurements end in this
 
@@ -59,18 +63,16 @@ def read_cached(name: str) -> dict[str, Any]:
     """The JSON object cached under ``name`` (empty when absent or unreadable: it is then re-measured)."""
     path = cache_dir() / name
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = parse_json(path.read_bytes(), max_bytes=None)
+    except (OSError, ValidationError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
 def write_cached(name: str, data: dict[str, Any]) -> None:
-    """Write ``data`` under ``name`` atomically (a reader never sees half a file)."""
-    path = cache_dir() / name
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    """Write ``data`` under ``name`` atomically (a reader never sees half a file; FileWriteError when the cache
+    directory cannot be written)."""
+    write_atomically(cache_dir() / name, json.dumps(data, indent=2, sort_keys=True), "the cache file")
 
 
 def forget_measurements() -> list[Path]:

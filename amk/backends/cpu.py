@@ -183,12 +183,12 @@ class CpuBackend(GemvBackend):
 
     @attrs.frozen
     class Options:
-        warmup: int = 3  # untimed runs before the timed ones
-        repeats: int = 15  # timed runs; the latency is their median
-        memory_budget_mb: int = 1024  # weights of the timed step (and its cache-flushing replicas) fit this
+        warmup: int = attrs.field(default=3, validator=attrs.validators.ge(0))  # untimed runs before the timed ones
+        repeats: int = attrs.field(default=15, validator=attrs.validators.ge(1))  # timed runs; the latency is their median
+        memory_budget_mb: int = attrs.field(default=1024, validator=attrs.validators.ge(1))  # weights of the timed step (and its cache-flushing replicas) fit this
         cold_cache: bool = True  # rotate weight replicas so each timed step reads memory, not the cache
-        floor_tolerance: float = 0.05  # a latency this far below the floor is rejected as an artifact
-        seed: int = 0
+        floor_tolerance: float = attrs.field(default=0.05, validator=[attrs.validators.ge(0), attrs.validators.lt(1)])  # a latency this far below the floor is rejected as an artifact
+        seed: int = attrs.field(default=0, validator=attrs.validators.ge(0))
 
     # -- what can run here -------------------------------------------------------------------------
     def _availability_with(self, torch: Any) -> tuple[bool, str]:

@@ -227,11 +227,11 @@ class CudaBackend(GemvBackend):
 
     @attrs.frozen
     class Options:
-        warmup: int = 5  # untimed graph replays
-        repeats: int = 30  # timed graph replays; the latency is their median
-        memory_budget_mb: int = 8192  # GPU memory for the step's weights and their L2-flushing replicas
+        warmup: int = attrs.field(default=5, validator=attrs.validators.ge(0))  # untimed graph replays
+        repeats: int = attrs.field(default=30, validator=attrs.validators.ge(1))  # timed graph replays; the latency is their median
+        memory_budget_mb: int = attrs.field(default=8192, validator=attrs.validators.ge(1))  # GPU memory for the step's weights and their L2-flushing replicas
         cold_cache: bool = True  # rotate weight replicas so each step reads HBM, not L2
-        seed: int = 0
+        seed: int = attrs.field(default=0, validator=attrs.validators.ge(0))
 
     def _availability_with(self, torch: Any) -> tuple[bool, str]:
         if torch.version.cuda is None:

@@ -121,8 +121,8 @@ class ReplayBackend(Backend):
         cache: str = ""  # a tuning file (Kernel Tuner cache, T4, Triton; plain or .gz) to replay
         store: str = ""  # or a store URL whose records are replayed (jsonl:PATH, sqlite:PATH, ...)
         device: str = ""  # the device of a file that names none (or to override it); default: the tuned one
-        samples: int = 0  # repeats drawn per measurement from the recorded times; 0: the recorded median
-        seed: int = 0  # seeds the draws of ``samples``
+        samples: int = attrs.field(default=0, validator=attrs.validators.ge(0))  # repeats drawn per measurement from the recorded times; 0: the recorded median
+        seed: int = attrs.field(default=0, validator=attrs.validators.ge(0))  # seeds the draws of ``samples``
         recorded_only: bool = True  # the search space is the recorded configs (Kernel Tuner's restrictions)
 
     def __init__(self, options: Options | None = None) -> None:

@@ -119,7 +119,7 @@ class RooflineBackend(Backend):
 
     @attrs.frozen
     class Options:
-        layers: int = 0  # predict this many layers (0: the shape's n_layers)
+        layers: int = attrs.field(default=0, validator=attrs.validators.ge(0))  # predict this many layers (0: the shape's n_layers)
 
     def _check(self, workload: Workload, device: Device) -> None:
         if workload.kind != DECODE_KIND:

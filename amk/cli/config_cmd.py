@@ -7,6 +7,7 @@ import json
 import click
 
 from amk.cli.context import AppContext, pass_app
+from amk.io.display import redact, shown
 
 
 @click.group("config")
@@ -45,9 +46,9 @@ def show(app: AppContext, as_json: bool) -> None:
                         for k, v in values.items()},
         }
     if as_json:
-        click.echo(json.dumps(out, indent=2, default=str))
+        click.echo(redact(json.dumps(out, indent=2, default=str)))  # no password of a store URL is printed
         return
-    click.echo(f"# config file: {out['file'] or 'none'} ({why})")
+    click.echo(f"# config file: {shown(out['file'] or 'none')} ({why})")
     for kind, section in out["sections"].items():
         click.echo(f"[{kind}]")
         if "name" in section:
@@ -58,5 +59,5 @@ def show(app: AppContext, as_json: bool) -> None:
 
 
 def _line(key: str, item: dict) -> None:
-    setting = f"{key} = {item['value']!r}"
-    click.echo(f"{setting:<48} # {item['from']}")
+    setting = shown(f"{key} = {item['value']!r}")
+    click.echo(f"{setting:<48} # {shown(item['from'])}")

@@ -7,13 +7,14 @@ from typing import Any
 
 import click
 
+from amk.io.display import printable, shown
 from amk.core.errors import AmkError, LeftOutWarning
 
 
 def _show_left_out(message, category, filename, lineno, file=None, line=None) -> None:
     """What amk left out (LeftOutWarning) as one ``amk: note:`` line; other warnings as Python shows them."""
     if issubclass(category, LeftOutWarning):
-        click.echo(f"amk: note: {message}", err=True)
+        click.echo(f"amk: note: {shown(message)}", err=True)
     else:
         _python_showwarning(message, category, filename, lineno, file, line)
 
@@ -32,7 +33,12 @@ class AmkGroup(click.Group):
             try:
                 return super().invoke(ctx)
             except AmkError as exc:
-                click.echo(f"amk: error: {exc}", err=True)
+                click.echo(f"amk: error: {shown(exc)}", err=True)
+                ctx.exit(1)
+            except OSError as exc:  # a file system error no command turned into an AmkError: still one line
+                where = f" ({printable(str(exc.filename))})" if exc.filename else ""
+                click.echo(f"amk: error: {shown(exc.strerror or exc)}{where}; check the path, its permissions and "
+                           "free disk space.", err=True)
                 ctx.exit(1)
 
 

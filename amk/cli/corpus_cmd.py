@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import sys
 from pathlib import Path
 
 import click
 
 from amk.cli.context import AppContext, pass_app
+from amk.cli.params import FINITE
 from amk.cli.problems import echo_problems, echo_unreadable
+from amk.io.display import shown
 from amk.formats import EXPORT_NAMES, FORMATS
 
 
@@ -36,9 +37,9 @@ def _input_files(paths: tuple[Path, ...]) -> list[Path]:
         for found in sorted(p for p in path.rglob("*") if p.is_file()):
             (files if found.name.endswith(DATA_SUFFIXES) else skipped).append(found)
     if skipped:
-        shown = ", ".join(str(p) for p in skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+        listed = ", ".join(shown(p) for p in skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
         click.echo(f"amk: note: {len(skipped)} file(s) in the folders given are no data files "
-                   f"({', '.join(DATA_SUFFIXES)}) and were not read: {shown}", err=True)
+                   f"({', '.join(DATA_SUFFIXES)}) and were not read: {listed}", err=True)
     return files
 
 
@@ -110,22 +111,22 @@ def import_command(app: AppContext, files: tuple[Path, ...], fmt: str | None, de
         total_bad = 0
         for path in _input_files(files):
             records, problems = _read_input(path, fmt, options)
-            items = [(None if allow_duplicates else content_id(r), r) for r in records]
-            # Only this file's records are looked up, by content: no store reads (nor hashes) all its records.
-            known = set() if allow_duplicates else store.known_ids(dict(items), identity=content_id)
-            fresh, duplicates = [], 0
-            for cid, record in items:
-                if cid in known:
-                    duplicates += 1
-                    continue
-                if not allow_duplicates:
-                    known.add(cid)
-                fresh.append(record)
-            added = store.append(fresh)
+            if allow_duplicates:
+                added, duplicates = store.append(records), 0
+            else:
+                # By content (wherever it was read from): the same record twice in this file counts once.
+                # The check and the append in one step (the store's lock or transaction): processes
+                # importing the same file at once never duplicate a record. Only this file's records are
+                # looked up, never the whole store.
+                unique: dict[str, object] = {}
+                for record in records:
+                    unique.setdefault(content_id(record), record)
+                added = store.append_new(unique, identity=content_id)
+                duplicates = len(records) - added
             echo_problems(problems)
             total_bad += len(problems)
             dup_note = f", {duplicates} already in the store (skipped)" if duplicates else ""
-            click.echo(f"{path}: imported {added} records into {store.describe()}, "
+            click.echo(f"{shown(path)}: imported {added} records into {shown(store.describe())}, "
                        f"{len(problems)} bad entries{dup_note}")
     if total_bad:
         raise SystemExit(1)
@@ -145,19 +146,19 @@ def stats_command(app: AppContext, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"store": where, **attrs.asdict(stats)}, indent=2))
         return
-    click.echo(f"store: {where}")
+    click.echo(f"store: {shown(where)}")
     click.echo(f"records: {stats.total}")
     for title, counts in (("by device", stats.by_device), ("by kind", stats.by_kind),
                           ("by verdict", stats.by_verdict)):
         click.echo(f"{title}:")
         for key, n in counts.items():
-            click.echo(f"  {key:<40} {n:>9}")
+            click.echo(f"  {shown(key):<40} {n:>9}")
     click.echo("by workload:")
     for key, n in stats.by_workload.items():
         shape = stats.shapes.get(key, {})
         known = {k: v for k, v in shape.items() if v not in (0, None)}
         shape_text = ", ".join(f"{k}={v}" for k, v in known.items()) or "shape unknown"
-        click.echo(f"  {key:<40} {n:>9}   {shape_text}")
+        click.echo(f"  {shown(key):<40} {n:>9}   {shown(shape_text)}")
     echo_unreadable(problems)
 
 
@@ -174,7 +175,7 @@ def validate_command(files: tuple[Path, ...], fmt: str | None, device: str | Non
         records, problems = _read_input(path, fmt, options)
         echo_problems(problems)
         bad += len(problems)
-        click.echo(f"{path}: {len(records)} valid records, {len(problems)} bad")
+        click.echo(f"{shown(path)}: {len(records)} valid records, {len(problems)} bad")
     if bad:
         raise SystemExit(1)
 
@@ -185,7 +186,7 @@ def migrate_command(app: AppContext) -> None:
     """Rewrite the store in the current schema, keeping a backup of the original."""
     with app.open_store() as store:
         report = store.migrate()
-    click.echo(report)
+    click.echo(shown(report))
 
 
 @corpus_group.command("copy")
@@ -193,36 +194,55 @@ def migrate_command(app: AppContext) -> None:
 @click.argument("dst", metavar="DST_URL")
 @click.option("--batch-size", type=click.IntRange(1), default=10_000, show_default=True,
               help="Records per append (one transaction in the SQL stores).")
-def copy_command(src: str, dst: str, batch_size: int) -> None:
+@click.option("--allow-duplicates", is_flag=True,
+              help="Copy records even when an identical record is already in DST (as import's flag).")
+def copy_command(src: str, dst: str, batch_size: int, allow_duplicates: bool) -> None:
     """Copy every record of the store SRC_URL into the store DST_URL (jsonl:PATH, sqlite:PATH, postgresql://...).
 
-    Records are copied as they are (lossless) and in order; afterwards both stores are counted: the
-    command exits 1 when an entry of SRC could not be read or the counts do not add up.
+    Records are copied as they are (lossless) and in order; those DST already holds are skipped, as
+    ``import`` skips them, and counted. Afterwards both stores are counted: the command exits 1 when an
+    entry of SRC could not be read or the counts do not add up. SRC and DST must be two stores: the same
+    file or database under two names is refused before anything is written.
     """
     from amk.core.config import open_store
     from amk.core.errors import StoreError
+    from amk.core.records import record_id
 
     if src == dst:
         raise StoreError(f"SRC and DST are the same store {src!r}; name two different stores.")
     with open_store(src) as source, open_store(dst) as target:
+        same = source.identity()
+        if same is not None and same == target.identity():
+            raise StoreError(f"SRC {source.describe()} and DST {target.describe()} are the same store under two "
+                             "names; nothing was copied. Name two different stores.")
         before = target.count()
-        copied = 0
+        copied = skipped = 0
         records = source.query()
         while batch := list(itertools.islice(records, batch_size)):
-            copied += target.append(batch)
+            if allow_duplicates:
+                copied += target.append(batch)
+                continue
+            new: dict = {}
+            for r in batch:
+                new.setdefault(record_id(r), r)
+            added = target.append_new(new)  # what DST holds is skipped, in one step with the append
+            copied += added
+            skipped += len(batch) - added
         problems = source.problems()
         readable = source.count()
         after = target.count()
         echo_problems(problems, limit=20)
-        click.echo(f"copied {copied} records from {source.describe()} to {target.describe()} "
-                   f"(it held {before}, now {after})")
+        held = f", {skipped} already in it skipped" if skipped else ""
+        click.echo(f"copied {copied} records from {shown(source.describe())} to {shown(target.describe())}"
+                   f"{held} (it held {before}, now {after})")
         if problems:
-            click.echo(f"amk: error: {len(problems)} entries of {source.describe()} could not be read and were "
-                       "not copied (listed above); fix or remove them, then copy again.", err=True)
+            click.echo(f"amk: error: {len(problems)} entries of {shown(source.describe())} could not be read and "
+                       "were not copied (listed above); fix or remove them, then copy again.", err=True)
             raise SystemExit(1)
-        if copied != readable or after - before != copied:
-            click.echo(f"amk: error: counts do not add up: {source.describe()} holds {readable} records, {copied} "
-                       f"were copied, {target.describe()} grew by {after - before}; check both stores.", err=True)
+        if copied + skipped != readable or after - before != copied:
+            click.echo(f"amk: error: counts do not add up: {shown(source.describe())} holds {readable} records, "
+                       f"{copied} were copied and {skipped} skipped, {shown(target.describe())} grew by "
+                       f"{after - before}; check both stores.", err=True)
             raise SystemExit(1)
 
 
@@ -239,8 +259,8 @@ def copy_command(src: str, dst: str, batch_size: int) -> None:
 @click.option("--verdict", type=click.Choice(["PASS", "FAIL", "REJECTED", "TIMEOUT", "CRASH"]),
               help="Only records with this verdict.")
 @click.option("--kind", type=click.Choice(["measured", "predicted", "replayed"]), help="Only this measurement kind.")
-@click.option("--since", type=float, metavar="EPOCH_S", help="Only records measured at or after this time.")
-@click.option("--until", type=float, metavar="EPOCH_S", help="Only records measured before this time.")
+@click.option("--since", type=FINITE, metavar="EPOCH_S", help="Only records measured at or after this time.")
+@click.option("--until", type=FINITE, metavar="EPOCH_S", help="Only records measured before this time.")
 @pass_app
 def export_command(app: AppContext, output: Path | None, fmt: str, device: str | None, workload_kind: str | None,
                    workload_name: str | None, problem_size: str | None, shape: str | None, verdict: str | None,
@@ -252,6 +272,8 @@ def export_command(app: AppContext, output: Path | None, fmt: str, device: str |
     Entries the store cannot read are listed on stderr and make the command exit 1 after writing the rest.
     """
     from amk.cli.target import parse_problem_size, parse_shape
+    from amk.core.errors import ExportError
+    from amk.io.files import atomic_file
     from amk.core.records import MeasurementKind, Verdict
     from amk.core.store import CorpusQuery
     from amk.formats import write_records
@@ -288,17 +310,13 @@ def export_command(app: AppContext, output: Path | None, fmt: str, device: str |
         if output is None:
             written = writer(selected(store), sys.stdout)
         else:
-            partial = output.with_name(output.name + ".partial")
-            try:
-                with partial.open("w", encoding="utf-8") as out:
-                    written = writer(selected(store), out)
-                os.replace(partial, output)
-            finally:
-                partial.unlink(missing_ok=True)
+            # A new temporary file renamed over OUTPUT when complete: never half an export under its name.
+            with atomic_file(output, "the export") as out:
+                written = writer(selected(store), out)
         problems = store.problems()
         where = store.describe()
     echo_problems(problems, limit=20)
     target = str(output) if output else "stdout"
-    click.echo(f"exported {written} records from {where} to {target} as {fmt}", err=True)
+    click.echo(f"exported {written} records from {shown(where)} to {shown(target)} as {fmt}", err=True)
     if problems:
         raise SystemExit(1)

@@ -11,9 +11,12 @@ from typing import Any
 import click
 
 from amk.cli.context import AppContext, pass_app
+from amk.cli.params import FINITE_NON_NEGATIVE
 from amk.cli.problems import echo_unreadable
 from amk.cli.target import KIND_CHOICES, WORKLOAD_HELP, parse_kinds, parse_workload, workload_options
+from amk.io.display import shown
 from amk.core.errors import AmkError, ValidationError
+from amk.core.inputs import parse_json
 
 
 def _read_columns(app: AppContext):
@@ -32,8 +35,8 @@ def _number(x: float, digits: int = 3) -> str:
 
 @click.command("warm-start", epilog=WORKLOAD_HELP)
 @workload_options
-@click.option("-k", "k", default=3, show_default=True, help="How many seeds.")
-@click.option("--radius", "shape_radius", default=1.0, show_default=True,
+@click.option("-k", "k", type=click.IntRange(min=1), default=3, show_default=True, help="How many seeds.")
+@click.option("--radius", "shape_radius", type=FINITE_NON_NEGATIVE, default=1.0, show_default=True,
               help="Shape distance within which workloads count as near (else any workload that transfers).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_app
@@ -63,8 +66,8 @@ def warm_start_command(app: AppContext, workload_spec: str, shape: str | None, p
         click.echo(f"no seeds (a cold start): {reason}", err=True)
         return
     for i, s in enumerate(seeds, 1):
-        click.echo(f"#{i} {_number(s.latency_us)} us (x{_number(s.relative)} of its best) on {s.device}, "
-                   f"{s.workload.kind}:{s.workload.name} at distance {_number(s.distance)}, from {s.source}")
+        click.echo(shown(f"#{i} {_number(s.latency_us)} us (x{_number(s.relative)} of its best) on {s.device}, "
+                         f"{s.workload.kind}:{s.workload.name} at distance {_number(s.distance)}, from {s.source}"))
         click.echo(f"   {json.dumps(s.config, sort_keys=True)}")
 
 
@@ -73,10 +76,10 @@ def _read_candidates(path: str) -> list[dict[str, Any]]:
     text = sys.stdin.read() if path == "-" else _read_text(Path(path))
     stripped = text.strip()
     if stripped.startswith("["):
-        try:
-            items = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(f"{path}: not valid JSON ({exc}); give a JSON array of config objects.") from None
+        try:  # within amk's input limits (nesting, integer size, valid strings): amk.core.inputs
+            items = parse_json(stripped, max_bytes=None)
+        except ValidationError as exc:
+            raise ValidationError(f"{path}: {exc}; give a JSON array of config objects.") from None
         where = [f"{path}: item {i + 1}" for i in range(len(items))]
     else:
         items, where = [], []
@@ -84,10 +87,9 @@ def _read_candidates(path: str) -> list[dict[str, Any]]:
             if not line.strip():
                 continue
             try:
-                items.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValidationError(f"{path}:{lineno}: not valid JSON ({exc}); one config object per line.") \
-                    from None
+                items.append(parse_json(line))
+            except ValidationError as exc:
+                raise ValidationError(f"{path}:{lineno}: {exc}; one config object per line.") from None
             where.append(f"{path}:{lineno}")
     for item, w in zip(items, where):
         if not isinstance(item, dict):
@@ -100,6 +102,9 @@ def _read_text(path: Path) -> str:
         return path.read_text()
     except OSError as exc:
         raise ValidationError(f"{path}: cannot be read ({exc.strerror}); check the path.") from None
+    except UnicodeDecodeError:
+        raise ValidationError(f"{path}: not UTF-8 text; give a JSON array of config objects, or one per line.") \
+            from None
 
 
 @click.command("rank", epilog=WORKLOAD_HELP)
@@ -200,7 +205,7 @@ def evaluate_command(app: AppContext, split: str, rankers: tuple[str, ...], feat
              f"{'top1':>7}{'top5':>7}{'top20':>7}{'spear':>7}{'ndcg10':>7}{'to5%':>7}"
     click.echo(header)
     for r in results:
-        click.echo(f"{r.split:<9}{r.ranker:<15}{r.workload[:33]:<34}{r.device[:9]:<10}"
+        click.echo(f"{r.split:<9}{r.ranker:<15}{shown(r.workload)[:33]:<34}{shown(r.device)[:9]:<10}"
                    f"{r.n_configs:>8}{r.top1:>7.3f}{r.top5:>7.3f}{r.top20:>7.3f}{r.spearman:>7.3f}"
                    f"{r.ndcg10:>7.3f}{r.evals_to_5pct:>7}")
     click.echo("")

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from amk.io.display import shown
+
 if TYPE_CHECKING:
     from amk.core.store import CorpusProblem
 
@@ -19,7 +21,7 @@ def echo_problems(problems: Sequence[CorpusProblem], limit: int | None = None) -
         if limit is not None and i >= limit:
             click.echo(f"... and {len(problems) - limit} more", err=True)
             break
-        click.echo(f"{problem.where}: {problem.reason}", err=True)
+        click.echo(f"{shown(problem.where)}: {shown(problem.reason)}", err=True)
 
 
 def echo_unreadable(problems: Sequence[CorpusProblem], where: str | None = None) -> None:
@@ -34,4 +36,4 @@ def echo_unreadable(problems: Sequence[CorpusProblem], where: str | None = None)
     if where is None:
         click.echo(f"unreadable entries: {len(problems)} ({LIST_THEM})")
     else:
-        click.echo(f"amk: {len(problems)} unreadable entries in {where} left out ({LIST_THEM})", err=True)
+        click.echo(f"amk: {len(problems)} unreadable entries in {shown(where)} left out ({LIST_THEM})", err=True)

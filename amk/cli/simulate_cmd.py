@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from amk.cli.context import AppContext, pass_app
+from amk.io.display import shown
 
 
 def _fmt(value: float | None) -> str:
@@ -20,8 +21,8 @@ def _fmt(value: float | None) -> str:
 @click.command("simulate")
 @click.option("--caches", "caches", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A folder of Kernel Tuner cache files of one kernel on several devices (or one sub-folder per kernel).")
-@click.option("--budget", default=500, show_default=True, help="Evaluations each strategy may spend per device.")
-@click.option("--seeds", default=5, show_default=True, help="Seeds per randomised strategy (the median is reported).")
+@click.option("--budget", type=click.IntRange(min=1), default=500, show_default=True, help="Evaluations each strategy may spend per device.")
+@click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True, help="Seeds per randomised strategy (the median is reported).")
 @click.option("--strategy", "strategies", multiple=True, metavar="NAME",
               help="Strategies to run (repeatable): amk, random, tpe, pooled, or kt:NAME for Kernel Tuner's "
                    "strategy NAME (e.g. kt:diff_evo). Default: amk's four (tpe when optuna is installed) and, "
@@ -61,7 +62,7 @@ def simulate_command(app: AppContext, caches: Path, budget: int, seeds: int, str
 
     def show(row) -> None:
         score = "" if row.score is None or math.isnan(row.score) else f"{row.score:.2f}"
-        click.echo(f"{row.kernel:<24}{row.device:<14}{row.strategy:<28}{_fmt(row.evals_to_5pct):>12}"
+        click.echo(f"{shown(row.kernel):<24}{shown(row.device):<14}{row.strategy:<28}{_fmt(row.evals_to_5pct):>12}"
                    f"{_fmt(row.evals_to_1pct):>12}{score:>7}  {row.note}")
 
     rows = simulate(caches, budget=budget, seeds=seeds, strategies=list(strategies) or None,

@@ -41,6 +41,8 @@ def parse_problem_size(text: str) -> Any:
     if not items:
         raise ValidationError(f"--problem-size {text!r} must be N,N,... (integers, or expressions kept as text).")
     sizes = [int(p) if p.lstrip("-").isdigit() else p for p in items]
+    if any(isinstance(size, int) and size < 1 for size in sizes):
+        raise ValidationError(f"--problem-size {text!r}: sizes must be positive integers (or expressions kept as text).")
     return sizes[0] if len(sizes) == 1 and "," not in text else sizes
 
 
@@ -75,6 +77,9 @@ def parse_workload(spec: str, shape: str | None, problem_size: str | None):
             raise ValidationError(
                 f"decode shape key(s) {unknown} are unknown; use {list(SHAPE_FIELDS)} (and dtype)."
             )
+        from amk.decode.shapes import ModelShape
+
+        ModelShape.from_mapping({k: v for k, v in values.items() if k != "dtype"})  # counts, sizes >= 0
     return Workload(kind, name, values)
 
 

@@ -9,12 +9,15 @@ from typing import Any
 import click
 
 from amk.cli.context import AppContext, pass_app
+from amk.cli.params import FINITE_NON_NEGATIVE
 from amk.cli.problems import echo_unreadable
 from amk.cli.target import WORKLOAD_HELP, parse_kinds, parse_workload, workload_options
+from amk.io.display import shown
 
 
 def _backend_options(pairs: tuple[str, ...]) -> dict[str, Any]:
-    from amk.core.errors import ConfigError
+    from amk.core.errors import ConfigError, ValidationError
+    from amk.core.inputs import parse_json
 
     out: dict[str, Any] = {}
     for pair in pairs:
@@ -22,9 +25,9 @@ def _backend_options(pairs: tuple[str, ...]) -> dict[str, Any]:
         if not eq or not key.strip():
             raise ConfigError(f"--backend-option {pair!r} must be KEY=VALUE, e.g. cache=A100.json.gz.")
         text = value.strip()
-        try:
-            out[key.strip()] = json.loads(text)
-        except json.JSONDecodeError:
+        try:  # a JSON value within amk's input limits, else the text itself
+            out[key.strip()] = parse_json(text)
+        except ValidationError:
             out[key.strip()] = text
     return out
 
@@ -69,8 +72,9 @@ def _local_device(backend):
 @click.option("--backend", "backend_name", help="The backend that measures (default: the config's [backend]).")
 @click.option("--backend-option", "backend_options", multiple=True, metavar="KEY=VALUE",
               help="An option of the backend (repeatable), e.g. --backend-option cache=A100.json.gz.")
-@click.option("--budget", type=int, help="Configs to evaluate (default: [tune] budget).")
-@click.option("--minutes", type=float, help="Wall-clock limit in minutes (default: [tune] minutes; 0 = none).")
+@click.option("--budget", type=click.IntRange(min=0), help="Configs to evaluate (default: [tune] budget).")
+@click.option("--minutes", type=FINITE_NON_NEGATIVE,
+              help="Wall-clock limit in minutes (default: [tune] minutes; 0 = none).")
 @click.option("--resume", is_flag=True, help="Continue the interrupted (or finished) run of this target.")
 @click.option("--seed", default=0, show_default=True, help="Random seed of a new run (a resumed run keeps its own).")
 @click.option("--policy", type=click.Choice(["surrogate", "prior"]), help="Ordering policy (default: [tune] policy).")
@@ -106,7 +110,7 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
     from amk.tuning.progress import ProgressBar
     from amk.tuning.report import write_report
     from amk.tuning.settings import default_learning_kinds, tune_settings
-    from amk.tuning.state import TuneState
+    from amk.tuning.state import TuneState, run_lock
     from amk.tuning.target import TuneTarget, default_state_path, run_stem, target_id
 
     config = app.config
@@ -121,6 +125,7 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
     backend = create_backend(app, backend_name, backend_options)
     dev = _local_device(backend) if device == LOCAL_DEVICE else resolve_device(device)
     state_path = state_path or default_state_path(settings, workload, dev, backend.name)
+    click.get_current_context().with_resource(run_lock(state_path))  # one run of a target at a time, until exit
     if state_path.exists() and not resume:
         click.echo(f"amk: a new run replaces the state of the previous one at {state_path} "
                    "(pass --resume to continue that run instead)", err=True)
@@ -144,9 +149,9 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
         click.echo(json.dumps(report, indent=1, default=str))
         return
     state = result.state
-    click.echo(f"{workload.name} on {dev.name} with {backend.name}: {len(state.trials)} evaluations "
-               f"({state.measurements} measurements), {state.stop_reason}")
-    click.echo(f"warm start: {', '.join(state.warm_sources) or 'none (cold start)'}")
+    click.echo(shown(f"{workload.name} on {dev.name} with {backend.name}: {len(state.trials)} evaluations "
+                     f"({state.measurements} measurements), {state.stop_reason}"))
+    click.echo(shown(f"warm start: {', '.join(state.warm_sources) or 'none (cold start)'}"))
     if target.skipped_seeds:
         click.echo(f"warm start: {target.skipped_seeds} corpus seed(s) left out: {target.skipped_text}")
     if target.defaulted_seeds:
@@ -165,7 +170,7 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
         click.echo(f"best: {best['latency_us']:.3f} us ({target.backend.measurement_kind.value}{floor}) "
                    f"at evaluation {best['evaluation']}: {json.dumps(best['config'])}")
     click.echo(f"verdicts: {', '.join(f'{k} {v}' for k, v in report['verdicts'].items())}")
-    click.echo(f"records appended to {where}; report {report['report']}; state {state_path}")
+    click.echo(shown(f"records appended to {where}; report {report['report']}; state {state_path}"))
     if report["plot"]:
         click.echo(f"plot {report['plot']}")
     else:

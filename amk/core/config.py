@@ -28,6 +28,7 @@ from cattrs.errors import ClassValidationError
 from cattrs.v import format_exception
 
 from amk.core.errors import ConfigError, PluginError
+from amk.core.inputs import strict_converter
 from amk.core.kinds import KIND_NAMES, KINDS, kind_named, kind_of
 from amk.core.plugins import Registry, get_registry
 from amk.core.store import Store
@@ -43,8 +44,10 @@ SETTINGS_SECTIONS: tuple[str, ...] = ("tune",)
 
 T = TypeVar("T")
 
-options_converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
-"""Structures config sections into Options classes and back (``unstructure``: plain data to send elsewhere)."""
+options_converter = strict_converter(forbid_extra_keys=True, detailed_validation=True)
+"""Structures config sections into Options classes and back (``unstructure``: plain data to send elsewhere).
+Strict (:func:`amk.core.inputs.strict_converter`): ``budget = true``, ``budget = 10.7``, ``timeout_s = "12"``
+and ``timeout_s = nan`` are refused, never coerced."""
 
 
 @attrs.frozen
@@ -182,6 +185,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file.") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a TOML text file (byte {exc.start} is not UTF-8); give amk its config "
+                          "file.") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deep to be a config file; fix the file.") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror}); check its permissions.") from None
 

@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 
 from amk.core.errors import ValidationError
+from amk.core.inputs import MAX_INT, check_text
 
 VENDOR_WORDS = frozenset({"nvidia", "geforce", "tesla", "quadro", "corporation"})
 # Words that describe a board variant (memory size, form factor) rather than the chip.
@@ -36,13 +37,20 @@ CPU_ARCHITECTURES = frozenset({"x86_64", "x86-64", "amd64", "i386", "i686", "arm
 def _optional_positive(instance: Any, attribute: attrs.Attribute, value: float | None) -> None:
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_INT:
         raise ValidationError(f"Device.{attribute.name}={value!r} must be a positive number (or None if unknown).")
 
 
 def _non_empty_name(instance: Any, attribute: attrs.Attribute, value: str) -> None:
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(f"a device name must be a non-empty string, got {value!r}.")
+    check_text(value, "the device name")
+
+
+def _optional_text(instance: Any, attribute: attrs.Attribute, value: str | None) -> None:
+    if value is not None and not isinstance(value, str):
+        raise ValidationError(f"Device.{attribute.name}={value!r} must be a string (or None if unknown).")
+    check_text(value or "", f"Device.{attribute.name}")
 
 
 @attrs.frozen
@@ -50,7 +58,7 @@ class Device:
     """A GPU (or CPU) and the specs amk knows of it; None means unknown."""
 
     name: str = attrs.field(validator=_non_empty_name)
-    arch: str | None = None
+    arch: str | None = attrs.field(default=None, validator=_optional_text)
     sm_count: int | None = attrs.field(default=None, validator=_optional_positive)
     mem_bandwidth_gbps: float | None = attrs.field(default=None, validator=_optional_positive)
     smem_per_block_bytes: int | None = attrs.field(default=None, validator=_optional_positive)

@@ -42,6 +42,10 @@ class ValidationError(AmkError):
     """A value (a shape, a config, a device spec) is outside its legal range."""
 
 
+class InputLimitError(ValidationError):
+    """A value breaks one of amk's input limits (``amk.core.inputs``: size, nesting, integers, strings)."""
+
+
 class RecordError(AmkError):
     """A corpus record is malformed; the message says where it came from."""
 
@@ -81,6 +85,10 @@ class ModelFileError(AmkError):
 
 class ExportError(AmkError):
     """Records cannot be written in the requested format."""
+
+
+class FileWriteError(AmkError):
+    """A file amk creates (an export, a backup, a model, a tune state, report or plot) cannot be written."""
 
 
 class TuneStateError(AmkError):

@@ -20,6 +20,7 @@ from cattrs.v import format_exception
 
 from amk.core.devices import Device
 from amk.core.errors import AmkError, RecordError, ValidationError
+from amk.core.inputs import check_text, check_value, strict_converter
 from amk.core.migrations import SCHEMA_VERSION, upgrade_to_current
 from amk.core.workload import Workload
 
@@ -123,11 +124,20 @@ class Record:
             )
         if not all(isinstance(k, str) for k in self.config):
             raise ValueError("config keys must be strings")
+        # The input limits (amk.core.inputs), so every store can hold it; Workload and Device check their own.
+        m, p = self.measurement, self.provenance
+        check_value(self.config, ("config",))
+        check_value(p.extra, ("provenance", "extra"))
+        for what, text in (("measurement.reason", m.reason), ("provenance.backend", p.backend),
+                           ("provenance.backend_version", p.backend_version), ("provenance.notes", p.notes),
+                           ("provenance.source", p.source)):
+            if text is not None:
+                check_text(text, f"$.{what}")
 
 
 def _make_converter() -> cattrs.Converter:
-    converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
-    # Workload validates and normalises its own shape mapping; cattrs only checks the keys.
+    # Strict (a latency of "12", a count of 2.5 or true is refused); Workload checks its own shape mapping.
+    converter = strict_converter(forbid_extra_keys=True, detailed_validation=True)
     converter.register_structure_hook(Workload, _structure_workload)
     converter.register_unstructure_hook(Workload, lambda w: {"kind": w.kind, "name": w.name, "shape": dict(w.shape)})
     return converter
@@ -162,6 +172,10 @@ def record_from_dict(raw: Any, *, where: str = "record") -> Record:
     """Upgrade ``raw`` to the current schema and structure it; errors name ``where`` it came from."""
     if not isinstance(raw, Mapping):
         raise RecordError(f"{where}: a record must be a JSON object, got {type(raw).__name__}; fix or remove it.")
+    try:
+        check_value(raw)  # before any step walks it: no nesting, integer or string over the limits
+    except ValidationError as exc:
+        raise RecordError(f"{where}: {exc}; fix or remove this record.") from None
     current = upgrade_to_current(dict(raw), where=where)
     try:
         return converter.structure(current, Record)

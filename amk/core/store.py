@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import collections
 from abc import abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import attrs
@@ -116,6 +116,23 @@ class Store(Implementation):
     @abstractmethod
     def append(self, records: Iterable[Record]) -> int:
         """Durably append every record (all or nothing per call where the store can); returns the count."""
+
+    def append_new(self, records: Mapping[str, Record], *, identity: Callable[[Record], str] = record_id) -> int:
+        """Append those of ``records`` (``identity(record)`` -> record, in order) this store does not hold, as
+        ``known_ids`` matches them by ``identity``; returns how many were appended. What ``amk corpus import``
+        (by ``content_id``) and ``copy`` (by ``record_id``) call. The check and the append are one step (the
+        built-in stores hold the file lock, or one transaction with a unique key on the ``record_id``), so
+        processes importing one file at once never duplicate a record. This default (``known_ids``, then
+        ``append``) is NOT atomic: a store that can lock overrides it."""
+        if not records:
+            return 0
+        known = self.known_ids(records, identity=identity)
+        return self.append([r for rid, r in records.items() if rid not in known])
+
+    def identity(self) -> Hashable | None:
+        """What makes two handles one store whatever their URLs say (a file's device and inode, a database's
+        own id), or None when unknown: ``amk corpus copy`` refuses a store onto itself by it, before writing."""
+        return None
 
     @abstractmethod
     def _scan(self) -> Iterator[Record]:

@@ -14,6 +14,7 @@ from typing import Any, Union
 import attrs
 
 from amk.core.errors import ValidationError
+from amk.core.inputs import check_text, check_value
 
 ShapeValue = Union[int, float, str, bool, list]
 
@@ -21,6 +22,7 @@ ShapeValue = Union[int, float, str, bool, list]
 def _check_text(instance: Any, attribute: attrs.Attribute, value: str) -> None:
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(f"Workload.{attribute.name} must be a non-empty string, got {value!r}.")
+    check_text(value, f"Workload.{attribute.name}")
 
 
 def _is_scalar(value: Any) -> bool:
@@ -30,6 +32,7 @@ def _is_scalar(value: Any) -> bool:
 def _to_shape(value: Any) -> dict[str, ShapeValue]:
     if not isinstance(value, Mapping):
         raise ValidationError(f"Workload.shape must be a mapping of name -> value, got {value!r}.")
+    check_value(value, ("workload", "shape"))
     shape: dict[str, ShapeValue] = {}
     for key, item in value.items():
         if not isinstance(key, str) or not key:

@@ -115,7 +115,7 @@ class AmkFeaturizer(Featurizer):
 
     @attrs.frozen
     class Options:
-        max_one_hot: int = 16  # passed to the generic encoding of non-decode workloads
+        max_one_hot: int = attrs.field(default=16, validator=attrs.validators.ge(0))  # passed to the generic encoding of non-decode workloads
 
     def fit(self, workloads: Sequence[Workload], devices: Sequence[Device],
             configs: Sequence[Mapping[str, Any]]) -> AmkFeaturizer:

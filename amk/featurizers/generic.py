@@ -123,7 +123,7 @@ class GenericFeaturizer(Featurizer):
 
     @attrs.frozen
     class Options:
-        max_one_hot: int = 16  # categorical knobs with more categories get an ordinal code instead
+        max_one_hot: int = attrs.field(default=16, validator=attrs.validators.ge(0))  # categorical knobs with more categories get an ordinal code instead
         use_shape: bool = True
         use_device: bool = True
 

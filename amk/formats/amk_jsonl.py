@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from typing import TextIO
 
 import attrs
 
-from amk.core.errors import ImportFormatError, RecordError
+from amk.core.errors import ImportFormatError, RecordError, ValidationError
+from amk.core.inputs import parse_json
 from amk.core.records import Record, record_from_dict, record_to_json
 from amk.formats import ImportItem, ImportOptions, file_device
 from amk.formats.source import Source
@@ -29,9 +29,9 @@ def looks_like_amk_jsonl(source: Source) -> bool:
         return False  # one long line: a whole-file JSON document, not records
     for line in lines[:5]:
         try:
-            if _record_shaped(json.loads(line)):
+            if _record_shaped(parse_json(line)):
                 return True
-        except ValueError:
+        except ValidationError:
             continue
     return False
 
@@ -45,10 +45,10 @@ def read_amk_jsonl(source: Source, options: ImportOptions) -> Iterator[ImportIte
             if not raw.strip():
                 continue
             where = f"{path}:{lineno}"
-            try:
-                data = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                yield problem(where, f"not valid JSON: {exc}")
+            try:  # within amk's input limits (size, nesting, integers, strings): amk.core.inputs
+                data = parse_json(raw)
+            except ValidationError as exc:
+                yield problem(where, str(exc))
                 continue
             try:
                 record = record_from_dict(data, where=where)

@@ -112,7 +112,7 @@ def _member(text: str, i: int, is_object: bool) -> tuple[Any, Any, int]:
 def _key_at(text: str, i: int) -> Any:
     try:
         key, _ = _DECODER.raw_decode(text, i)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return key if isinstance(key, str) else None
 
@@ -130,7 +130,7 @@ def _resume(text: str, i: int, is_object: bool, close: str) -> int | None:
         for match in _OBJECT_MEMBER.finditer(text, i + 1, line_end if line_end >= 0 else len(text)):
             try:
                 _member(text, match.start(), True)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             return match.start()
     while True:
@@ -144,7 +144,7 @@ def _resume(text: str, i: int, is_object: bool, close: str) -> int | None:
             return i
         try:
             _member(text, i, is_object)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         return i
 
@@ -164,7 +164,7 @@ def _walk_container(text: str, start: int, out: Walked, name: str) -> tuple[Any,
             return _container_value(entries, is_object), i + 1, "closed"
         try:
             key, value, end = _member(text, i, is_object)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             key = _key_at(text, i) if is_object else len(entries)
             resume = _resume(text, i, is_object, close)
             out.damage.append(Damage(i, f"{exc}", key, cut=resume is None, in_entry=True))
@@ -186,7 +186,7 @@ def walk_document(text: str, *, exact: bool = True) -> Walked:
     if exact:
         try:
             document = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             document = None
         else:
             if isinstance(document, dict):
@@ -213,7 +213,7 @@ def walk_document(text: str, *, exact: bool = True) -> Walked:
             return out
         try:
             key, after_key = _DECODER.raw_decode(text, i)
-        except ValueError:
+        except (ValueError, RecursionError):
             key, after_key = None, i
         colon = _skip(text, after_key)
         if not isinstance(key, str) or text[colon:colon + 1] != ":":
@@ -230,7 +230,7 @@ def walk_document(text: str, *, exact: bool = True) -> Walked:
             continue
         try:
             value, i = _DECODER.raw_decode(text, value_start)
-        except ValueError:
+        except (ValueError, RecursionError):
             _header_cut(out, text, i, key)
             return out
         out.fields[key] = value

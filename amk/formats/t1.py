@@ -66,7 +66,7 @@ def read_kernel_space(path: Path) -> KernelSpace:
     """The kernel, problem size and search space of the T1 file ``path``; ImportFormatError when it is none."""
     try:
         data = json.loads(Source(path).text())
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ImportFormatError(f"{path}: not valid JSON ({exc}); give a T1 input file.") from None
     spec = data.get("KernelSpecification") if isinstance(data, dict) else None
     space = data.get("ConfigurationSpace") if isinstance(data, dict) else None

@@ -22,8 +22,10 @@ import numpy as np
 
 from amk.core.config import structure_options
 from amk.core.devices import Device
-from amk.core.errors import AmkError
+from amk.core.errors import AmkError, ModelFileError, ValidationError
 from amk.core.featurizer import Featurizer
+from amk.io.files import write_atomically
+from amk.core.inputs import parse_json
 from amk.core.plugins import get_registry
 from amk.core.ranker import Ranker
 from amk.core.records import MeasurementKind
@@ -96,17 +98,21 @@ class Prior:
         self.ranker.save(folder / "ranker")
         doc = {"featurizer": self.featurizer.name, "featurizer_options": attrs.asdict(self.featurizer.options),
                "featurizer_state": self.featurizer.get_state(), "ranker": self.ranker.name, "n_rows": self.n_rows}
-        (folder / "prior.json").write_text(json.dumps(doc, indent=1, allow_nan=False))
+        write_atomically(folder / "prior.json", json.dumps(doc, indent=1, allow_nan=False), "the prior")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Prior:
         """Read a prior :meth:`save` wrote; nothing in the files is executed."""
         folder = Path(path)
         try:
-            doc = json.loads((folder / "prior.json").read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            doc = parse_json((folder / "prior.json").read_bytes(), max_bytes=None)
+        except (OSError, ValidationError) as exc:
             raise AmkError(f"{folder}: no readable prior.json ({exc}); is it a directory a prior was saved to?") \
                 from None
+        keys = {"featurizer": str, "featurizer_options": dict, "featurizer_state": dict, "ranker": str, "n_rows": int}
+        if not isinstance(doc, dict) or any(not isinstance(doc.get(k), t) for k, t in keys.items()):
+            raise ModelFileError(f"{folder / 'prior.json'}: is not a prior amk saved (it needs {sorted(keys)}); "
+                                 "save the prior again.")
         registry = get_registry()
         feat_impl = registry.get(Featurizer, doc["featurizer"])
         options = structure_options(feat_impl.cls.Options, doc["featurizer_options"], where=str(folder),

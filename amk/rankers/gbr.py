@@ -81,12 +81,12 @@ class GradientBoostingRanker(Ranker):
 
     @attrs.frozen
     class Options:
-        n_estimators: int = 150
-        max_depth: int = 4
-        learning_rate: float = 0.1
-        subsample: float = 0.8
-        max_rows: int = 50_000  # fit on a random sample of this many rows at most
-        seed: int = 0
+        n_estimators: int = attrs.field(default=150, validator=attrs.validators.ge(1))
+        max_depth: int = attrs.field(default=4, validator=attrs.validators.ge(1))
+        learning_rate: float = attrs.field(default=0.1, validator=attrs.validators.gt(0))
+        subsample: float = attrs.field(default=0.8, validator=[attrs.validators.gt(0), attrs.validators.le(1)])
+        max_rows: int = attrs.field(default=50_000, validator=attrs.validators.ge(1))  # fit on a random sample of this many rows at most
+        seed: int = attrs.field(default=0, validator=attrs.validators.ge(0))
 
     def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> GradientBoostingRanker:
         from sklearn.ensemble import GradientBoostingRegressor

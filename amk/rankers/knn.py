@@ -26,11 +26,11 @@ class KNNRanker(Ranker):
 
     @attrs.frozen
     class Options:
-        k: int = 4  # neighbours per query
-        bandwidth: float = 0.25  # h = bandwidth x the neighbours' mean distance beyond the nearest one
-        max_rows: int = 100_000  # fit on a random sample of this many rows at most (query cost grows with it)
-        chunk: int = 1024  # queries per distance block (memory: chunk x rows floats)
-        seed: int = 0
+        k: int = attrs.field(default=4, validator=attrs.validators.ge(1))  # neighbours per query
+        bandwidth: float = attrs.field(default=0.25, validator=attrs.validators.gt(0))  # h = bandwidth x the neighbours' mean distance beyond the nearest one
+        max_rows: int = attrs.field(default=100_000, validator=attrs.validators.ge(1))  # fit on a random sample of this many rows at most (query cost grows with it)
+        chunk: int = attrs.field(default=1024, validator=attrs.validators.ge(1))  # queries per distance block (memory: chunk x rows floats)
+        seed: int = attrs.field(default=0, validator=attrs.validators.ge(0))
 
     def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> KNNRanker:
         X = np.asarray(X, dtype=np.float64)

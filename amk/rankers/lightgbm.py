@@ -4,7 +4,7 @@
 workload and device; ``"lambdarank"`` learns the order within each workload + device group from graded
 relevance (one grade per 5% from the group's best). The default is the one that scored better in
 ``amk evaluate`` on the Kernel Tuner caches (bench/RESULTS.md, section "Prior"). Models are saved as
-LightGBM's own text format, which loading parses and never executes.
+LightGBM's own text format, which loading checks and rebuilds before LightGBM parses it (never executes).
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ import attrs
 import numpy as np
 
 import amk
-from amk.core.errors import ConfigError
+from amk.core.errors import ConfigError, ModelFileError
 from amk.core.implementation import check_is_fitted
 from amk.core.ranker import Ranker
-from amk.rankers.persist import read_model, write_model
+from amk.rankers.lightgbm_text import canonical_model_text
+from amk.rankers.persist import read_model, read_model_file, write_model
 
 OBJECTIVES = ("regression", "lambdarank")
 RELEVANCE_LEVELS = 20  # lambdarank grades: 20 for a group's best, one less per 5% slower, 0 from 2.65x on
@@ -40,16 +41,16 @@ class LightGBMRanker(Ranker):
     @attrs.frozen
     class Options:
         objective: str = attrs.field(default="regression")
-        n_estimators: int = 100
-        num_leaves: int = 127
-        learning_rate: float = 0.1
-        min_data_in_leaf: int = 20
-        feature_fraction: float = 0.9
-        max_bin: int = 255
-        num_threads: int = 0  # 0: one per 50,000 rows, up to the number of idle cores (at least 1)
-        max_rows: int = 200_000  # fit on a random sample of this many rows at most
-        max_query: int = 1000  # lambdarank: larger groups are split at random into queries of this size
-        seed: int = 0
+        n_estimators: int = attrs.field(default=100, validator=attrs.validators.ge(1))
+        num_leaves: int = attrs.field(default=127, validator=attrs.validators.ge(2))
+        learning_rate: float = attrs.field(default=0.1, validator=attrs.validators.gt(0))
+        min_data_in_leaf: int = attrs.field(default=20, validator=attrs.validators.ge(0))
+        feature_fraction: float = attrs.field(default=0.9, validator=[attrs.validators.gt(0), attrs.validators.le(1)])
+        max_bin: int = attrs.field(default=255, validator=attrs.validators.ge(2))
+        num_threads: int = attrs.field(default=0, validator=attrs.validators.ge(0))  # 0: one per 50,000 rows, up to the number of idle cores (at least 1)
+        max_rows: int = attrs.field(default=200_000, validator=attrs.validators.ge(1))  # fit on a random sample of this many rows at most
+        max_query: int = attrs.field(default=1000, validator=attrs.validators.ge(1))  # lambdarank: larger groups are split at random into queries of this size
+        seed: int = attrs.field(default=0, validator=attrs.validators.ge(0))
 
         @objective.validator
         def _check_objective(self, attribute, value) -> None:
@@ -120,16 +121,28 @@ class LightGBMRanker(Ranker):
 
     def save(self, path: str | os.PathLike) -> None:
         check_is_fitted(self, "booster_")
-        write_model(path, self.name, self.options, {"model_file": MODEL_TEXT})
-        (Path(path) / MODEL_TEXT).write_text(self.booster_.model_to_string())
+        write_model(path, self.name, self.options, {"model_file": MODEL_TEXT},
+                    files={MODEL_TEXT: self.booster_.model_to_string().encode()})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LightGBMRanker:
+        """The ranker saved under ``path``. The model text is checked against its saved checksum, then read and
+        rebuilt from its checked numbers (``amk.rankers.lightgbm_text``) before LightGBM sees it: a damaged
+        model is a ModelFileError, never an abort of the process."""
         import lightgbm
 
         options, _state, _arrays = read_model(path, cls.name)
+        where = str(Path(path) / MODEL_TEXT)
+        try:
+            text = read_model_file(path, cls.name, MODEL_TEXT).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ModelFileError(f"{where}: not a LightGBM text model (not UTF-8); save the model again.") from None
+        text = canonical_model_text(text, where)  # LightGBM sees only what was checked (it aborts on damage)
         ranker = cls(cls.Options(**options))
-        ranker.booster_ = lightgbm.Booster(model_str=(Path(path) / MODEL_TEXT).read_text())
+        try:
+            ranker.booster_ = lightgbm.Booster(model_str=text)
+        except (lightgbm.basic.LightGBMError, ValueError) as exc:
+            raise ModelFileError(f"{where}: LightGBM cannot read it ({exc}); save the model again.") from None
         return ranker
 
 

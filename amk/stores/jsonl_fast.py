@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, NamedTuple
 
 import attrs
 
 from amk.core.columns import KIND_CODES, VERDICT_CODES, ColumnsBuilder
 from amk.core.devices import Device
+from amk.core.errors import ValidationError
+from amk.core.inputs import MAX_RECORD_BYTES, check_value
 from amk.core.migrations import SCHEMA_VERSION
 from amk.core.records import MeasurementKind, Verdict, converter
 from amk.core.workload import Workload
@@ -42,6 +45,7 @@ try:  # about 3x faster than json.loads; what it parses differently never passes
     from orjson import loads as _loads
 except ImportError:  # orjson is optional (amk[fast]): without it the same rows, the read ~1.6x slower
     _loads = json.loads
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 _HEAD = b'{"config":{'
 _TAIL = b'}\n'
 _DEVICE_AFTER_CONFIG = b'},"device":{'
@@ -67,14 +71,16 @@ class ColumnsRow(NamedTuple):
         builder.add_row(*self)
 
 
+_MAX_INT = (1 << 63) - 1
+
+
 def _number(value: Any) -> float | None:
     """``value`` as the float cattrs makes of it, when that is certain: an int or a float, finite."""
     kind = type(value)
     if kind is float:
         return value if _isfinite(value) else None
     if kind is int:
-        out = float(value)  # OverflowError for a huge int: the caller falls back
-        return out if _isfinite(out) else None
+        return float(value) if -_MAX_INT - 1 <= value <= _MAX_INT else None  # the input limits' integer range
     return None
 
 
@@ -102,15 +108,17 @@ class FastRows:
 
     def row(self, raw: bytes) -> ColumnsRow | None:
         """The row of one line (with its newline), or None when only ``record_from_dict`` can say what it is."""
-        if not raw.startswith(_HEAD) or not raw.endswith(_TAIL):
+        if not raw.startswith(_HEAD) or not raw.endswith(_TAIL) or len(raw) > MAX_RECORD_BYTES:
             return None  # not a line amk wrote: no canonical texts to key configs and workloads by
+        if _LONG_DIGITS.search(raw):
+            return None  # an integer of 19+ digits may be over the limits, and orjson reads one as a float
         try:
             data = _loads(raw)
         except ValueError:  # not JSON to orjson (NaN, a lone surrogate, ...): json.loads says what it is
             return None
         try:
             return self._row(raw, data)
-        except (ValueError, TypeError, KeyError, OverflowError, RecursionError):
+        except (ValueError, TypeError, KeyError, OverflowError, RecursionError, ValidationError):
             return None
 
     def _row(self, raw: bytes, data: Any) -> ColumnsRow | None:
@@ -140,7 +148,7 @@ class FastRows:
         if latency is _BAD or bound is _BAD or spread is _BAD or (latency is None and verdict is _PASS):
             return None
         samples = m["samples"]
-        if samples is not None and (type(samples) is not int or samples < 1):
+        if samples is not None and (type(samples) is not int or not 1 <= samples <= _MAX_INT):
             return None
         reason = m["reason"]
         if reason is not None and type(reason) is not str:
@@ -154,15 +162,22 @@ class FastRows:
         source = p["source"]
         if source is not None and type(source) is not str:
             return None
-        if type(p["extra"]) is not dict:
+        extra = p["extra"]
+        if type(extra) is not dict:
             return None
+        if extra:
+            check_value(extra)  # the input limits (ValidationError: the slow path says which)
         timestamp = p["timestamp"]
         if timestamp is not None:
             # No validator: cattrs keeps any float, NaN and infinities included.
             kind_ = type(timestamp)
             if kind_ is int:
-                timestamp = float(timestamp)
+                timestamp = _number(timestamp)
+                if timestamp is None:
+                    return None
             elif kind_ is not float:
+                return None
+            if not _isfinite(timestamp):
                 return None
 
         device = self._device(data["device"])
@@ -194,6 +209,7 @@ class FastRows:
         key = _dumps(value)
         if key.encode() != text:  # not canonical (or parsed otherwise by orjson): the slow path reads it
             return None, ""
+        check_value(value)  # the input limits, once per distinct config (ValidationError: the slow path)
         self._configs[text] = known = (value, key)
         return known
 
@@ -229,7 +245,7 @@ class FastRows:
         counts = (raw["sm_count"], raw["smem_per_block_bytes"])
         sizes = (raw["mem_bandwidth_gbps"], raw["memory_gb"])
         for value in counts:
-            if value is not None and type(value) is not int:  # cattrs would int() a float: the slow path does
+            if value is not None and type(value) is not int:  # the slow path refuses a float: let it say so
                 return None
         for value in sizes:
             if value is not None and type(value) not in _NUMBER:

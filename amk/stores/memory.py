@@ -7,7 +7,7 @@ name in the process, so a command that opens the store twice sees one corpus; pl
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import attrs
@@ -48,6 +48,18 @@ class MemoryStore(Store):
         with _LOCK:
             self._records.extend(batch)
         return len(batch)
+
+    def append_new(self, records: Mapping[str, Record]) -> int:
+        from amk.core.records import record_id
+
+        with _LOCK:
+            held = {record_id(r) for r in self._records}
+            new = [r for rid, r in records.items() if rid not in held]
+            self._records.extend(new)
+        return len(new)
+
+    def identity(self) -> Hashable:
+        return ("memory", self.options.shared_name) if self.options.shared_name else ("memory", id(self._records))
 
     def _scan(self) -> Iterator[Record]:
         with _LOCK:

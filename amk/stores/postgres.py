@@ -17,15 +17,16 @@ from __future__ import annotations
 import itertools
 import random
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import attrs
 
 import amk
+from amk.io.display import redact
 from amk.core.errors import StoreError
 from amk.core.migrations import SCHEMA_VERSION
-from amk.core.records import Record
+from amk.core.records import Record, record_id
 from amk.stores import sql
 
 _SCHEMA = """
@@ -53,6 +54,14 @@ CREATE INDEX IF NOT EXISTS amk_records_by_workload ON amk_records (workload_id);
 CREATE INDEX IF NOT EXISTS amk_records_by_time ON amk_records (timestamp);
 CREATE TABLE IF NOT EXISTS amk_bodies (id BIGINT PRIMARY KEY, body TEXT NOT NULL);
 """
+# What later amks added (see amk.stores.sql), applied to the tables of an earlier one too.
+_ADDITIONS = """
+ALTER TABLE amk_records ADD COLUMN IF NOT EXISTS record_id TEXT;
+CREATE UNIQUE INDEX IF NOT EXISTS amk_records_record_id ON amk_records (record_id) WHERE record_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS amk_unreadable (id BIGINT PRIMARY KEY, reason TEXT NOT NULL);
+INSERT INTO amk_meta (key, value) VALUES ('store_id', md5(random()::text || clock_timestamp()::text))
+    ON CONFLICT DO NOTHING;
+"""
 _CURSOR_NAMES = itertools.count()
 _SCHEMA_LOCK = 0x616D6B  # advisory lock id: creating the tables once when several writers start together
 _UNIQUE_TABLES = {
@@ -60,15 +69,6 @@ _UNIQUE_TABLES = {
     "device": ("amk_devices", "key, name"),
     "config": ("amk_configs", "key"),
 }
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    if "://" in url and "@" in url.split("://", 1)[1]:
-        scheme, rest = url.split("://", 1)
-        userinfo, host = rest.rsplit("@", 1)
-        return f"{scheme}://{userinfo.split(':', 1)[0]}@{host}"
-    return url
 
 
 class PostgresStore(sql.SqlStore):
@@ -82,8 +82,9 @@ class PostgresStore(sql.SqlStore):
     @attrs.frozen
     class Options:
         url: str = ""  # postgresql://user@host:port/dbname (or a libpq conninfo string); "" uses $PG* variables
-        connect_timeout_s: int = 10
-        retries: int = 10  # how many times an append retries a transient failure (deadlock, serialization)
+        connect_timeout_s: int = attrs.field(default=10, validator=attrs.validators.ge(1))
+        # how many times an append retries a transient failure (deadlock, serialization, a concurrent import)
+        retries: int = attrs.field(default=10, validator=attrs.validators.ge(0))
 
     def __init__(self, options: Options | None = None) -> None:
         super().__init__(options)
@@ -95,7 +96,12 @@ class PostgresStore(sql.SqlStore):
         return {"url": url}
 
     def describe(self) -> str:
-        return _redact(self.options.url) if self.options.url else "postgres (from $PG* variables)"
+        return redact(self.options.url) if self.options.url else "postgres (from $PG* variables)"
+
+    def identity(self) -> Hashable:
+        """The database's amk tables, by the random ``store_id`` made with them (whatever the URL's spelling)."""
+        rows = self._fetchall("SELECT value FROM amk_meta WHERE key = 'store_id'")
+        return ("postgres", rows[0][0] if rows else self.describe())
 
     # -- connection ---------------------------------------------------------------------------------
 
@@ -123,22 +129,28 @@ class PostgresStore(sql.SqlStore):
                                    connect_timeout=self.options.connect_timeout_s)
         except psycopg.Error as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise StoreError(f"cannot connect to {self.describe()}: {reason}; check the URL and that the server runs.") from None
+            raise StoreError(f"cannot connect to {self.describe()}: {redact(reason)}; check the URL and that the "
+                             "server runs.") from None
         try:
             with conn.transaction():
-                ready = conn.execute("SELECT to_regclass('amk_bodies') IS NOT NULL").fetchone()[0]
+                ready = conn.execute(
+                    "SELECT to_regclass('amk_unreadable') IS NOT NULL AND EXISTS (SELECT 1 FROM information_schema.columns"
+                    " WHERE table_name = 'amk_records' AND column_name = 'record_id'"
+                    " AND table_schema = current_schema())").fetchone()[0]
                 if not ready:  # the first writer creates the tables; the others wait for it here
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                     conn.execute(_SCHEMA)
+                    conn.execute(_ADDITIONS)
                 meta = dict(conn.execute("SELECT key, value FROM amk_meta").fetchall())
                 sql.check_meta(meta, self.describe())
-                if not meta:
+                if "layout_version" not in meta:
                     conn.execute("INSERT INTO amk_meta (key, value) VALUES ('layout_version', %s), "
                                  "('created_by_schema', %s) ON CONFLICT DO NOTHING",
                                  (str(sql.LAYOUT_VERSION), str(SCHEMA_VERSION)))
         except psycopg.Error as exc:
             conn.close()
-            raise StoreError(f"cannot set up the amk tables in {self.describe()}: {exc}; check the user's rights.") from None
+            raise StoreError(f"cannot set up the amk tables in {self.describe()}: {redact(str(exc))}; check the user's "
+                             "rights.") from None
         except BaseException:
             conn.close()
             raise
@@ -154,26 +166,51 @@ class PostgresStore(sql.SqlStore):
     # -- writing ------------------------------------------------------------------------------------
 
     def append(self, records: Iterable[Record]) -> int:
-        import psycopg
-        from psycopg import errors
-
         rows = sql.record_rows(records)
         if not rows:
             return 0
+        self._with_retries(lambda: self._append_rows(rows))
+        return len(rows)
+
+    def append_new(self, records: Mapping[str, Record], *, identity: Callable[[Record], str] = record_id) -> int:
+        """Those of ``records`` no committed row holds (by content, or by its ``record_id`` key), appended in one
+        transaction with their keys; when another writer commits one of them first, the unique key refuses
+        this transaction and it starts again from the check."""
+        if not records:
+            return 0
+        encoder = sql.RowEncoder()
+        keyed = {rid: record_id(r) for rid, r in records.items()}  # the unique key of each row
+
+        def attempt() -> int:
+            held_keys = self._keyed_ids(list(keyed.values()))
+            held = self.known_ids(records, identity=identity)
+            new = [(keyed[rid], r) for rid, r in records.items() if rid not in held and keyed[rid] not in held_keys]
+            if new:
+                self._append_rows(encoder.rows(r for _, r in new), [rid for rid, _ in new])
+            return len(new)
+
+        return self._with_retries(attempt)
+
+    def _with_retries(self, action: Callable[[], Any]) -> Any:
+        """``action()``, again after a transient failure (deadlock, serialization failure, or a unique key taken
+        by a concurrent import), at most ``retries`` more times."""
+        import psycopg
+        from psycopg import errors
+
         for attempt in range(self.options.retries + 1):
             try:
-                self._append_rows(rows)
-                return len(rows)
-            except (errors.DeadlockDetected, errors.SerializationFailure):
+                return action()
+            except (errors.DeadlockDetected, errors.SerializationFailure, errors.UniqueViolation):
                 if attempt == self.options.retries:
                     raise StoreError(f"cannot append to {self.describe()}: it stayed contended after "
                                      f"{attempt + 1} tries; try again.") from None
                 time.sleep(min(1.0, 0.01 * 2 ** attempt) * random.random())
             except psycopg.Error as exc:
-                raise StoreError(f"cannot append to {self.describe()}: {exc}; check the server and its disk.") from None
+                raise StoreError(f"cannot append to {self.describe()}: {redact(str(exc))}; check the server and its "
+                                 "disk.") from None
         raise AssertionError("unreachable")
 
-    def _append_rows(self, rows: list[sql.RecordRow]) -> None:
+    def _append_rows(self, rows: list[sql.RecordRow], record_ids: Sequence[str] | None = None) -> None:
         conn = self.writer
         pending: dict[str, dict[Any, int]] = {}
         with conn.transaction():
@@ -191,17 +228,17 @@ class PostgresStore(sql.SqlStore):
                 with conn.cursor() as cur:
                     cur.executemany("INSERT INTO amk_device_workloads (device_id, workload_id) VALUES (%s, %s)"
                                     " ON CONFLICT DO NOTHING", pairs)
-            record_ids = [row[0] for row in conn.execute(
+            row_ids = [row[0] for row in conn.execute(
                 "SELECT nextval('amk_records_id_seq') FROM generate_series(1, %s)", (len(rows),)).fetchall()]
-            record_ids.sort()
+            row_ids.sort()
             with conn.cursor() as cur:
                 with cur.copy("COPY amk_records (id, schema_version, workload_id, device_id, config_id, verdict,"
-                              " kind, latency_us, bound_us, timestamp, source) FROM STDIN") as copy:
-                    for rid, (w, d, c), r in zip(record_ids, ids, rows):
+                              " kind, latency_us, bound_us, timestamp, source, record_id) FROM STDIN") as copy:
+                    for rid, (w, d, c), r, key in zip(row_ids, ids, rows, record_ids or itertools.repeat(None)):
                         copy.write_row((rid, SCHEMA_VERSION, w, d, c, r.verdict, r.kind, r.latency_us, r.bound_us,
-                                        r.timestamp, r.source))
+                                        r.timestamp, r.source, key))
                 with cur.copy("COPY amk_bodies (id, body) FROM STDIN") as copy:
-                    for rid, r in zip(record_ids, rows):
+                    for rid, r in zip(row_ids, rows):
                         copy.write_row((rid, r.body))
         # Only now, after the commit: ids of a rolled-back transaction must not be remembered.
         for kind in ("workload", "device", "config"):
@@ -239,7 +276,21 @@ class PostgresStore(sql.SqlStore):
         try:
             return self.conn.execute(statement, list(params)).fetchall()
         except psycopg.Error as exc:
-            raise StoreError(f"cannot read {self.describe()}: {exc}; check the server.") from None
+            raise StoreError(f"cannot read {self.describe()}: {redact(str(exc))}; check the server.") from None
+
+    def _write_unreadable(self, gone: list[int], added: list[tuple[int, str]]) -> None:
+        import psycopg
+
+        conn = self.writer
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                if gone:
+                    cur.execute("DELETE FROM amk_unreadable WHERE id = ANY(%s)", (gone,))
+                if added:
+                    cur.executemany("INSERT INTO amk_unreadable (id, reason) VALUES (%s, %s) ON CONFLICT (id)"
+                                    " DO UPDATE SET reason = EXCLUDED.reason", added)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot write {self.describe()}: {redact(str(exc))}") from None
 
     def _stream(self, statement: str, params: Sequence[Any] = ()) -> Iterator[list[tuple]]:
         import psycopg
@@ -251,7 +302,7 @@ class PostgresStore(sql.SqlStore):
                 while batch := cur.fetchmany(2000):
                     yield batch
         except psycopg.Error as exc:
-            raise StoreError(f"cannot read {self.describe()}: {exc}; check the server.") from None
+            raise StoreError(f"cannot read {self.describe()}: {redact(str(exc))}; check the server.") from None
 
     def _rewrite(self, row_ids: list[int], rows: list[sql.RecordRow]) -> dict[str, dict[Any, int]]:
         conn = self.writer

@@ -14,6 +14,13 @@ Layout (the same tables in both databases)::
     amk_bodies            id -> the rest of the record as JSON: the measurement's other fields (spread,
                           samples, reason) and the provenance but its timestamp and source (a row of
                           schema 0, the original system's record, holds that record whole)
+    amk_unreadable        id -> why: rows a full read found unreadable (a damaged body); count, columns,
+                          stats and best_configs leave them out, as query() does, and problems() lists them
+
+``amk_records.record_id`` is the record's ``record_id`` for rows appended by ``append_new`` (imports,
+copies), NULL for plain appends, with a unique index: two processes importing one file at once cannot
+both insert a record, whatever their timing. ``amk_meta`` holds ``store_id``, a random id made when the
+tables are created: what ``identity()`` compares (for postgres; sqlite compares the file).
 
 A record is stored losslessly: reading joins its row, its workload, device and config, and its body
 back into the record dict and structures it through ``record_from_dict`` (so a row from a newer schema
@@ -36,7 +43,8 @@ import numpy as np
 
 from amk.core.columns import KIND_CODES, VERDICT_CODES, CorpusColumns, config_key, first_use_factorize
 from amk.core.devices import Device
-from amk.core.errors import RecordError
+from amk.core.errors import RecordError, SchemaVersionError, StoreError, ValidationError
+from amk.core.inputs import parse_json
 from amk.core.migrations import SCHEMA_VERSION
 from amk.core.records import Measurement, MeasurementKind, Provenance, Record, Verdict, record_from_dict
 from amk.core.store import CorpusProblem, CorpusQuery, CorpusStats, Store
@@ -164,11 +172,19 @@ def workload_row(workload: Workload) -> tuple[str, str, str, str]:
     return workload.key, workload.kind, workload.name, canonical_json(workload.shape)
 
 
-def where_clause(query: CorpusQuery | None, ph: str) -> tuple[str, list[Any]]:
-    """``query`` as a WHERE clause over ``amk_records r`` with ``ph`` placeholders, and its parameters."""
+READABLE = "r.id NOT IN (SELECT id FROM amk_unreadable)"  # rows no full read has found unreadable
+
+
+def where_clause(query: CorpusQuery | None, ph: str, *, readable_only: bool = True) -> tuple[str, list[Any]]:
+    """``query`` as a WHERE clause over ``amk_records r`` with ``ph`` placeholders, and its parameters.
+
+    ``readable_only`` leaves out the rows in ``amk_unreadable`` (what every answer but a read of rows does).
+    """
     query = query or CorpusQuery()
     # Rows from a newer schema are refused (and reported by problems()), so no query counts them.
     parts, params = [f"r.schema_version <= {ph}"], [SCHEMA_VERSION]
+    if readable_only:
+        parts.append(READABLE)
     if query.device is not None:
         parts.append(f"r.device_id IN (SELECT id FROM amk_devices WHERE name = {ph})")
         params.append(query.device)
@@ -212,9 +228,9 @@ class UniqueTables:
         for row in self._fetch(table, ids, max(cache, default=0)):
             if table == "amk_workloads":
                 rid, kind, name, shape = row
-                cache[rid] = {"kind": kind, "name": name, "shape": json.loads(shape)}
+                cache[rid] = {"kind": kind, "name": name, "shape": parse_json(shape)}
             else:
-                cache[row[0]] = json.loads(row[1])
+                cache[row[0]] = parse_json(row[1])
 
     def refresh(self) -> None:
         """Read every entry added since the last read."""
@@ -246,7 +262,9 @@ class UniqueTables:
     def record_dict(self, row: tuple) -> dict[str, Any]:
         """The record dict of a row of ``READ_COLUMNS``."""
         _, schema_version, wid, did, cid, verdict, kind, latency, bound, timestamp, source, body = row
-        data = json.loads(body)
+        if body is None:
+            raise ValueError("the row has no body")
+        data = parse_json(body)
         if schema_version == 0 and isinstance(data, Mapping):
             # The original system's record predates amk's row layout: a row of it holds the record whole.
             return dict(data)
@@ -266,7 +284,7 @@ def read_record(tables: UniqueTables, row: tuple, where: str) -> Record:
     """The record of a row of ``READ_COLUMNS``."""
     try:
         data = tables.record_dict(row)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, ValidationError) as exc:
         raise RecordError(f"{where}: the stored row cannot be read ({exc}); restore it from a backup or delete it.") from None
     return record_from_dict(data, where=where)
 
@@ -337,7 +355,7 @@ def stats_from_counts(by_device: list[tuple[str, int]], by_workload: list[tuple[
     for kind, name, shape, n in by_workload:
         label = f"{kind}:{name}"
         workloads[label] = workloads.get(label, 0) + n
-        shapes.setdefault(label, json.loads(shape))
+        shapes.setdefault(label, parse_json(shape))
     total = sum(n for _, n in by_device)
     return CorpusStats(total, dict(sorted(by_device)), dict(sorted(workloads.items())), dict(sorted(by_kind)),
                        dict(sorted(by_verdict)), shapes, problems)
@@ -391,23 +409,49 @@ class SqlStore(Store):
         return self.query()
 
     def query(self, query: CorpusQuery | None = None) -> Iterator[Record]:
-        where, params = where_clause(query, self.ph)
+        # Every row is read, those in amk_unreadable too: one that has been restored reads again.
+        where, params = where_clause(query, self.ph, readable_only=False)
         return self._read(where, params, full=query is None or query == CorpusQuery())
 
     def _read(self, where: str, params: list[Any], full: bool) -> Iterator[Record]:
         problems: list[CorpusProblem] = []
+        unreadable: dict[int, str] = {}
         for batch in self._stream(
                 f"SELECT {READ_COLUMNS} FROM amk_records r"
-                f" JOIN amk_bodies b ON b.id = r.id WHERE {where} ORDER BY r.id", params):
+                f" LEFT JOIN amk_bodies b ON b.id = r.id WHERE {where} ORDER BY r.id", params):
             self._tables.ensure({row[2] for row in batch}, {row[3] for row in batch}, {row[4] for row in batch})
             for row in batch:
                 where_row = f"{self.describe()}#{row[0]}"
                 try:
                     yield read_record(self._tables, row, where_row)
                 except RecordError as exc:
-                    problems.append(problem_from(exc, where_row))
+                    problem = problem_from(exc, where_row)
+                    problems.append(problem)
+                    if not isinstance(exc, SchemaVersionError):  # a newer schema's row is no damage
+                        unreadable[int(row[0])] = problem.reason
         if full:
             self._problems = problems
+            self._record_unreadable(unreadable, everything=True)
+        elif unreadable:
+            self._record_unreadable(unreadable, everything=False)
+
+    def _record_unreadable(self, rows: dict[int, str], *, everything: bool) -> None:
+        """Keep ``amk_unreadable`` as reads found it: ``rows`` (id -> why) added; with ``everything`` (a read of
+        every row), the rows no longer in ``rows`` removed. Best effort: a store that cannot be written (a
+        read-only file) still reports them through problems()."""
+        try:
+            held = dict(self._fetchall("SELECT id, reason FROM amk_unreadable"))
+            if held == rows or (not everything and rows.items() <= held.items()):
+                return
+            gone = [rid for rid in held if rid not in rows] if everything else []
+            added = [(rid, why) for rid, why in rows.items() if held.get(rid) != why]
+            self._write_unreadable(gone, added)
+        except StoreError:
+            pass
+
+    @abstractmethod
+    def _write_unreadable(self, gone: list[int], added: list[tuple[int, str]]) -> None:
+        """In one transaction: delete the ``gone`` ids from amk_unreadable, insert (or replace) the ``added``."""
 
     def count(self, query: CorpusQuery | None = None) -> int:
         where, params = where_clause(query, self.ph)
@@ -454,7 +498,7 @@ class SqlStore(Store):
         return columns_from_rows(rows, self._tables)
 
     def stats(self) -> CorpusStats:
-        current = f"r.schema_version <= {SCHEMA_VERSION}"
+        current = f"r.schema_version <= {SCHEMA_VERSION} AND {READABLE}"
         by_device = self._fetchall(
             "SELECT d.name, COUNT(*) FROM amk_records r JOIN amk_devices d ON d.id = r.device_id"
             f" WHERE {current} GROUP BY d.name")
@@ -474,8 +518,12 @@ class SqlStore(Store):
                  for rid, version in self._fetchall(
                      f"SELECT id, schema_version FROM amk_records WHERE schema_version > {self.ph} ORDER BY id",
                      (SCHEMA_VERSION,))]
+        damaged = [CorpusProblem(f"{self.describe()}#{rid}", reason) for rid, reason in self._fetchall(
+            "SELECT id, reason FROM amk_unreadable ORDER BY id")]
         seen = {p.where for p in self._problems}
-        return self._problems + [p for p in newer if p.where not in seen]
+        out = self._problems + [p for p in damaged if p.where not in seen]
+        seen |= {p.where for p in damaged}
+        return out + [p for p in newer if p.where not in seen]
 
     def _ids_by_key(self, table: str, keys: Iterable[str]) -> dict[str, int]:
         """key -> id of those ``keys`` that a unique table holds."""
@@ -486,6 +534,15 @@ class SqlStore(Store):
             found.update((key, int(rid)) for rid, key in self._fetchall(
                 f"SELECT id, key FROM {table} WHERE {self._key_column} IN ({', '.join([self._key_param] * len(part))})",
                 part))
+        return found
+
+    def _keyed_ids(self, record_ids: Sequence[str]) -> set[str]:
+        """Those of ``record_ids`` that a row holds as its ``record_id`` key (readable or not)."""
+        found: set[str] = set()
+        for start in range(0, len(record_ids), 500):
+            part = list(record_ids[start:start + 500])
+            found.update(row[0] for row in self._fetchall(
+                f"SELECT record_id FROM amk_records WHERE record_id IN ({', '.join([self.ph] * len(part))})", part))
         return found
 
     def known_ids(self, records: Mapping[str, Record], *,

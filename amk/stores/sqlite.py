@@ -13,10 +13,11 @@ device, config, backend version) are separate rows, i.e. samples; ``query``/``co
 from __future__ import annotations
 
 import itertools
+import os
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sized
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,9 +25,11 @@ import attrs
 
 import amk
 from amk.core.errors import StoreError
+from amk.io.files import write_error
 from amk.core.migrations import SCHEMA_VERSION
-from amk.core.records import Record
+from amk.core.records import Record, record_id
 from amk.stores import sql
+from amk.stores.files import create_exclusive, file_identity
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS amk_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -41,9 +44,14 @@ CREATE TABLE IF NOT EXISTS amk_device_workloads (
 CREATE TABLE IF NOT EXISTS amk_records (
     id INTEGER PRIMARY KEY, schema_version INTEGER NOT NULL,
     workload_id INTEGER NOT NULL, device_id INTEGER NOT NULL, config_id INTEGER NOT NULL,
-    verdict TEXT NOT NULL, kind TEXT NOT NULL, latency_us REAL, bound_us REAL, timestamp REAL, source TEXT);
+    verdict TEXT NOT NULL, kind TEXT NOT NULL, latency_us REAL, bound_us REAL, timestamp REAL, source TEXT,
+    record_id TEXT);
 CREATE TABLE IF NOT EXISTS amk_bodies (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS amk_unreadable (id INTEGER PRIMARY KEY, reason TEXT NOT NULL);
 """
+# The unique key on a record's id (see amk.stores.sql); never dropped, unlike the indexes below.
+_RECORD_ID_INDEX = ("CREATE UNIQUE INDEX IF NOT EXISTS amk_records_record_id ON amk_records (record_id)"
+                    " WHERE record_id IS NOT NULL")
 # amk_records' secondary indexes: created with the tables, dropped and re-created by large appends.
 _RECORD_INDEXES = """
 CREATE INDEX IF NOT EXISTS amk_records_best ON amk_records
@@ -70,6 +78,16 @@ class _Batch:
     keep_alive: list = attrs.field(factory=list)  # the records whose objects' id() the dicts above use
 
 
+def _non_empty_path(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    if not value.strip():
+        raise ValueError(f"{attribute.name}={value!r} must name a file")
+
+
+def _synchronous(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    if value.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        raise ValueError(f"{attribute.name}={value!r} must be OFF, NORMAL, FULL or EXTRA")
+
+
 class SqliteStore(sql.SqlStore):
     name: ClassVar[str] = "sqlite"
     _scan_hint: ClassVar[str] = "NOT INDEXED"
@@ -77,20 +95,21 @@ class SqliteStore(sql.SqlStore):
 
     @attrs.frozen
     class Options:
-        path: str = ".amk/corpus.sqlite"
-        busy_timeout_s: float = 60.0  # how long a writer waits for another's transaction before retrying
-        retries: int = 20  # how many times an append retries a database that stays busy
-        synchronous: str = "NORMAL"  # FULL: every commit survives power loss; NORMAL (WAL): survives a crash
+        path: str = attrs.field(default=".amk/corpus.sqlite", validator=_non_empty_path)
+        # how long a writer waits for another's transaction before retrying
+        busy_timeout_s: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
+        # how many times an append retries a database that stays busy
+        retries: int = attrs.field(default=20, validator=attrs.validators.ge(0))
+        # FULL: every commit survives power loss; NORMAL (WAL): survives a crash
+        synchronous: str = attrs.field(default="NORMAL", validator=_synchronous)
         # An append of at least this many records, and at least as many as the table holds, drops the
         # records' secondary indexes, inserts, and re-creates them in one sorted pass, all in its one
         # transaction; 0 never does (every row then updates the indexes as it is inserted).
-        rebuild_indexes_from: int = 20_000
+        rebuild_indexes_from: int = attrs.field(default=20_000, validator=attrs.validators.ge(0))
 
     def __init__(self, options: Options | None = None) -> None:
         super().__init__(options)
         self.path = Path(self.options.path)
-        if self.options.synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise StoreError(f"sqlite synchronous={self.options.synchronous!r} must be OFF, NORMAL, FULL or EXTRA.")
         self._conn: sqlite3.Connection | None = None
 
     @classmethod
@@ -102,6 +121,10 @@ class SqliteStore(sql.SqlStore):
 
     def describe(self) -> str:
         return f"sqlite:{self.path}"
+
+    def identity(self) -> Hashable:
+        """The database file itself (device and inode; its resolved path while it does not exist)."""
+        return file_identity(self.path)
 
     # -- connection ---------------------------------------------------------------------------------
 
@@ -120,7 +143,9 @@ class SqliteStore(sql.SqlStore):
             conn.execute(f"PRAGMA synchronous={self.options.synchronous.upper()}")
             conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: the indexes of a million records stay cached
             conn.execute("PRAGMA foreign_keys=OFF")
-            self._retry(lambda: conn.executescript(_SCHEMA + _RECORD_INDEXES))
+            self._retry(lambda: conn.executescript(_SCHEMA))
+            self._retry(lambda: self._add_record_id_column(conn))
+            self._retry(lambda: conn.executescript(_RECORD_INDEXES + ";" + _RECORD_ID_INDEX))
             meta = dict(conn.execute("SELECT key, value FROM amk_meta").fetchall())
             sql.check_meta(meta, self.describe())
             if not meta:
@@ -132,6 +157,21 @@ class SqliteStore(sql.SqlStore):
         except OSError as exc:
             raise StoreError(f"cannot open {self.describe()}: {exc.strerror}; check the path and permissions.") from None
         return conn
+
+    @staticmethod
+    def _add_record_id_column(conn: sqlite3.Connection) -> None:
+        """Give a database made by an earlier amk the ``record_id`` column (see amk.stores.sql)."""
+        if any(row[1] == "record_id" for row in conn.execute("PRAGMA table_info(amk_records)")):
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if not any(row[1] == "record_id" for row in conn.execute("PRAGMA table_info(amk_records)")):
+                conn.execute("ALTER TABLE amk_records ADD COLUMN record_id TEXT")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def _retry(self, action):
         for attempt in range(self.options.retries + 1):
@@ -163,7 +203,30 @@ class SqliteStore(sql.SqlStore):
             raise StoreError(f"cannot append to {self.describe()}: {exc}; check the file and free disk space.") from None
         return sum(len(chunk) for chunk in chunks)
 
-    def _append_chunks(self, chunks: list[list[Record]], remaining: Iterator[Record], size: int) -> None:
+    def append_new(self, records: Mapping[str, Record], *, identity: Callable[[Record], str] = record_id) -> int:
+        """In one ``BEGIN IMMEDIATE`` transaction (SQLite's write lock): which of ``records`` the database holds
+        (by ``identity``, and by the ``record_id`` key), then the others, each row keyed by its record id."""
+        if not records:
+            return 0
+        keyed = {rid: record_id(r) for rid, r in records.items()}  # the unique key of each row
+        chunks: list[list[Record]] = [list(records.values())]
+        ids: list[list[str]] = [list(keyed.values())]
+
+        def new_only() -> None:  # under the write lock, before anything is inserted
+            held_keys = self._keyed_ids(list(keyed.values()))
+            held = sql.SqlStore.known_ids(self, records, identity=identity)
+            new = [(keyed[rid], r) for rid, r in records.items() if rid not in held and keyed[rid] not in held_keys]
+            chunks[:] = [[r for _, r in new[i:i + _CHUNK]] for i in range(0, len(new), _CHUNK)]
+            ids[:] = [[rid for rid, _ in new[i:i + _CHUNK]] for i in range(0, len(new), _CHUNK)]
+
+        try:
+            self._retry(lambda: self._append_chunks(chunks, iter(()), len(records), new_only=new_only, ids=ids))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot append to {self.describe()}: {exc}; check the file and free disk space.") from None
+        return sum(len(chunk) for chunk in chunks)
+
+    def _append_chunks(self, chunks: list[list[Record]], remaining: Iterator[Record], size: int, *,
+                       new_only: Callable[[], None] | None = None, ids: list[list[str]] | None = None) -> None:
         """One transaction over every chunk; ``chunks`` grows with records from ``remaining`` (kept for a retry).
 
         ``size`` is the number of records appended (at least, when the iterable has no length). A large
@@ -175,6 +238,9 @@ class SqliteStore(sql.SqlStore):
         pending: dict[str, dict[Any, int]] = {k: {} for k in self._ids}
         conn.execute("BEGIN IMMEDIATE")
         try:
+            if new_only is not None:
+                new_only()
+                size = sum(len(chunk) for chunk in chunks)
             batch = _Batch(conn.execute("SELECT COALESCE(MAX(id), 0) FROM amk_records").fetchone()[0] + 1)
             threshold = self.options.rebuild_indexes_from
             rebuild = 0 < threshold <= size and size >= batch.next_id - 1  # ids are dense: next_id - 1 rows
@@ -187,7 +253,7 @@ class SqliteStore(sql.SqlStore):
                     if not chunk:
                         break
                     chunks.append(chunk)
-                self._insert_records(conn, chunks[i], batch, pending)
+                self._insert_records(conn, chunks[i], batch, pending, None if ids is None else ids[i])
             new_pairs = batch.pairs - self._ids["pair"].keys()
             if new_pairs:
                 conn.executemany("INSERT OR IGNORE INTO amk_device_workloads (device_id, workload_id) VALUES (?, ?)",
@@ -205,7 +271,7 @@ class SqliteStore(sql.SqlStore):
             self._ids[kind].update(new)
 
     def _insert_records(self, conn: sqlite3.Connection, records: list[Record], batch: _Batch,
-                        pending: dict[str, dict[Any, int]]) -> None:
+                        pending: dict[str, dict[Any, int]], record_ids: list[str] | None = None) -> None:
         """Insert ``records`` in one pass: each record straight to its two table rows (the config key and the
         body from ``batch.encoder``, as ``sql.record_rows`` makes them).
 
@@ -216,7 +282,7 @@ class SqliteStore(sql.SqlStore):
         keys, bodies = batch.encoder.encode(records)
         record_values, body_values = [], []
         rid = batch.next_id
-        for r, key, body in zip(records, keys, bodies):
+        for r, key, body, key_id in zip(records, keys, bodies, record_ids or itertools.repeat(None)):
             m, p, workload, device = r.measurement, r.provenance, r.workload, r.device
             w = w_ids.get(id(workload))
             if w is None:
@@ -230,14 +296,15 @@ class SqliteStore(sql.SqlStore):
             pairs.add((d, w))
             # _value_ is the enum's plain attribute (.value is a slower property; both are the same str).
             record_values.append((rid, SCHEMA_VERSION, w, d, c, m.verdict._value_, m.kind._value_, m.latency_us,
-                                  m.bound_us, p.timestamp, p.source))
+                                  m.bound_us, p.timestamp, p.source, key_id))
             body_values.append((rid, body))
             rid += 1
         batch.next_id = rid
         batch.keep_alive.append(records)
         conn.executemany(
             "INSERT INTO amk_records (id, schema_version, workload_id, device_id, config_id, verdict, kind,"
-            " latency_us, bound_us, timestamp, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", record_values)
+            " latency_us, bound_us, timestamp, source, record_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            record_values)
         conn.executemany("INSERT INTO amk_bodies (id, body) VALUES (?, ?)", body_values)
 
     def _intern(self, conn: sqlite3.Connection, kind: str, value: Any, pending: dict[str, dict[Any, int]]) -> int:
@@ -279,9 +346,38 @@ class SqliteStore(sql.SqlStore):
         while batch := cursor.fetchmany(2000):
             yield batch
 
+    def _write_unreadable(self, gone: list[int], added: list[tuple[int, str]]) -> None:
+        conn = self.conn
+
+        def write() -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany("DELETE FROM amk_unreadable WHERE id = ?", [(rid,) for rid in gone])
+                conn.executemany("INSERT OR REPLACE INTO amk_unreadable (id, reason) VALUES (?, ?)", added)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+        try:
+            self._retry(write)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot write {self.describe()}: {exc}") from None
+
     def _migration_backup(self) -> str:
-        backup = self.path.with_name(f"{self.path.name}.bak-{time.strftime('%Y%m%d-%H%M%S')}")
-        self.conn.execute("VACUUM INTO ?", (str(backup),))
+        """A copy of the database (``VACUUM INTO``) under a unique name, created empty and exclusively first."""
+        try:
+            fd, backup = create_exclusive(self.path.parent, f"{self.path.name}.bak")
+            os.close(fd)
+        except OSError as exc:
+            raise write_error("the backup of", self.path.parent / f"{self.path.name}.bak-*", exc) from None
+        try:
+            self.conn.execute("VACUUM INTO ?", (str(backup),))
+        except sqlite3.DatabaseError as exc:
+            backup.unlink(missing_ok=True)
+            raise StoreError(f"cannot back up {self.describe()} to {backup} before migrating: {exc}; free disk "
+                             "space, then migrate again (nothing was changed).") from None
         return f", backup at {backup}"
 
     def _rewrite(self, row_ids: list[int], rows: list[sql.RecordRow]) -> dict[str, dict[Any, int]]:

@@ -318,6 +318,31 @@ def a_second_handle_sees_appends_made_through_the_first(subject: StoreSubject) -
                                           f"got {len(other.columns())} rows")
 
 
+def append_new_appends_only_the_records_the_store_does_not_hold(subject: StoreSubject) -> None:
+    """``append_new`` skips what the store holds (by record id), appends the rest in order, and returns how
+    many it appended; a second call with the same records appends nothing."""
+    with subject.fresh() as store:
+        store.append(RECORDS[:3])
+        batch = {record_id(r): r for r in RECORDS[:6]}
+        added = store.append_new(batch)
+        expect(added == 3, f"append_new of 6 records, 3 of them held, should append 3, returned {added}")
+        got = _jsons(store.query())
+        expect(got == _jsons(RECORDS[:6]), f"the store should hold the 6 records in order once each, got {len(got)}")
+        expect(store.append_new(batch) == 0 and store.count() == 6,
+               "append_new of records the store holds should append nothing")
+
+
+def a_second_handle_is_the_same_store(subject: StoreSubject) -> None:
+    """``identity()`` is the same for two handles of one store (when the store can tell it: not None)."""
+    with subject.fresh() as store, subject.reopened(store) as other:
+        store.append(RECORDS[:1])
+        first = store.identity()
+        if first is None:
+            raise NotApplicable("the store cannot tell its identity (identity() is None)")
+        expect(first == other.identity(), f"two handles of one store should have one identity, got {first!r} "
+                                          f"and {other.identity()!r}")
+
+
 def an_append_made_while_a_read_is_in_progress_is_kept(subject: StoreSubject) -> None:
     """A record appended while a query is half-read, then abandoned, is stored."""
     with subject.fresh() as store:
@@ -374,6 +399,8 @@ STORE_CHECKS: tuple[Callable[[StoreSubject], None], ...] = (
     records_streamed_from_a_generator_keep_their_own_configs,
     records_survive_closing_the_store,
     a_second_handle_sees_appends_made_through_the_first,
+    append_new_appends_only_the_records_the_store_does_not_hold,
+    a_second_handle_is_the_same_store,
     an_append_made_while_a_read_is_in_progress_is_kept,
     an_unreadable_entry_is_reported_by_problems,
 )

@@ -9,6 +9,7 @@ with its kind and verdict, failures included. The state file makes a killed run 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -31,7 +32,7 @@ from amk.tuning.isolation import Measurer, make_measurer
 from amk.tuning.policy import OrderingPolicy, make_policy
 from amk.tuning.progress import ProgressBar
 from amk.tuning.settings import TuneSettings
-from amk.tuning.state import Trial, TuneState
+from amk.tuning.state import Trial, TuneState, run_lock
 from amk.tuning.target import TuneTarget
 
 log = logging.getLogger("amk.tuning")
@@ -86,8 +87,10 @@ class _Session:
     """One tune session: the state, the policy rebuilt from it, and the record writer."""
 
     def __init__(self, target: TuneTarget, state: TuneState, settings: TuneSettings, store: Store | None,
-                 state_path: Path | None, measurer: Measurer) -> None:
+                 state_path: Path | None, measurer: Measurer, replay: dict[int, Replayed] | None = None) -> None:
         self.target = target
+        self.replay = dict(replay or {})  # evaluation -> what the store recorded of it (see records_to_replay)
+        self.replayed = 0
         self.measurer = measurer
         self.state = state
         self.settings = settings
@@ -119,11 +122,13 @@ class _Session:
         return self.elapsed_before + time.monotonic() - self.started
 
     def _record(self, knobs: Mapping[str, Any], measurement: Measurement, role: str, evaluation: int,
-                kept: bool | None = None) -> None:
+                kept: bool | None = None, incumbent_us: float | None = None) -> None:
         target = self.target
         extra: dict[str, Any] = {"run": self.state.run_id, "evaluation": evaluation, "role": role}
         if kept is not None:
             extra["kept"] = kept
+        if incumbent_us is not None:
+            extra["incumbent_us"] = incumbent_us  # the latency the run kept it at (its A/B median after one)
         record = Record(
             workload=target.workload, device=target.device,
             config=target.backend.record_config(target.workload, knobs), measurement=measurement,
@@ -141,15 +146,22 @@ class _Session:
         self.state.measurements += 1
         return floor_guard(m, self.target.floor_us, self.settings.floor_tolerance)
 
-    def _ab(self, incumbent: Mapping[str, Any], challenger: Mapping[str, Any], evaluation: int) -> tuple[bool, float]:
+    def _ab(self, incumbent: Mapping[str, Any], challenger: Mapping[str, Any], evaluation: int,
+            replayed: Replayed | None = None) -> tuple[bool, float]:
         inc, cha = [], []
-        for r in range(self.settings.ab_rounds):
-            pair = [("ab-incumbent", incumbent, inc), ("ab-challenger", challenger, cha)]
-            for role, knobs, sink in (pair if r % 2 == 0 else pair[::-1]):
-                m = self._measure(knobs)
-                self._record(knobs, m, role, evaluation)
+        if replayed is not None:  # the A/B measurements the store holds, in the order they were made
+            for role, m in replayed.ab:
+                self.state.measurements += 1
                 if m.verdict is Verdict.PASS:
-                    sink.append(m.latency_us)
+                    (inc if role == "ab-incumbent" else cha).append(m.latency_us)
+        else:
+            for r in range(self.settings.ab_rounds):
+                pair = [("ab-incumbent", incumbent, inc), ("ab-challenger", challenger, cha)]
+                for role, knobs, sink in (pair if r % 2 == 0 else pair[::-1]):
+                    m = self._measure(knobs)
+                    self._record(knobs, m, role, evaluation)
+                    if m.verdict is Verdict.PASS:
+                        sink.append(m.latency_us)
         decision = ab_decision(inc, cha, min_gain=self.settings.min_gain, noise_factor=self.settings.ab_noise)
         log.info("evaluation %d: %s", evaluation, decision.reason)
         return decision.keep, decision.challenger_us or 0.0
@@ -166,7 +178,18 @@ class _Session:
             index = self.policy.choose(self.untried, self.rng)
         knobs = target.candidates[index]
         evaluation = len(state.trials) + 1
-        m = self._measure(knobs)
+        replayed = self.replay.pop(evaluation, None)
+        if replayed is not None and replayed.key != target.keys[index]:
+            log.warning("evaluation %d: the store's record is of another config than this run picks; measuring it "
+                        "again (and every later one)", evaluation)
+            self.replay.clear()
+            replayed = None
+        if replayed is not None:  # measured before a kill, recorded, but not yet in the state: taken back
+            m = replayed.candidate
+            state.measurements += 1
+            self.replayed += 1
+        else:
+            m = self._measure(knobs)
         kept = False
         latency = m.latency_us
         if m.verdict is Verdict.PASS and latency is not None:
@@ -176,11 +199,12 @@ class _Session:
                 measured = target.backend.measurement_kind is MeasurementKind.MEASURED
                 if measured and self.settings.ab_rounds > 0:
                     incumbent = target.candidates[target.index[state.incumbent_key]]
-                    kept, ab_latency = self._ab(incumbent, knobs, evaluation)
+                    kept, ab_latency = self._ab(incumbent, knobs, evaluation, replayed)
                     latency = ab_latency if kept and ab_latency else latency
                 else:
                     kept = True
-        self._record(knobs, m, "candidate", evaluation, kept)
+        if replayed is None:
+            self._record(knobs, m, "candidate", evaluation, kept, latency if kept else None)
         trial = Trial(evaluation, target.keys[index], m.verdict.value, m.latency_us, kept, round(self.elapsed, 3))
         state.trials.append(trial)
         if kept:
@@ -200,36 +224,55 @@ def _json_safe_rng_state(rng: np.random.Generator) -> dict[str, Any]:
     return json.loads(json.dumps(rng.bit_generator.state))
 
 
-def adopt_from_store(state: TuneState, target: TuneTarget, store: Store | None) -> int:
-    """Take back candidate records of this run the state missed (killed between append and save)."""
+@attrs.frozen
+class Replayed:
+    """What the store recorded of one evaluation a killed run measured but its state file did not yet hold."""
+
+    key: str  # the candidate's config key
+    candidate: Measurement
+    ab: tuple[tuple[str, Measurement], ...]  # (role, measurement) of its A/B re-measurements, in order
+
+
+def adopt_from_store(state: TuneState, target: TuneTarget, store: Store | None,
+                     ab_rounds: int = 0) -> dict[int, Replayed]:
+    """The evaluations of this run that the store holds and the state missed (a kill between the append and the
+    save), from the next one on without a gap: evaluation -> what was recorded of it.
+
+    The resumed run replays them in order: it picks each as the uninterrupted run did (the same policy and
+    random state), takes the recorded measurement instead of measuring, and re-decides an A/B from the
+    recorded re-measurements (the ``2 * ab_rounds`` made just before the candidate's record: those of an
+    attempt killed mid-A/B come earlier and are left out). So the resumed incumbent, tried set and A/B
+    results are those of the uninterrupted run, and nothing is measured twice.
+    """
     if store is None:
-        return 0
+        return {}
     known = len(state.trials)
-    found: dict[int, Record] = {}
+    candidates: dict[int, tuple[Record, list[Record]]] = {}
+    ab_seen: dict[int, list[Record]] = {}
     query = CorpusQuery(device=target.device.name, workload_kind=target.workload.kind,
                         workload_name=target.workload.name)
     for record in store.query(query):
         extra = record.provenance.extra
-        if extra.get("run") == state.run_id and extra.get("role") == "candidate" and extra.get("evaluation", 0) > known:
-            found[int(extra["evaluation"])] = record
-    adopted = 0
-    for evaluation in sorted(found):
-        if evaluation != len(state.trials) + 1:
+        evaluation = extra.get("evaluation")
+        if extra.get("run") != state.run_id or type(evaluation) is not int or evaluation <= known:
+            continue
+        if extra.get("role") in ("ab-incumbent", "ab-challenger"):
+            ab_seen.setdefault(evaluation, []).append(record)
+        elif extra.get("role") == "candidate":
+            ab = ab_seen.pop(evaluation, [])
+            candidates[evaluation] = (record, ab[len(ab) - 2 * ab_rounds:] if ab_rounds else [])
+    out: dict[int, Replayed] = {}
+    for evaluation in sorted(candidates):
+        if evaluation != known + len(out) + 1:
             break
-        record = found[evaluation]
+        record, ab = candidates[evaluation]
         try:
             key = config_key(target.space.canonical(target.backend.knob_config(target.workload, record.config)))
         except InvalidConfigError:
             break
-        m = record.measurement
-        kept = bool(record.provenance.extra.get("kept"))
-        state.trials.append(Trial(evaluation, key, m.verdict.value, m.latency_us, kept, state.elapsed_s))
-        if key in state.seed_queue:
-            state.seed_queue.remove(key)
-        if kept:
-            state.incumbent_key, state.incumbent_us = key, m.latency_us
-        adopted += 1
-    return adopted
+        out[evaluation] = Replayed(key, record.measurement,
+                                   tuple((r.provenance.extra["role"], r.measurement) for r in ab))
+    return out
 
 
 def new_state(target: TuneTarget, seed: int) -> TuneState:
@@ -255,20 +298,34 @@ def tune(target: TuneTarget, settings: TuneSettings, *, seed: int = 0, budget: i
     lives) and ``should_stop``, asked before every evaluation: a reason stops the run (the host's budget)."""
     budget = settings.budget if budget is None else budget
     minutes = settings.minutes if minutes is None else minutes
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+        raise ConfigError(f"the budget {budget!r} must be a whole number of evaluations, 0 or more.")
+    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not (math.isfinite(minutes)
+                                                                                  and minutes >= 0):
+        raise ConfigError(f"the time limit {minutes!r} must be a number of minutes, 0 or more.")
     if budget <= 0 and minutes <= 0:
         raise ConfigError("give a budget of evaluations (--budget N) or a time limit (--minutes M) above 0.")
+    with run_lock(state_path) if state_path is not None else contextlib.nullcontext():
+        return _tune(target, settings, seed, budget, minutes, store, state_path, resume, progress, stop_at_us,
+                     registry, measurer, should_stop)
+
+
+def _tune(target: TuneTarget, settings: TuneSettings, seed: int, budget: int, minutes: float, store: Store | None,
+          state_path: Path | None, resume: bool, progress: ProgressBar | None, stop_at_us: float | None,
+          registry: Registry | None, measurer: Measurer | None,
+          should_stop: Callable[[], str | None] | None) -> TuneResult:
     if resume:
         if state_path is None:
             raise ConfigError("resuming needs the state file of the run; pass its path.")
         state = TuneState.load(state_path, target.target_id)
         state.sessions += 1
         state.stop_reason = None
-        adopted = adopt_from_store(state, target, store)
+        replay = adopt_from_store(state, target, store, settings.ab_rounds)
     else:
         state = new_state(target, seed)
-        adopted = 0
+        replay = {}
     measurer = measurer or make_measurer(target.backend, settings.isolation, registry)
-    session = _Session(target, state, settings, store, state_path, measurer)
+    session = _Session(target, state, settings, store, state_path, measurer, replay)
     session.save()
     limit_s = minutes * 60 if minutes > 0 else math.inf
     budget = budget if budget > 0 else len(target.candidates)
@@ -298,4 +355,4 @@ def tune(target: TuneTarget, settings: TuneSettings, *, seed: int = 0, budget: i
         measurer.close()
         progress.close()
     session.save()
-    return TuneResult(target, state, session.records, measurer.mode, adopted)
+    return TuneResult(target, state, session.records, measurer.mode, session.replayed)

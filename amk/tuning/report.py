@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from amk.io.files import atomic_file, write_atomically
 from amk.tuning.loop import TuneResult
 from amk.tuning.settings import TuneSettings
 
@@ -78,26 +78,25 @@ def write_plot(result: TuneResult, path: Path) -> str | None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_file(path, "the plot", mode="wb") as f:
+            fig.savefig(f, format="png")
+    finally:
+        plt.close(fig)
     return None
 
 
 def write_report(result: TuneResult, settings: TuneSettings, directory: Path, stem: str,
                  store: str | None) -> dict[str, Any]:
-    """Write ``STEM.report.json`` and ``STEM.best.png`` into ``directory``; returns the report."""
+    """Write ``STEM.report.json`` and ``STEM.best.png`` into ``directory``, each complete or not at all;
+    returns the report. FileWriteError when either cannot be written (a full disk, a read-only directory)."""
     directory = directory.resolve()
-    directory.mkdir(parents=True, exist_ok=True)
     report = report_dict(result, settings, store)
     png = directory / f"{stem}.best.png"
     note = write_plot(result, png)
     report["plot"] = None if note else str(png)
     report["plot_note"] = note
     path = directory / f"{stem}.report.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=1, allow_nan=False, default=str))
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(report, indent=1, allow_nan=False, default=str), "the tune report")
     report["report"] = str(path)
     return report

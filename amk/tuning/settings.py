@@ -21,8 +21,26 @@ def default_learning_kinds(backend: Backend) -> tuple[MeasurementKind, ...]:
 
 
 def _non_negative(instance: Any, attribute: attrs.Attribute, value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name}={value!r} must be >= 0")
+    if not value >= 0 or value == float("inf"):  # NaN and infinities too
+        raise ValueError(f"{attribute.name}={value!r} must be a finite number >= 0")
+
+
+def _at_least(minimum: int):
+    def check(instance: Any, attribute: attrs.Attribute, value: int) -> None:
+        if not value >= minimum:
+            raise ValueError(f"{attribute.name}={value!r} must be >= {minimum}")
+
+    return check
+
+
+def _fraction(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+    if not 0 <= value < 1:
+        raise ValueError(f"{attribute.name}={value!r} must be >= 0 and < 1")
+
+
+def _non_empty(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    if not value.strip():
+        raise ValueError(f"{attribute.name}={value!r} must name a directory")
 
 
 def _one_of(*choices: str):
@@ -41,19 +59,20 @@ class TuneSettings:
     minutes: float = attrs.field(default=0.0, validator=_non_negative)  # wall-clock limit; 0: none
     policy: str = attrs.field(default="surrogate", validator=_one_of("surrogate", "prior"))
     exploration: str = attrs.field(default="uncertainty", validator=_one_of("uncertainty", "epsilon"))
-    epsilon: float = attrs.field(default=0.1, validator=_non_negative)  # for exploration = "epsilon"
+    epsilon: float = attrs.field(default=0.1, validator=_fraction)  # for exploration = "epsilon"
     kappa: float = attrs.field(default=1.0, validator=_non_negative)  # for exploration = "uncertainty"
-    trees: int = attrs.field(default=30, validator=_non_negative)  # surrogate ensemble size
+    trees: int = attrs.field(default=30, validator=_at_least(1))  # surrogate ensemble size
     warm_start: int = attrs.field(default=3, validator=_non_negative)  # seeds taken from the corpus
     shape_radius: float = attrs.field(default=1.0, validator=_non_negative)
     transfer: bool = True  # feed the corpus's latency of each config on other devices to the policy
     timeout_s: float = attrs.field(default=600.0, validator=_non_negative)  # per measurement; 0: none
-    floor_tolerance: float = attrs.field(default=0.02, validator=_non_negative)  # below floor*(1-tol): REJECTED
+    floor_tolerance: float = attrs.field(default=0.02, validator=_fraction)  # below floor*(1-tol): REJECTED
     ab_rounds: int = attrs.field(default=5, validator=_non_negative)  # interleaved A/B pairs (measured backends)
     ab_noise: float = attrs.field(default=2.0, validator=_non_negative)  # margin in standard errors
-    min_gain: float = attrs.field(default=0.005, validator=_non_negative)  # smallest relative gain kept
-    max_candidates: int = attrs.field(default=200_000, validator=_non_negative)
-    state_dir: str = ".amk/tune"  # state files and reports, relative to the working directory
+    min_gain: float = attrs.field(default=0.005, validator=_fraction)  # smallest relative gain kept
+    max_candidates: int = attrs.field(default=200_000, validator=_at_least(1))
+    # state files and reports, relative to the working directory
+    state_dir: str = attrs.field(default=".amk/tune", validator=_non_empty)
     # Where backend.measure runs: "process" (a worker process, killed on a timeout, whose death is a CRASH),
     # "thread" (in this process) or "auto" (the backend's own choice: process for compiled kernels).
     isolation: str = attrs.field(default="auto", validator=_one_of("auto", "process", "thread"))

@@ -1,0 +1,36 @@
+"""Command-line value types that refuse what Python's own would let through: ``nan``, ``inf``, negatives."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import click
+
+
+class FiniteFloat(click.ParamType):
+    """A finite number (``nan`` and ``inf`` are refused: click's FLOAT and FloatRange accept them), at least
+    ``minimum`` when given."""
+
+    name = "float"
+
+    def __init__(self, minimum: float | None = None) -> None:
+        self.minimum = minimum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float) and math.isfinite(value):
+            number = value
+        else:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not a number.", param, ctx)
+            if not math.isfinite(number):
+                self.fail(f"{value!r} is not a finite number.", param, ctx)
+        if self.minimum is not None and number < self.minimum:
+            self.fail(f"{value!r} is below {self.minimum:g}.", param, ctx)
+        return number
+
+
+FINITE = FiniteFloat()
+FINITE_NON_NEGATIVE = FiniteFloat(0.0)
