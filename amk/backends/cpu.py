@@ -33,7 +33,6 @@ from amk.backends.gemv_backend import GemvBackend, Launch
 from amk.backends.gemv_step import PreparedStep
 from amk.core.devices import Device
 from amk.core.errors import BackendError
-from amk.core.markers import hookimpl
 from amk.core.space import Knob, SearchSpace
 from amk.core.workload import Workload
 
@@ -281,8 +280,3 @@ def _canonical_cpu_config(config: Mapping[str, Any]) -> dict[str, Any]:
     if canonical.get("threads") == 1:
         canonical["n_tile"] = DEFAULT_N_TILE
     return canonical
-
-
-@hookimpl
-def register_backends(register) -> None:
-    register(CpuBackend)

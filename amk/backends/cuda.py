@@ -27,7 +27,6 @@ from amk.backends.gemv_backend import GemvBackend, KernelCrash, Launch
 from amk.backends.gemv_step import PreparedStep
 from amk.core.devices import KNOWN_DEVICES, Device, resolve_device
 from amk.core.errors import BackendError
-from amk.core.markers import hookimpl
 from amk.core.records import Measurement
 from amk.core.space import Knob, SearchSpace
 from amk.core.workload import Workload
@@ -376,8 +375,3 @@ def iter_variant_instantiations(variants: list[tuple[int, ...]]) -> Iterator[str
         for ctype in ("float", "__half", "__nv_bfloat16"):
             yield (f"template cudaError_t amk_gemv::launch_gemv<{ctype}, {cpasync}, {cols}, {stages}, {cpa_cols}, "
                    f"{threads}>(const void*, const void*, void*, int, int, int, cudaStream_t);")
-
-
-@hookimpl
-def register_backends(register) -> None:
-    register(CudaBackend)

@@ -21,7 +21,6 @@ from typing import Any, ClassVar
 import attrs
 import numpy as np
 
-import amk
 from amk.core.backend import Backend
 from amk.core.columns import config_key
 from amk.core.config import open_store
@@ -198,8 +197,3 @@ class ReplayBackend(Backend):
         bounds = [r.measurement.bound_us for r in self.data.table(workload, device).values()
                   if r.measurement.bound_us is not None]
         return min(bounds) if bounds else None
-
-
-@amk.hookimpl
-def register_backends(register) -> None:
-    register(ReplayBackend)

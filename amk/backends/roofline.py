@@ -38,7 +38,6 @@ from typing import Any, ClassVar
 
 import attrs
 
-import amk
 from amk.core.backend import Backend
 from amk.core.devices import Device
 from amk.core.errors import BackendError
@@ -177,8 +176,3 @@ class RooflineBackend(Backend):
         return Measurement(verdict=Verdict.PASS, kind=MeasurementKind.PREDICTED,
                            latency_us=self.predict_us(workload, device, knobs), spread_us=0.0, samples=1,
                            bound_us=floor)
-
-
-@amk.hookimpl
-def register_backends(register) -> None:
-    register(RooflineBackend)

@@ -16,7 +16,6 @@ from typing import ClassVar
 import attrs
 import numpy as np
 
-import amk
 from amk.core.errors import ConfigError
 from amk.core.implementation import check_is_fitted
 from amk.core.ranker import Ranker
@@ -131,8 +130,3 @@ class LightGBMRanker(Ranker):
         ranker = cls(cls.Options(**options))
         ranker.booster_ = lightgbm.Booster(model_str=(Path(path) / MODEL_TEXT).read_text())
         return ranker
-
-
-@amk.hookimpl
-def register_rankers(register) -> None:
-    register(LightGBMRanker)

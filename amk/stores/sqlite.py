@@ -22,7 +22,6 @@ from typing import Any, ClassVar
 
 import attrs
 
-import amk
 from amk.core.errors import StoreError
 from amk.core.migrations import SCHEMA_VERSION
 from amk.core.records import Record
@@ -296,8 +295,3 @@ class SqliteStore(sql.SqlStore):
             conn.execute("ROLLBACK")
             raise
         return pending
-
-
-@amk.hookimpl
-def register_stores(register) -> None:
-    register(SqliteStore)

@@ -1,0 +1,81 @@
+"""Start-up of the commands that load the config, beside ``amk --help``, in the same run.
+
+    nice python bench/startup.py --repeats 15
+
+Each command runs in a fresh process (``python -m amk ...``) in a temporary working directory with no
+config file, ``$AMK_CACHE_DIR`` pointing into it, and an empty jsonl store for ``amk corpus stats``.
+The commands take turns (help, plugins, stats, help, ...) so a change in the machine's load reaches
+them alike. Bytecode is written (a first untimed round compiles it), as it is in a user's install.
+
+Printed per command: the best and the median wall time and CPU time (user + system of the child), and
+their ratio to ``amk --help``'s. The bar (issue 16): ``amk plugins`` and ``amk corpus stats`` within 2x
+of ``amk --help``. The best of N is the figure least disturbed by other work on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+COMMANDS: dict[str, list[str]] = {
+    "amk --help": ["--help"],
+    "amk plugins": ["plugins"],
+    "amk corpus stats (empty store)": ["--store", "jsonl:empty.jsonl", "corpus", "stats"],
+    "amk config show": ["config", "show"],
+}
+BASELINE = "amk --help"
+
+
+def run_once(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(wall s, CPU s) of one ``python -m amk ARGS`` in a fresh process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "amk", *args], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, check=False)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode:
+        raise SystemExit(f"amk {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=15, help="timed runs of each command")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="amk-startup-") as tmp:
+        cwd = Path(tmp)
+        (cwd / "empty.jsonl").write_text("")
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "AMK_CONFIG")}
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        env["AMK_CACHE_DIR"] = str(cwd / "cache")
+        for argv in COMMANDS.values():  # untimed: write the bytecode, warm the file cache
+            run_once(argv, cwd, env)
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name in COMMANDS}
+        for _ in range(args.repeats):
+            for name, argv in COMMANDS.items():
+                times[name].append(run_once(argv, cwd, env))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"{args.repeats} runs of each command, interleaved; load average {load:.1f} on {os.cpu_count()} CPUs")
+    base = times[BASELINE]
+    base_wall, base_cpu = min(w for w, _ in base), min(c for _, c in base)
+    print(f"{'command':34} {'wall best':>9} {'median':>8} {'ratio':>6}   {'CPU best':>8} {'median':>8} {'ratio':>6}")
+    for name, runs in times.items():
+        walls, cpus = [w for w, _ in runs], [c for _, c in runs]
+        print(f"{name:34} {min(walls) * 1000:7.0f}ms {statistics.median(walls) * 1000:6.0f}ms "
+              f"{min(walls) / base_wall:5.2f}x   {min(cpus) * 1000:6.0f}ms {statistics.median(cpus) * 1000:6.0f}ms "
+              f"{min(cpus) / base_cpu:5.2f}x")
+
+
+if __name__ == "__main__":
+    main()
