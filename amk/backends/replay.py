@@ -112,6 +112,7 @@ class ReplayBackend(Backend):
     name: ClassVar[str] = "replay"
     version: ClassVar[str] = "1"
     measurement_kind: ClassVar[MeasurementKind] = MeasurementKind.REPLAYED
+    deterministic: ClassVar[bool] = True  # the same config gives the same result: never evaluated twice
 
     @attrs.frozen
     class Options:

@@ -115,6 +115,7 @@ class RooflineBackend(Backend):
     name: ClassVar[str] = "roofline"
     version: ClassVar[str] = "1"
     measurement_kind: ClassVar[MeasurementKind] = MeasurementKind.PREDICTED
+    deterministic: ClassVar[bool] = True  # the same config gives the same result: never evaluated twice
 
     @attrs.frozen
     class Options:

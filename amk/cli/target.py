@@ -32,37 +32,50 @@ def _parse_value(text: str) -> Any:
     return text
 
 
-def parse_workload(spec: str, shape: str | None, problem_size: str | None):
-    """A Workload from ``KIND:NAME``, ``KEY=VALUE,...`` and ``N,N,...``."""
+def parse_workload(spec: str, shape: str | None, problem_size: str | None, *, sized_step: bool = False):
+    """A Workload from ``KIND:NAME``, ``KEY=VALUE,...`` and ``N,N,...``; click.BadParameter (a usage
+    error, exit 2) when one of them is malformed. ``sized_step``: a decode shape must give every field a
+    decode step is sized by (``amk tune``), all missing ones named at once."""
     from amk.core.workload import Workload
-    from amk.decode.shapes import SHAPE_FIELDS
+    from amk.decode.shapes import SHAPE_FIELDS, ModelShape
+    from amk.decode.step import missing_fields
     from amk.decode.workload import DECODE_KIND
 
     kind, sep, name = spec.partition(":")
     if not sep or not kind or not name:
-        raise ValidationError(f"--workload {spec!r} must be KIND:NAME, e.g. decode:llama-1b or kernel_tuner:my_kernel.")
+        raise click.BadParameter(f"{spec!r} must be KIND:NAME, e.g. decode:llama-1b or kernel_tuner:my_kernel.",
+                                 param_hint="'--workload'")
     values: dict[str, Any] = {}
     for item in (shape or "").split(","):
         if not item.strip():
             continue
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
-            raise ValidationError(f"--shape item {item!r} must be KEY=VALUE, e.g. hidden=2048.")
+            raise click.BadParameter(f"item {item!r} must be KEY=VALUE, e.g. hidden=2048.", param_hint="'--shape'")
         values[key.strip()] = _parse_value(value.strip())
     if problem_size:
         try:
             sizes = [int(p) for p in problem_size.split(",") if p.strip()]
         except ValueError:
-            raise ValidationError(f"--problem-size {problem_size!r} must be integers separated by commas.") from None
+            raise click.BadParameter(f"{problem_size!r} must be integers separated by commas.",
+                                     param_hint="'--problem-size'") from None
         # Kernel Tuner keeps a problem size as given, a list or a single number: "4096" names the number,
         # "4096," a list of one.
         values["problem_size"] = sizes[0] if len(sizes) == 1 and "," not in problem_size else sizes
     if kind == DECODE_KIND:
         unknown = sorted(set(values) - set(SHAPE_FIELDS) - {"dtype"})
         if unknown:
-            raise ValidationError(
-                f"decode shape key(s) {unknown} are unknown; use {list(SHAPE_FIELDS)} (and dtype)."
-            )
+            raise click.BadParameter(f"decode shape key(s) {unknown} are unknown; use {list(SHAPE_FIELDS)} (and dtype).",
+                                     param_hint="'--shape'")
+        if sized_step:
+            try:
+                missing = missing_fields(ModelShape.from_mapping({k: v for k, v in values.items() if k != "dtype"}))
+            except ValidationError as exc:
+                raise click.BadParameter(str(exc), param_hint="'--shape'") from None
+            if missing:
+                raise click.BadParameter(
+                    f"a decode step is sized by {', '.join(missing)}, which the shape lacks; add "
+                    f"{','.join(f'{f}=...' for f in missing)} (given: {shape or 'nothing'}).", param_hint="'--shape'")
     return Workload(kind, name, values)
 
 
