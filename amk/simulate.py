@@ -56,6 +56,9 @@ class SimulationRow:
     optimum_us: float
     budget: int
     note: str = ""
+    # Best-so-far latency over the optimum after each evaluation (1.0: the optimum found; None: no config
+    # passed yet), up to the budget or the evaluation that reached 1% (then flat): the median over seeds.
+    curve: list[float | None] | None = None
 
 
 @attrs.frozen
@@ -136,6 +139,28 @@ def _pooled_order(target: TuneTarget, others: Sequence[CacheFile]) -> np.ndarray
     return np.argsort(rel, kind="stable")
 
 
+def _best_so_far(latencies: Sequence[float]) -> list[float]:
+    """The running minimum (NaN, a failure, counts as +inf)."""
+    values = np.nan_to_num(np.asarray(latencies, dtype=np.float64), nan=np.inf)
+    return np.minimum.accumulate(values).tolist() if len(values) else []
+
+
+def median_curve(curves: Sequence[Sequence[float]], optimum: float, budget: int) -> list[float | None]:
+    """The median over runs of best-so-far latencies, relative to ``optimum``, for evaluations 1..budget;
+    a run that stopped early (it reached the target, or ran out of configs) keeps its last value; None
+    where the median run had no passing config yet."""
+    if not any(len(c) for c in curves):
+        return []
+    length = budget
+    grid = np.full((len(curves), length), np.inf)
+    for row, curve in zip(grid, curves):
+        if len(curve):
+            row[: len(curve)] = curve[:length]
+            row[len(curve):] = curve[-1]
+    median = np.median(grid, axis=0) / optimum
+    return [None if not math.isfinite(v) else round(float(v), 6) for v in median]
+
+
 def _first_hit(order: Sequence[int], good: np.ndarray, budget: int) -> int | None:
     for position, i in enumerate(order[:budget], 1):
         if good[i]:
@@ -144,17 +169,20 @@ def _first_hit(order: Sequence[int], good: np.ndarray, budget: int) -> int | Non
 
 
 def _tpe_runs(target: TuneTarget, truth: np.ndarray, thresholds: dict[str, float], seeds: Sequence[int],
-              budget: int) -> dict[str, list[int | None]]:
+              budget: int) -> tuple[dict[str, list[int | None]], list[list[float]]]:
+    """Evaluations to each threshold per seed, and each seed's best-so-far latency (us, inf: none passed)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out: dict[str, list[int | None]] = {k: [] for k in thresholds}
+    curves: list[list[float]] = []
     for seed in seeds:
         sampler = optuna.samplers.TPESampler(seed=seed)
         study = optuna.create_study(sampler=sampler, direction="minimize")
         hits: dict[str, int | None] = {k: None for k in thresholds}
         seen: dict[str, float | None] = {}
         evaluations = draws = 0
+        curve: list[float] = []
         while evaluations < budget and draws < 20 * budget and any(v is None for v in hits.values()):
             draws += 1
             trial = study.ask()
@@ -168,6 +196,7 @@ def _tpe_runs(target: TuneTarget, truth: np.ndarray, thresholds: dict[str, float
                 evaluations += 1
                 value = truth[i]
                 seen[key] = None if math.isnan(value) else float(value)
+                curve.append(min(curve[-1] if curve else math.inf, math.inf if seen[key] is None else seen[key]))
                 for name, limit in thresholds.items():
                     if hits[name] is None and seen[key] is not None and seen[key] <= limit:
                         hits[name] = evaluations
@@ -178,13 +207,18 @@ def _tpe_runs(target: TuneTarget, truth: np.ndarray, thresholds: dict[str, float
                 study.tell(trial, value)
         for name in thresholds:
             out[name].append(hits[name])
-    return out
+        curves.append(curve)
+    return out, curves
 
 
 def simulate(root: Path, *, budget: int = 500, seeds: int = 5, strategies: Sequence[str] = STRATEGIES,
              settings: TuneSettings | None = None, featurizer: Any = "amk", ranker: Any = "knn",
-             on_row: Callable[[SimulationRow], None] | None = None) -> list[SimulationRow]:
-    """Every held-out device of every kernel under ``root``, every strategy (see the module docstring)."""
+             on_row: Callable[[SimulationRow], None] | None = None,
+             progress: Callable[[int, int], None] | None = None) -> list[SimulationRow]:
+    """Every held-out device of every kernel under ``root``, every strategy (see the module docstring).
+
+    ``on_row`` receives each row as it is done; ``progress(done, total)`` the count of rows done and to do.
+    """
     from amk.backends.replay import ReplayBackend
 
     unknown = sorted(set(strategies) - set(STRATEGIES))
@@ -201,7 +235,11 @@ def simulate(root: Path, *, budget: int = 500, seeds: int = 5, strategies: Seque
     settings = attrs.evolve(settings or TuneSettings(), isolation="thread")
     seed_list = list(range(seeds))
     rows: list[SimulationRow] = []
-    for kernel, paths in find_kernel_dirs(root).items():
+    kernels = find_kernel_dirs(root)
+    total_rows = sum(len(paths) for paths in kernels.values()) * len(strategies)
+    if progress:
+        progress(0, total_rows)
+    for kernel, paths in kernels.items():
         files = [load_cache(p) for p in paths]
         labels = [f.device_label for f in files]
         if len(set(labels)) != len(labels):  # two files of one device: tell them apart by file name
@@ -231,39 +269,57 @@ def simulate(root: Path, *, budget: int = 500, seeds: int = 5, strategies: Seque
 
             def row(strategy: str, per_seed: dict[str, list[int | None]] | None,
                     values: dict[str, float | None], note: str = "", *, kernel: str = kernel,
-                    device: str = held.device_label, n: int = n, optimum: float = optimum) -> None:
+                    device: str = held.device_label, n: int = n, optimum: float = optimum,
+                    curve: list[float | None] | None = None) -> None:
                 r = SimulationRow(kernel, device, strategy, values["5pct"], values["1pct"],
                                   per_seed["5pct"] if per_seed else None, per_seed["1pct"] if per_seed else None,
-                                  n, optimum, budget, note)
+                                  n, optimum, budget, note, curve)
                 rows.append(r)
                 if on_row:
                     on_row(r)
 
+            seeds_note = f"median of {len(seed_list)} seed{'s' if len(seed_list) != 1 else ''}"
             for strategy in strategies:
                 if strategy == "amk":
                     per_seed: dict[str, list[int | None]] = {k: [] for k in THRESHOLDS}
+                    curves = []
                     for s in seed_list:
                         result = tune(target, settings, seed=s, budget=budget, minutes=0, stop_at_us=min(limits.values()))
                         for name, limit in limits.items():
                             per_seed[name].append(result.evaluations_to(limit))
-                    row("amk", per_seed, {k: _median(v) for k, v in per_seed.items()},
-                        f"median of {len(seed_list)} seeds")
+                        curves.append(_best_so_far([t.latency_us if t.verdict == "PASS" else math.nan
+                                                    for t in result.state.trials]))
+                    row("amk", per_seed, {k: _median(v) for k, v in per_seed.items()}, seeds_note,
+                        curve=median_curve(curves, optimum, budget))
                 elif strategy == "random":
                     values = {k: (n + 1) / (int(g.sum()) + 1) if g.any() else None for k, g in good.items()}
-                    row("random", None, values, "exact expectation")
+                    draws = [_best_so_far(truth[np.random.default_rng(s).permutation(n)[:budget]]) for s in seed_list]
+                    row("random", None, values, f"exact expectation; curve: {seeds_note}",
+                        curve=median_curve(draws, optimum, budget))
                 elif strategy == "tpe":
-                    per_seed = _tpe_runs(target, truth, limits, seed_list, budget)
-                    row("tpe", per_seed, {k: _median(v) for k, v in per_seed.items()},
-                        f"median of {len(seed_list)} seeds")
+                    per_seed, curves = _tpe_runs(target, truth, limits, seed_list, budget)
+                    row("tpe", per_seed, {k: _median(v) for k, v in per_seed.items()}, seeds_note,
+                        curve=median_curve(curves, optimum, budget))
                 elif strategy == "pooled":
                     order = _pooled_order(target, others)
-                    row("pooled", None, {k: _first_hit(order, g, budget) for k, g in good.items()})
+                    row("pooled", None, {k: _first_hit(order, g, budget) for k, g in good.items()},
+                        curve=median_curve([_best_so_far(truth[order[:budget]])], optimum, budget))
+                if progress:
+                    progress(len(rows), total_rows)
             log.info("%s %s done in %.1f s", kernel, held.device_label, time.monotonic() - started)
     return rows
 
 
+def _within_budget(row: SimulationRow) -> float:
+    """Evaluations to 5%, or inf when never within the row's budget (an expectation beyond it included)."""
+    value = row.evals_to_5pct
+    return math.inf if value is None or value > row.budget else value
+
+
 def summarize(rows: Sequence[SimulationRow]) -> dict[str, Any]:
-    """Per target whether amk needed fewer (and no more) evaluations to 5% than every baseline."""
+    """Per target whether amk needed fewer (and no more) evaluations to 5% than every baseline; against each
+    baseline, on how many targets amk needed fewer, as many or more evaluations, or neither reached 5%
+    within the budget ("never": an expectation beyond the budget counts as never)."""
     targets: dict[tuple[str, str], dict[str, SimulationRow]] = {}
     for r in rows:
         targets.setdefault((r.kernel, r.device), {})[r.strategy] = r
@@ -273,11 +329,9 @@ def summarize(rows: Sequence[SimulationRow]) -> dict[str, Any]:
     for by_strategy in targets.values():
         if "amk" not in by_strategy:
             continue
-        mine = by_strategy["amk"].evals_to_5pct
-        amk_values.append(inf if mine is None else mine)
-        mine = inf if mine is None else mine
-        baselines = [inf if r.evals_to_5pct is None else r.evals_to_5pct
-                     for s, r in by_strategy.items() if s != "amk"]
+        mine = _within_budget(by_strategy["amk"])
+        amk_values.append(mine)
+        baselines = [_within_budget(r) for s, r in by_strategy.items() if s != "amk"]
         strictly += all(mine < b for b in baselines)
         no_worse += all(mine <= b for b in baselines)
     median = statistics.median(amk_values) if amk_values else None
@@ -285,14 +339,56 @@ def summarize(rows: Sequence[SimulationRow]) -> dict[str, Any]:
     for by_strategy in targets.values():
         if "amk" not in by_strategy:
             continue
-        mine = inf if by_strategy["amk"].evals_to_5pct is None else by_strategy["amk"].evals_to_5pct
+        mine = _within_budget(by_strategy["amk"])
         for s, r in by_strategy.items():
             if s == "amk":
                 continue
-            theirs = inf if r.evals_to_5pct is None else r.evals_to_5pct
-            counts = per_baseline.setdefault(s, {"fewer": 0, "equal": 0, "more": 0})
-            counts["fewer" if mine < theirs else "equal" if mine == theirs else "more"] += 1
+            theirs = _within_budget(r)
+            counts = per_baseline.setdefault(s, {"fewer": 0, "equal": 0, "more": 0, "never": 0})
+            if mine == inf and theirs == inf:
+                counts["never"] += 1  # neither reached 5% within the budget: not "more", not "as many"
+            else:
+                counts["fewer" if mine < theirs else "equal" if mine == theirs else "more"] += 1
     return {"targets": len(targets), "amk_fewer_than_every_baseline": strictly,
             "amk_no_more_than_every_baseline": no_worse,
             "amk_median_evals_to_5pct": None if median is None or median == inf else median,
             "amk_against_each_baseline": per_baseline}
+
+
+def write_curves_plot(rows: Sequence[SimulationRow], path: Path) -> str | None:
+    """A PNG of each strategy's best-so-far curve (relative to the optimum) per target, one panel per
+    held-out device; returns why not when matplotlib is missing (``pip install 'amk[plot]'``), else None."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed, so no PNG was written; install it with: pip install 'amk[plot]'"
+    targets: dict[tuple[str, str], list[SimulationRow]] = {}
+    for r in rows:
+        targets.setdefault((r.kernel, r.device), []).append(r)
+    cols = min(3, max(1, len(targets)))
+    nrows = math.ceil(len(targets) / cols) or 1
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.5 * cols, 3.4 * nrows), dpi=100, squeeze=False)
+    for ax, ((kernel, device), group) in zip(axes.flat, targets.items()):
+        for r in group:
+            points = [(i, v) for i, v in enumerate(r.curve or [], 1) if v is not None]
+            if points:
+                ax.step([p[0] for p in points], [p[1] for p in points], where="post", label=r.strategy)
+        ax.axhline(1.05, color="grey", linestyle=":", linewidth=1)
+        ax.set_xscale("log")
+        ax.set_title(f"{kernel} held out: {device}", fontsize=9)
+        ax.set_xlabel("evaluations")
+        ax.set_ylabel("best so far / optimum (replayed)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(targets):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+    return None

@@ -42,11 +42,12 @@ def import_command(app: AppContext, files: tuple[Path, ...], fmt: str | None, de
         total_bad = 0
         for path in files:
             items, problems, duplicates = [], [], 0
-            for item in read_file(path, fmt, device=device):
-                if item.problem is not None:
-                    problems.append(item.problem)
-                else:
-                    items.append((None if allow_duplicates else record_id(item.record), item.record))
+            with app.progress(f"import {path.name}", unit="records") as progress:
+                for item in progress.counted(read_file(path, fmt, device=device), status="read"):
+                    if item.problem is not None:
+                        problems.append(item.problem)
+                    else:
+                        items.append((None if allow_duplicates else record_id(item.record), item.record))
             # Only this file's records are looked up, by content: no store reads (nor hashes) all its records.
             known = set() if allow_duplicates else store.known_ids(dict(items))
             records = []
@@ -81,19 +82,22 @@ def stats_command(app: AppContext, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"store": where, **attrs.asdict(stats)}, indent=2))
         return
+    from amk.cli.output import table
+
     click.echo(f"store: {where}")
     click.echo(f"records: {stats.total}")
-    for title, counts in (("by device", stats.by_device), ("by kind", stats.by_kind),
-                          ("by verdict", stats.by_verdict)):
-        click.echo(f"{title}:")
-        for key, n in counts.items():
-            click.echo(f"  {key:<40} {n:>9}")
-    click.echo("by workload:")
-    for key, n in stats.by_workload.items():
-        shape = stats.shapes.get(key, {})
-        known = {k: v for k, v in shape.items() if v not in (0, None)}
-        shape_text = ", ".join(f"{k}={v}" for k, v in known.items()) or "shape unknown"
-        click.echo(f"  {key:<40} {n:>9}   {shape_text}")
+    for title, counts in (("DEVICE", stats.by_device), ("KIND", stats.by_kind), ("VERDICT", stats.by_verdict)):
+        if counts:
+            click.echo("")
+            table((title, "RECORDS"), list(counts.items()), right=("RECORDS",))
+    if stats.by_workload:
+        click.echo("")
+        rows = []
+        for key, n in stats.by_workload.items():
+            shape = stats.shapes.get(key, {})
+            known = {k: v for k, v in shape.items() if v not in (0, None)}
+            rows.append((key, n, ", ".join(f"{k}={v}" for k, v in known.items()) or "shape unknown"))
+        table(("WORKLOAD", "RECORDS", "SHAPE"), rows, right=("RECORDS",))
     echo_unreadable(problems)
 
 
@@ -124,7 +128,8 @@ def validate_command(files: tuple[Path, ...], fmt: str | None) -> None:
 @pass_app
 def migrate_command(app: AppContext) -> None:
     """Rewrite the store in the current schema, keeping a backup of the original."""
-    with app.open_store() as store:
+    with app.open_store() as store, app.progress(f"migrate {store.describe()}", unit="records") as progress:
+        progress.update(0, status="rewriting (the store reports no count until it is done)")
         report = store.migrate()
     click.echo(report)
 
@@ -134,7 +139,8 @@ def migrate_command(app: AppContext) -> None:
 @click.argument("dst", metavar="DST_URL")
 @click.option("--batch-size", type=click.IntRange(1), default=10_000, show_default=True,
               help="Records per append (one transaction in the SQL stores).")
-def copy_command(src: str, dst: str, batch_size: int) -> None:
+@pass_app
+def copy_command(app: AppContext, src: str, dst: str, batch_size: int) -> None:
     """Copy every record of the store SRC_URL into the store DST_URL (jsonl:PATH, sqlite:PATH, postgresql://...).
 
     Records are copied as they are (lossless) and in order; afterwards both stores are counted: the
@@ -149,8 +155,10 @@ def copy_command(src: str, dst: str, batch_size: int) -> None:
         before = target.count()
         copied = 0
         records = source.query()
-        while batch := list(itertools.islice(records, batch_size)):
-            copied += target.append(batch)
+        with app.progress(f"copy to {target.describe()}", source.count(), unit="records") as progress:
+            while batch := list(itertools.islice(records, batch_size)):
+                copied += target.append(batch)
+                progress.update(copied)
         problems = source.problems()
         readable = source.count()
         after = target.count()
@@ -202,14 +210,14 @@ def export_command(app: AppContext, output: Path | None, fmt: str, device: str |
     query = CorpusQuery(device=device, workload_kind=workload_kind, workload_name=workload_name,
                         verdict=Verdict(verdict) if verdict else None, kind=MeasurementKind(kind) if kind else None,
                         since=since, until=until)
-    with app.open_store() as store:
+    with app.open_store() as store, app.progress(f"export {fmt}", store.count(query), unit="records") as progress:
         if output is None:
-            written = writer(store.query(query), sys.stdout)
+            written = writer(progress.counted(store.query(query)), sys.stdout)
         else:
             partial = output.with_name(output.name + ".partial")
             try:
                 with partial.open("w", encoding="utf-8") as out:
-                    written = writer(store.query(query), out)
+                    written = writer(progress.counted(store.query(query)), out)
                 os.replace(partial, output)
             finally:
                 partial.unlink(missing_ok=True)

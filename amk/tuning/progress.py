@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from collections.abc import Iterable, Iterator
+from typing import TextIO, TypeVar
+
+T = TypeVar("T")
 
 MODES = ("auto", "bar", "lines", "off")
 
@@ -23,6 +26,13 @@ def _format_duration(seconds: float) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _singular(unit: str) -> str:
+    """``evaluations`` -> ``evaluation``, ``strategies`` -> ``strategy``."""
+    if unit.endswith("ies"):
+        return unit[:-3] + "y"
+    return unit[:-1] if unit.endswith("s") else unit
 
 
 class Progress:
@@ -66,15 +76,9 @@ class Progress:
             TimeRemainingColumn,
         )
 
-        columns = [SpinnerColumn(), TextColumn("{task.description}")]
-        if self.total is not None:
-            columns += [BarColumn(), MofNCompleteColumn()]
-        else:
-            columns += [TextColumn("{task.completed}")]
-        columns += [TextColumn("{task.fields[rate]}"), TimeElapsedColumn()]
-        if self.total is not None:
-            columns += [TextColumn("left"), TimeRemainingColumn()]
-        columns += [TextColumn("{task.fields[status]}")]
+        columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("left"),
+                   TimeRemainingColumn(), TextColumn("{task.fields[status]}")]
         console = Console(file=self.stream, markup=False, highlight=False, emoji=False)
         self._bar = RichProgress(*columns, console=console, transient=False)
         self._bar.start()
@@ -91,7 +95,7 @@ class Progress:
         rate = self._rate()
         if rate is None:
             return ""
-        return f"{rate:,.1f} {self.unit}/s" if rate >= 1 else f"{1 / rate:,.1f} s per {self.unit.rstrip('s')}"
+        return f"{rate:,.1f} {self.unit}/s" if rate >= 1 else f"{1 / rate:,.1f} s per {_singular(self.unit)}"
 
     def _line(self, status: str) -> None:
         if self._last_line == (self.done, status):
@@ -118,6 +122,28 @@ class Progress:
             self._bar.update(self._task, completed=done, rate=self._rate_text(), status=status)
         elif self.mode == "lines":
             self._line(status)
+
+    def set_total(self, total: int | None) -> None:
+        """The number of steps, once it is known (set before the first ``update`` to get a bar)."""
+        self.total = total if total and total > 0 else None
+        if self._bar is not None:
+            self._bar.update(self._task, total=self.total)
+
+    def report(self, done: int, total: int) -> None:
+        """``update`` for a library function's ``progress(done, total)`` callback (``evaluate``, ``simulate``)."""
+        if total != (self.total or 0):
+            self.set_total(total)
+        self.update(done)
+
+    def counted(self, items: Iterable[T], every: int = 10_000, status: str = "") -> Iterator[T]:
+        """``items`` as they are, counted: an update after each ``every`` of them (a step) and at the end."""
+        n = self.done
+        self.update(n, status)  # the start: rates count from here
+        for n, item in enumerate(items, self.done + 1):
+            yield item
+            if n % every == 0:
+                self.update(n, status)
+        self.update(n, status)
 
     def advance(self, steps: int = 1, status: str = "") -> None:
         self.update(self.done + steps, status)
