@@ -156,6 +156,7 @@ def copy_command(app: AppContext, src: str, dst: str, batch_size: int) -> None:
         copied = 0
         records = source.query()
         with app.progress(f"copy to {target.describe()}", source.count(), unit="records") as progress:
+            progress.update(0)
             while batch := list(itertools.islice(records, batch_size)):
                 copied += target.append(batch)
                 progress.update(copied)

@@ -171,7 +171,7 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
     state = result.state
     click.echo(f"{workload.name} on {dev.name} with {backend.name}: {len(state.trials)} evaluations "
                f"({state.measurements} measurements), {state.stop_reason}")
-    if takes_known_results(backend, settings):
+    if takes_known_results(backend, settings) and state.known:
         why = ("the backend is deterministic" if backend.deterministic else "[tune] remeasure = false")
         click.echo(f"corpus: {state.known} config(s) already evaluated by {backend.name} {backend.version} for this "
                    f"workload and device were taken, not evaluated again ({why})")
