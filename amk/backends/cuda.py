@@ -22,7 +22,7 @@ from typing import Any
 
 import attrs
 
-from amk.backends.cache_dir import MEASUREMENT_SUFFIX, cache_dir, read_cached, write_cached
+from amk.backends.cache_dir import MEASUREMENT_SUFFIX, kernel_cache_dir, read_cached, write_cached
 from amk.backends.gemv_backend import GemvBackend, KernelCrash, Launch
 from amk.backends.gemv_step import PreparedStep
 from amk.core.devices import KNOWN_DEVICES, Device, resolve_device
@@ -145,7 +145,7 @@ def build_kernel(variant: tuple[int, ...], capability: tuple[int, int]) -> Kerne
     cc = f"{capability[0]}{capability[1]}"
     tag = "_".join(f"{k}{v}" for k, v in zip(BUILD_KNOBS, variant))
     name = f"amk_cuda_gemv_{tag}_sm{cc}_{_source_hash()}"
-    build_dir = cache_dir() / "cuda" / name
+    build_dir = kernel_cache_dir() / "cuda" / name
     build_dir.mkdir(parents=True, exist_ok=True)
     defines = [f"-DAMK_{k.upper()}={v}" for k, v in zip(BUILD_KNOBS, variant)]
     try:
@@ -242,7 +242,7 @@ class CudaBackend(GemvBackend):
             return False, "no nvcc (set CUDA_HOME or put nvcc on PATH) to build the kernels"
         major, minor = torch.cuda.get_device_capability(0)
         return True, (f"{torch.cuda.get_device_name(0)} (sm_{major}{minor}), torch {torch.__version__} "
-                      f"CUDA {torch.version.cuda}, nvcc {nvcc}; kernels cached under {cache_dir() / 'cuda'}")
+                      f"CUDA {torch.version.cuda}, nvcc {nvcc}; kernels cached under {kernel_cache_dir() / 'cuda'}")
 
     def measured_bandwidth_gbps(self) -> float:
         """The live GPU's memory bandwidth, measured once (copy and read) and cached."""
