@@ -70,7 +70,7 @@ def test_a_lazy_registration_is_imported_on_first_use_and_checked_against_its_de
     assert "plug_lazy_impl" not in sys.modules
     assert registry.get(Ranker, "lazy").cls.__name__ == "LazyRanker"
     with pytest.raises(PluginError, match=r"registered as 'liar' but its class is named 'lazy'"):
-        registry.get(Ranker, "liar").cls
+        _ = registry.get(Ranker, "liar").cls
 
 
 def test_a_lazy_registration_whose_module_is_missing_is_an_error_naming_it(site):

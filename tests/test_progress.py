@@ -33,11 +33,11 @@ def test_off_prints_nothing():
 
 def test_on_a_terminal_it_is_a_bar_with_the_count_the_rate_and_the_status():
     leader, follower = pty.openpty()
-    with open(follower, "w", closefd=True) as terminal:
-        with Progress("tune", 4, unit="evaluations", stream=terminal) as progress:
-            assert progress.mode == "bar"
-            for done in range(5):
-                progress.update(done, status="best 12.500 us")
+    with open(follower, "w", closefd=True) as terminal, \
+            Progress("tune", 4, unit="evaluations", stream=terminal) as progress:
+        assert progress.mode == "bar"
+        for done in range(5):
+            progress.update(done, status="best 12.500 us")
     drawn = b""
     while True:
         try:

@@ -40,9 +40,7 @@ def hoist_global_options(args: list[str]) -> list[str]:
             rest += args[i:]
             break
         name = arg.split("=", 1)[0]
-        if arg in GLOBAL_FLAGS:
-            front.append(arg)
-        elif name in GLOBAL_OPTIONS_WITH_VALUE and "=" in arg:
+        if arg in GLOBAL_FLAGS or (name in GLOBAL_OPTIONS_WITH_VALUE and "=" in arg):
             front.append(arg)
         elif arg in GLOBAL_OPTIONS_WITH_VALUE and i + 1 < len(args):
             front += [arg, args[i + 1]]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from typing import TextIO, TypeVar
+from typing import Self, TextIO, TypeVar
 
 T = TypeVar("T")
 
@@ -22,7 +22,7 @@ MODES = ("auto", "bar", "lines", "off")
 
 
 def _format_duration(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
@@ -32,7 +32,7 @@ def _singular(unit: str) -> str:
     """``evaluations`` -> ``evaluation``, ``strategies`` -> ``strategy``."""
     if unit.endswith("ies"):
         return unit[:-3] + "y"
-    return unit[:-1] if unit.endswith("s") else unit
+    return unit.removesuffix("s")
 
 
 class Progress:
@@ -69,12 +69,12 @@ class Progress:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
-            Progress as RichProgress,
             SpinnerColumn,
             TextColumn,
             TimeElapsedColumn,
             TimeRemainingColumn,
         )
+        from rich.progress import Progress as RichProgress
 
         columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("left"),
@@ -154,7 +154,7 @@ class Progress:
             self._bar.stop()
             self._bar = None
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
