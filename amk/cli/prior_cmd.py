@@ -12,7 +12,14 @@ import click
 
 from amk.cli.context import AppContext, pass_app
 from amk.cli.problems import echo_unreadable
-from amk.cli.target import KIND_CHOICES, WORKLOAD_HELP, parse_kinds, parse_workload, workload_options
+from amk.cli.target import (
+    KIND_CHOICES,
+    WORKLOAD_HELP,
+    note_left_out_kinds,
+    parse_kinds,
+    parse_workload,
+    workload_options,
+)
 from amk.core.errors import AmkError, ValidationError
 
 
@@ -49,6 +56,7 @@ def warm_start_command(app: AppContext, workload_spec: str, shape: str | None, p
 
     workload = parse_workload(workload_spec, shape, problem_size)
     columns = _read_columns(app)
+    note_left_out_kinds(columns, workload.kind, parse_kinds(kinds), chosen=bool(kinds))
     seeds = warm_start(workload, device, columns, k=k, shape_radius=shape_radius, kinds=parse_kinds(kinds))
     if as_json:
         click.echo(json.dumps([{
@@ -136,6 +144,7 @@ def rank_command(app: AppContext, candidates: str, workload_spec: str, shape: st
     dev = resolve_device(device)
     columns = _read_columns(app)
     learn = parse_kinds(kinds)
+    note_left_out_kinds(columns, workload.kind, learn, chosen=bool(kinds))
     _refuse_partial_configs(items, columns, workload, candidates)
     prior = make_ranker(columns, device=dev.name if device_only else None,
                         featurizer=config.create(Featurizer), ranker=config.create(Ranker), kinds=learn)
@@ -253,6 +262,7 @@ def evaluate_command(app: AppContext, split: str, rankers: tuple[str, ...], feat
     feat = featurizer or config.selection("featurizer").name
     splits = {"both": ("device", "workload"), "all": ("device", "workload", "target")}.get(split, (split,))
     columns = _read_columns(app)
+    note_left_out_kinds(columns, None, parse_kinds(kinds), chosen=bool(kinds))
     with app.progress("evaluate", unit="folds") as progress:
         results = evaluate(columns, splits=splits, rankers=specs, featurizer=feat, baseline=not no_baseline,
                            kinds=parse_kinds(kinds), progress=progress.report)

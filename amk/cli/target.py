@@ -87,7 +87,8 @@ def workload_options(func):
         click.option("--problem-size", metavar="N,N,...", help="Kernel Tuner problem size (shape problem_size)."),
         click.option("--device", required=True, help="The device: h100, a100, 'NVIDIA RTX A6000', ..."),
         click.option("--kind", "kinds", multiple=True, type=click.Choice(KIND_CHOICES),
-                     help="Measurement kinds to learn from (repeatable; default: measured; amk tune with a predicting backend such as roofline: predicted)."),
+                     help="Measurement kinds to learn from (repeatable; default: measured; amk tune: its "
+                          "backend's own kind and measured, e.g. predicted and measured for roofline)."),
     )):
         func = option(func)
     return func
@@ -97,3 +98,25 @@ def parse_kinds(kinds: tuple[str, ...]):
     from amk.core.records import MeasurementKind
 
     return tuple(MeasurementKind(k) for k in (kinds or ("measured",)))
+
+
+def note_left_out_kinds(corpus, workload_kind: str | None, kinds, *, chosen: bool, default: str = "the default") -> None:
+    """An ``amk: note:`` naming the measurement kinds of the corpus's rows (of ``workload_kind``; None: all)
+    that a command does not learn from, how many, and the --kind that adds them; nothing when none is left
+    out. ``chosen``: --kind picked the kinds (else ``default`` says whose default it is)."""
+    if len(corpus) == 0:
+        return
+    import numpy as np
+
+    from amk.cli.output import note
+    from amk.core.columns import KIND_CODES
+
+    rows = (np.ones(len(corpus), dtype=bool) if workload_kind is None else
+            np.asarray([w.kind == workload_kind for w in corpus.workloads], dtype=bool)[corpus.workload_index])
+    counts = np.bincount(corpus.kind[rows], minlength=len(KIND_CODES))
+    left = {k.value: int(n) for k, n in zip(KIND_CODES, counts) if n and k not in kinds}
+    if left:
+        how = "as --kind chose" if chosen else default
+        what = ", ".join(f"{n} {k}" for k, n in left.items())
+        note(f"learning from {'/'.join(k.value for k in kinds)} points ({how}); left out: {what} "
+             f"{workload_kind + ' ' if workload_kind else ''}point(s) (--kind {' --kind '.join(left)} adds them)")

@@ -13,7 +13,7 @@ import click
 from amk.cli.context import AppContext, pass_app
 from amk.cli.output import note
 from amk.cli.problems import echo_unreadable
-from amk.cli.target import WORKLOAD_HELP, parse_kinds, parse_workload, workload_options
+from amk.cli.target import WORKLOAD_HELP, note_left_out_kinds, parse_kinds, parse_workload, workload_options
 
 
 def _backend_options(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -150,7 +150,8 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
         if resume:
             previous = TuneState.load(state_path, target_id(workload, dev, backend.name))
             corpus = without_run(corpus, previous.run_id)
-        _note_left_out_kinds(corpus, workload, learn, chosen=bool(kinds), backend=backend)
+        note_left_out_kinds(corpus, workload.kind, learn, chosen=bool(kinds),
+                            default=f"the {backend.name} backend's default: its own kind and measured")
         target = TuneTarget.prepare(workload, dev, backend, corpus, settings,
                                     featurizer=config.create(Featurizer), ranker=config.create(Ranker),
                                     kinds=learn)
@@ -204,24 +205,6 @@ def _echo_best(report: dict, target) -> None:
     where = f"at evaluation {best['evaluation']}" if best["evaluation"] else f"taken from the corpus ({best['from']})"
     click.echo(f"best: {best['latency_us']:.3f} us ({target.backend.measurement_kind.value}{floor}) "
                f"{where}: {json.dumps(best['config'])}")
-
-
-def _note_left_out_kinds(corpus, workload, learn, *, chosen: bool, backend) -> None:
-    """Say which measurement kinds of this workload's rows the run does not learn from (by default)."""
-    from amk.core.columns import KIND_CODES
-
-    if len(corpus) == 0:
-        return
-    import numpy as np
-
-    same_kind = np.asarray([w.kind == workload.kind for w in corpus.workloads], dtype=bool)[corpus.workload_index]
-    counts = np.bincount(corpus.kind[same_kind], minlength=len(KIND_CODES))
-    left = {k.value: int(n) for k, n in zip(KIND_CODES, counts) if n and k not in learn}
-    if left:
-        how = "as --kind chose" if chosen else f"the default for the {backend.name} backend: its own kind and measured"
-        what = ", ".join(f"{n} {k}" for k, n in left.items())
-        note(f"the prior and the warm start learn from {'/'.join(k.value for k in learn)} points ({how}); "
-             f"left out: {what} {workload.kind} point(s) (--kind {' --kind '.join(left)} adds them)")
 
 
 def _report_interrupted(result, where: str, state_path: Path, settings, report_dir: Path | None, stem: str) -> None:

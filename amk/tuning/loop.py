@@ -110,6 +110,8 @@ def known_results(target: TuneTarget, store: Store | None, exclude_run: str | No
                         workload_shape=workload.shape, kind=backend.measurement_kind)
     own = f"amk tune {exclude_run} " if exclude_run else None
     out: dict[int, KnownResult] = {}
+    if store.count(query) == 0:  # from the store's columns where it keeps them: no record is parsed
+        return out
     for record in store.query(query):
         provenance = record.provenance
         if provenance.backend != backend.name or provenance.backend_version != backend.version:
