@@ -19,10 +19,11 @@ from amk.tuning.loop import tune
 from amk.tuning.settings import TuneSettings
 from amk.tuning.target import TuneTarget
 
-# The README's main job.
+# The README's main job (the prior-order policy: these tests are about what a run reuses, not how it
+# searches, and it spares each run importing scikit-learn).
 MAIN_JOB = ["--workload", "decode:llama-1b", "--shape",
             "hidden=2048,n_layers=16,n_heads=32,n_kv_heads=8,head_dim=64,intermediate=8192,vocab=128256",
-            "--device", "h100"]
+            "--device", "h100", "--policy", "prior"]
 
 
 def _candidates(path: Path) -> dict[str, set[str]]:
@@ -53,7 +54,7 @@ def test_a_second_and_third_roofline_run_evaluate_only_configs_the_corpus_does_n
 def test_a_second_replay_run_starts_at_the_first_runs_best_without_extra_flags(run_amk, tmp_path):
     cache = write_cache(tmp_path / "A100.json", device_name="NVIDIA A100-PCIE-40GB", best_block=32)
     args = ["tune", "--workload", "kernel_tuner:toy_kernel", "--problem-size", "1024,1024", "--device", "a100",
-            "--backend", "replay", "--backend-option", f"cache={cache}", "--budget", "3", "--json"]
+            "--backend", "replay", "--backend-option", f"cache={cache}", "--budget", "3", "--policy", "prior", "--json"]
     first = json.loads(run_amk(*args).stdout)
     out = run_amk(*args)
     assert out.returncode == 0, out.stderr
@@ -123,7 +124,7 @@ def test_ctrl_c_keeps_the_run_prints_the_best_so_far_and_the_command_that_resume
     assert "record(s) appended to jsonl:" in err
     resume = next(line for line in err.splitlines() if line.startswith("resume with: "))
     argv = resume.removeprefix("resume with: ").split()
-    assert argv[:2] == ["amk", "tune"] and argv[-1] == "--resume" and "--budget" in argv
+    assert argv[:2] == ["amk", "tune"] and argv[-1] == "--resume" and argv[-3:-1] == ["--budget", "500"]
     state = json.loads(next((tmp_path / ".amk" / "tune").glob("*.state.json")).read_text())
     assert state["stop_reason"] == "interrupted (Ctrl-C)" and len(state["trials"]) >= 3
     done = subprocess.run([sys.executable, "-m", "amk", *argv[1:-3], "--budget", str(len(state["trials"]) + 2),

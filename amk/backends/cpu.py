@@ -94,6 +94,19 @@ def _extension_name() -> str:
     return f"amk_cpu_gemv_{machine_fingerprint()}_{source_hash}_{torch_tag}"
 
 
+def _source_in(build_dir: Path) -> Path:
+    """The kernel source, copied beside its build (the name holds its hash): the build then does not depend
+    on where this checkout lives, so checkouts of the same source share one build instead of each
+    rebuilding it for the other's path. The copy is rewritten only when its content differs."""
+    copy = build_dir / SOURCE.name
+    text = SOURCE.read_bytes()
+    if not copy.is_file() or copy.read_bytes() != text:
+        tmp = copy.with_name(f".{copy.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(text)
+        os.replace(tmp, copy)
+    return copy
+
+
 @functools.cache
 def load_extension() -> Any:
     """The compiled kernel module: built on first use on this machine, then loaded from the cache."""
@@ -104,7 +117,7 @@ def load_extension() -> Any:
     build_dir.mkdir(parents=True, exist_ok=True)
     try:
         module = load(
-            name=name, sources=[str(SOURCE)], build_directory=str(build_dir),
+            name=name, sources=[str(_source_in(build_dir))], build_directory=str(build_dir),
             extra_cflags=["-O3", "-march=native", "-fopenmp", "-std=c++17"], extra_ldflags=["-fopenmp"],
             verbose=False,
         )
