@@ -216,3 +216,24 @@ def test_a_measurement_becomes_a_record_that_round_trips_through_a_store(backend
     (stored,) = list(store.query())
     assert stored == record_from_dict(record_to_dict(record))
     assert stored.measurement.latency_us == m.latency_us and stored.device.name == device.name
+
+
+def test_a_torch_build_lock_left_by_a_killed_build_does_not_hang_the_next_one(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from amk.backends.cache_dir import build_lock
+
+    (tmp_path / "lock").touch()  # what torch's FileBaton leaves when its holder dies mid-build
+    with build_lock(tmp_path):
+        assert not (tmp_path / "lock").exists()
+        # Another process that wants the build folder waits for this one (the flock), then gets it.
+        code = ("import sys; from pathlib import Path; from amk.backends.cache_dir import build_lock\n"
+                "with build_lock(Path(sys.argv[1])): print('built')")
+        waiting = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                                   env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+        with pytest.raises(subprocess.TimeoutExpired):
+            waiting.wait(timeout=2)
+    assert waiting.communicate(timeout=60)[0] == "built\n"

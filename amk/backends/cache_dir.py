@@ -7,10 +7,13 @@ own while it loads the kernels built once for the machine.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import platform
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,24 @@ def kernel_cache_dir() -> Path:
     root = kernel_cache_root()
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+@contextlib.contextmanager
+def build_lock(build_dir: Path) -> Iterator[None]:
+    """Hold the lock of a kernel's build folder while torch builds or loads it.
+
+    torch.utils.cpp_extension serialises builds with a ``lock`` file that a process killed mid-build
+    leaves behind, and every later build of that kernel then waits for it forever. This lock is an
+    flock, which the kernel drops when its holder dies: under it no other amk process is building, so a
+    ``lock`` file found there is such a leftover and is removed."""
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(build_dir / "amk-build.lock", "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            (build_dir / "lock").unlink(missing_ok=True)
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _cpuinfo(field: str) -> str | None:

@@ -24,6 +24,7 @@ import attrs
 
 from amk.backends.cache_dir import (
     MEASUREMENT_SUFFIX,
+    build_lock,
     cpu_model_name,
     kernel_cache_dir,
     machine_fingerprint,
@@ -116,11 +117,12 @@ def load_extension() -> Any:
     build_dir = kernel_cache_dir() / "cpu" / name
     build_dir.mkdir(parents=True, exist_ok=True)
     try:
-        module = load(
-            name=name, sources=[str(_source_in(build_dir))], build_directory=str(build_dir),
-            extra_cflags=["-O3", "-march=native", "-fopenmp", "-std=c++17"], extra_ldflags=["-fopenmp"],
-            verbose=False,
-        )
+        with build_lock(build_dir):
+            module = load(
+                name=name, sources=[str(_source_in(build_dir))], build_directory=str(build_dir),
+                extra_cflags=["-O3", "-march=native", "-fopenmp", "-std=c++17"], extra_ldflags=["-fopenmp"],
+                verbose=False,
+            )
     except Exception as exc:  # a compiler error is an environment problem, reported in one sentence
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BackendError(

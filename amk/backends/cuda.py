@@ -22,7 +22,7 @@ from typing import Any
 
 import attrs
 
-from amk.backends.cache_dir import MEASUREMENT_SUFFIX, kernel_cache_dir, read_cached, write_cached
+from amk.backends.cache_dir import MEASUREMENT_SUFFIX, build_lock, kernel_cache_dir, read_cached, write_cached
 from amk.backends.gemv_backend import GemvBackend, KernelCrash, Launch
 from amk.backends.gemv_step import PreparedStep
 from amk.core.devices import KNOWN_DEVICES, Device, resolve_device
@@ -149,12 +149,13 @@ def build_kernel(variant: tuple[int, ...], capability: tuple[int, int]) -> Kerne
     build_dir.mkdir(parents=True, exist_ok=True)
     defines = [f"-DAMK_{k.upper()}={v}" for k, v in zip(BUILD_KNOBS, variant)]
     try:
-        path = load(
-            name=name, sources=[str(KERNEL_LIBRARY_SOURCE)], build_directory=str(build_dir),
-            extra_include_paths=[str(HERE)],
-            extra_cuda_cflags=["-O3", "-std=c++17", *defines, f"-gencode=arch=compute_{cc},code=sm_{cc}"],
-            is_python_module=False, verbose=False,
-        )
+        with build_lock(build_dir):
+            path = load(
+                name=name, sources=[str(KERNEL_LIBRARY_SOURCE)], build_directory=str(build_dir),
+                extra_include_paths=[str(HERE)],
+                extra_cuda_cflags=["-O3", "-std=c++17", *defines, f"-gencode=arch=compute_{cc},code=sm_{cc}"],
+                is_python_module=False, verbose=False,
+            )
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BackendError(f"building CUDA GEMV variant {tag} for sm_{cc} failed ({first}); "
