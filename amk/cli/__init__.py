@@ -34,7 +34,7 @@ def main(ctx: click.Context, config_path: str | None, store_url: str | None, qui
     """amk: a corpus of every measured kernel-tuning point, turned into warm starts, a learned
     ranking prior and a tuning loop.
 
-    The options above may also follow the command: amk corpus stats --store sqlite:corpus.sqlite.
+    --config, --store and -q may also follow the command: amk corpus stats --store sqlite:corpus.sqlite.
     Exit codes: 0 ok, 1 failure (bad input, a failed check), 2 usage error, 130 interrupted (Ctrl-C).
     """
     ctx.obj = AppContext(config_path=config_path, store_url=store_url, quiet=quiet)
