@@ -1,6 +1,7 @@
 """Start-up of the commands that load the config, beside ``amk --help``, in the same run.
 
     nice python bench/startup.py --repeats 15
+    git archive <commit> | tar -x -C /tmp/amk_old && nice python bench/startup.py --root /tmp/amk_old   # before
 
 Each command runs in a fresh process (``python -m amk ...``) in a temporary working directory with no
 config file, ``$AMK_CACHE_DIR`` pointing into it, and an empty jsonl store for ``amk corpus stats``; its
@@ -81,12 +82,14 @@ def _drain(fd: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=15, help="timed runs of each command")
+    parser.add_argument("--root", type=Path, default=ROOT,
+                        help="the checkout whose amk runs (default: this one; e.g. an older commit's, to compare)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="amk-startup-") as tmp:
         cwd = Path(tmp)
         (cwd / "empty.jsonl").write_text("")
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "AMK_CONFIG")}
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        env["PYTHONPATH"] = os.pathsep.join([str(args.root.resolve()), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         env["AMK_CACHE_DIR"] = str(cwd / "cache")
         for name, argv in COMMANDS.items():  # untimed: write the bytecode, warm the file cache
             run_once(argv, cwd, env, name in ON_A_TERMINAL)
@@ -95,7 +98,8 @@ def main() -> None:
             for name, argv in COMMANDS.items():
                 times[name].append(run_once(argv, cwd, env, name in ON_A_TERMINAL))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"{args.repeats} runs of each command, interleaved; load average {load:.1f} on {os.cpu_count()} CPUs")
+    print(f"{args.root.resolve()}: {args.repeats} runs of each command, interleaved; load average {load:.1f} on "
+          f"{os.cpu_count()} CPUs")
     base = times[BASELINE]
     base_wall, base_cpu = min(w for w, _ in base), min(c for _, c in base)
     print(f"{'command':34} {'wall best':>9} {'median':>8} {'ratio':>6}   {'CPU best':>8} {'median':>8} {'ratio':>6}")
