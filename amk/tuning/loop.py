@@ -1,7 +1,7 @@
 """The tune loop: seeds first, then the ordering policy's picks, each gated and recorded.
 
 ``tune`` measures, seeds first, then the ordering policy's picks (:mod:`amk.tuning.policy`, retrained as
-results arrive), never a config twice; each result passes the gates (correctness verdict, physical floor,
+results arrive), never a config twice (nor, for a deterministic backend, one the corpus holds from it); each result passes the gates (correctness verdict, physical floor,
 interleaved A/B keep/revert for measured backends, :mod:`amk.tuning.gates`) and is appended to the store
 with its kind and verdict, failures included. The state file makes a killed run resumable
 (:mod:`amk.tuning.state`).
@@ -328,7 +328,13 @@ def tune(target: TuneTarget, settings: TuneSettings, *, seed: int = 0, budget: i
     """Run (or, with ``resume``, continue) the loop until ``budget`` evaluations or ``minutes`` have passed
     (or, with ``stop_at_us``, a config at least that fast was measured). In ``settings.isolation`` process
     mode, the worker rebuilds the backend through ``registry`` (the one it was created with; the
-    process-wide registry by default)."""
+    process-wide registry by default).
+
+    With a deterministic backend (or ``settings.remeasure`` false), configs ``store`` already holds from
+    this backend and version for the target are not evaluated: their results are learned from and the
+    incumbent starts at their best (``state.known``, ``state.known_best_us``). ``progress`` gets the
+    evaluations done and the incumbent after each one. Ctrl-C raises :class:`~amk.core.errors.Interrupted`
+    (a KeyboardInterrupt) whose ``result`` is the run so far, its state saved for ``resume``."""
     budget = settings.budget if budget is None else budget
     minutes = settings.minutes if minutes is None else minutes
     if budget <= 0 and minutes <= 0:
