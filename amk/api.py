@@ -27,7 +27,7 @@ from amk.core.workload import Workload
 from amk.tuning.loop import TuneResult, without_run
 from amk.tuning.loop import tune as run_loop
 from amk.tuning.objective import Objective, ObjectiveBackend, as_search_space
-from amk.tuning.progress import ProgressBar
+from amk.tuning.progress import Progress
 from amk.tuning.report import report_dict
 from amk.tuning.settings import TuneSettings, default_learning_kinds, tune_settings
 from amk.tuning.state import TuneState
@@ -137,7 +137,7 @@ def tune(objective: Objective, space: SearchSpace | Mapping[str, Any], *, restri
     :param settings: ``[tune]`` keys over the config file's (``{"policy": "prior", "ab_rounds": 3}``) or a
         TuneSettings.
     :param config: the amk config file (or an AmkConfig); None: the usual search (``amk.toml``, ...).
-    :param progress: draw a progress bar on stderr.
+    :param progress: show progress on stderr (a bar on a terminal, a line per evaluation otherwise).
     :return: a :class:`TuneRun`.
     :raises amk.core.errors.AmkError: bad space, workload, device, settings or store (the message says which).
     """
@@ -165,7 +165,8 @@ def tune(objective: Objective, space: SearchSpace | Mapping[str, Any], *, restri
                                     featurizer=app_config.create(Featurizer), ranker=app_config.create(Ranker),
                                     kinds=default_learning_kinds(backend))
         total = budget if budget is not None else tune_cfg.budget
-        bar = ProgressBar(total or len(target.candidates), label=f"tune {target_workload.name}", enabled=progress)
+        bar = Progress(f"tune {target_workload.name}", total or len(target.candidates), unit="evaluations",
+                       mode="auto" if progress else "off")
         result = run_loop(target, tune_cfg, seed=seed, budget=budget, minutes=minutes, store=opened,
                           state_path=path, resume=resume, progress=bar, registry=app_config.registry)
         where = opened.describe()

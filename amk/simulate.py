@@ -69,6 +69,9 @@ class SimulationRow:
     budget: int
     note: str = ""
     score: float | None = None  # the autotuning methodology's performance score over the budget
+    # Best-so-far latency over the optimum after each evaluation (1.0: the optimum found; None: no config
+    # passed yet), up to the budget or the evaluation that reached 1% (then flat): the median over seeds.
+    curve: list[float | None] | None = None
 
 
 @attrs.frozen
@@ -154,6 +157,28 @@ def _pooled_order(target: TuneTarget, others: Sequence[CacheFile]) -> np.ndarray
                     col[i] = lat / best
         rel += col
     return np.argsort(rel, kind="stable")
+
+
+def _best_so_far(latencies: Sequence[float]) -> list[float]:
+    """The running minimum (NaN, a failure, counts as +inf)."""
+    values = np.nan_to_num(np.asarray(latencies, dtype=np.float64), nan=np.inf)
+    return np.minimum.accumulate(values).tolist() if len(values) else []
+
+
+def median_curve(curves: Sequence[Sequence[float]], optimum: float, budget: int) -> list[float | None]:
+    """The median over runs of best-so-far latencies, relative to ``optimum``, for evaluations 1..budget;
+    a run that stopped early (it reached the target, or ran out of configs) keeps its last value; None
+    where the median run had no passing config yet."""
+    if not any(len(c) for c in curves):
+        return []
+    length = budget
+    grid = np.full((len(curves), length), np.inf)
+    for row, curve in zip(grid, curves):
+        if len(curve):
+            row[: len(curve)] = curve[:length]
+            row[len(curve):] = curve[-1]
+    median = np.median(grid, axis=0) / optimum
+    return [None if not math.isfinite(v) else round(float(v), 6) for v in median]
 
 
 def _first_hit(order: Sequence[int], good: np.ndarray, budget: int) -> int | None:
@@ -263,10 +288,14 @@ def _score(sequences: Sequence[Sequence[float | None]], truth: np.ndarray, budge
 def simulate(root: Path, *, budget: int = 500, seeds: int = 5, strategies: Sequence[str] | None = None,
              settings: TuneSettings | None = None, featurizer: Any = "amk", ranker: Any = "knn",
              on_row: Callable[[SimulationRow], None] | None = None,
-             devices: Mapping[str, str] | None = None) -> list[SimulationRow]:
+             devices: Mapping[str, str] | None = None,
+             progress: Callable[[int, int], None] | None = None) -> list[SimulationRow]:
     """Every held-out device of every kernel under ``root``, every strategy (see the module docstring;
     ``strategies`` None: :func:`default_strategies`). ``devices`` maps a cache's file name (or its name
-    without .json/.json.gz) to its device name."""
+    without .json/.json.gz) to its device name.
+
+    ``on_row`` receives each row as it is done; ``progress(done, total)`` the count of rows done and to do.
+    """
     from amk.backends.replay import ReplayBackend
 
     strategies = default_strategies() if strategies is None else list(strategies)
@@ -290,7 +319,11 @@ def simulate(root: Path, *, budget: int = 500, seeds: int = 5, strategies: Seque
     settings = attrs.evolve(settings or TuneSettings(), isolation="thread")
     seed_list = list(range(seeds))
     rows: list[SimulationRow] = []
-    for kernel, paths in find_kernel_dirs(root).items():
+    kernels = find_kernel_dirs(root)
+    total_rows = sum(len(paths) for paths in kernels.values()) * len(strategies)
+    if progress:
+        progress(0, total_rows)
+    for kernel, paths in kernels.items():
         files = [load_cache(p, (devices or {}).get(p.name) or (devices or {}).get(_stem(p))) for p in paths]
         labels = [f.device_label for f in files]
         if len(set(labels)) != len(labels):  # two files of one device: tell them apart by file name
@@ -322,16 +355,21 @@ def simulate(root: Path, *, budget: int = 500, seeds: int = 5, strategies: Seque
                     values: dict[str, float | None], note: str = "", *, kernel: str = kernel,
                     device: str = held.device_label, n: int = n, optimum: float = optimum,
                     truth: np.ndarray = truth, sequences: list[list[float | None]] | None = None,
-                    score: float | None = None) -> None:
+                    score: float | None = None, curves: list[list[float]] | None = None) -> None:
+                # The score and the curve come from what each run visited, in order (None: not a pass).
                 score = _score(sequences, truth, budget) if sequences else score
+                if curves is None and sequences:
+                    curves = [_best_so_far([math.nan if v is None else v for v in seq]) for seq in sequences]
                 r = SimulationRow(kernel, device, strategy, values["5pct"], values["1pct"],
                                   per_seed["5pct"] if per_seed else None, per_seed["1pct"] if per_seed else None,
-                                  n, optimum, budget, note, score)
+                                  n, optimum, budget, note, score,
+                                  median_curve(curves, optimum, budget) if curves else None)
                 rows.append(r)
                 if on_row:
                     on_row(r)
 
             replayed = None
+            seeds_note = f"median of {len(seed_list)} seed{'s' if len(seed_list) != 1 else ''}"
             for strategy in strategies:
                 sequences: list[list[float | None]] = []
                 if strategy == "amk":
@@ -342,15 +380,16 @@ def simulate(root: Path, *, budget: int = 500, seeds: int = 5, strategies: Seque
                             per_seed[name].append(result.evaluations_to(limit))
                         sequences.append([t.latency_us if t.verdict == Verdict.PASS.value else None
                                           for t in result.state.trials])
-                    row("amk", per_seed, {k: _median(v) for k, v in per_seed.items()},
-                        f"median of {len(seed_list)} seeds", sequences=sequences)
+                    row("amk", per_seed, {k: _median(v) for k, v in per_seed.items()}, seeds_note,
+                        sequences=sequences)
                 elif strategy == "random":
                     values = {k: (n + 1) / (int(g.sum()) + 1) if g.any() else None for k, g in good.items()}
-                    row("random", None, values, "exact expectation", score=0.0)
+                    draws = [_best_so_far(truth[np.random.default_rng(s).permutation(n)[:budget]]) for s in seed_list]
+                    row("random", None, values, f"exact expectation; curve: {seeds_note}", score=0.0, curves=draws)
                 elif strategy == "tpe":
                     per_seed = _tpe_runs(target, truth, limits, seed_list, budget, sequences)
-                    row("tpe", per_seed, {k: _median(v) for k, v in per_seed.items()},
-                        f"median of {len(seed_list)} seeds", sequences=sequences)
+                    row("tpe", per_seed, {k: _median(v) for k, v in per_seed.items()}, seeds_note,
+                        sequences=sequences)
                 elif strategy == "pooled":
                     order = _pooled_order(target, others)
                     sequences.append([None if math.isnan(truth[i]) else float(truth[i]) for i in order[:budget]])
@@ -362,16 +401,26 @@ def simulate(root: Path, *, budget: int = 500, seeds: int = 5, strategies: Seque
                     replayed = replayed or ReplayedCache.read(held.path)  # uncompressed once per held-out file
                     per_seed, errors = _kernel_tuner_runs(replayed, strategy[len(KERNEL_TUNER_PREFIX):], target,
                                                           truth, limits, seed_list, budget, sequences)
-                    note = f"median of {len(seed_list)} seeds; tune_cache (failed configs not in its space)"
+                    note = f"{seeds_note}; tune_cache (failed configs not in its space)"
                     row(strategy, per_seed, {k: _median(v) for k, v in per_seed.items()},
                         note + (f"; {len(errors)} run(s) raised: {errors[0]}" if errors else ""),
                         sequences=sequences)
+                if progress:
+                    progress(len(rows), total_rows)
             log.info("%s %s done in %.1f s", kernel, held.device_label, time.monotonic() - started)
     return rows
 
 
+def _within_budget(row: SimulationRow) -> float:
+    """Evaluations to 5%, or inf when never within the row's budget (an expectation beyond it included)."""
+    value = row.evals_to_5pct
+    return math.inf if value is None or value > row.budget else value
+
+
 def summarize(rows: Sequence[SimulationRow]) -> dict[str, Any]:
-    """Per target whether amk needed fewer (and no more) evaluations to 5% than every baseline."""
+    """Per target whether amk needed fewer (and no more) evaluations to 5% than every baseline; against each
+    baseline, on how many targets amk needed fewer, as many or more evaluations, or neither reached 5%
+    within the budget ("never": an expectation beyond the budget counts as never)."""
     targets: dict[tuple[str, str], dict[str, SimulationRow]] = {}
     for r in rows:
         targets.setdefault((r.kernel, r.device), {})[r.strategy] = r
@@ -381,11 +430,9 @@ def summarize(rows: Sequence[SimulationRow]) -> dict[str, Any]:
     for by_strategy in targets.values():
         if "amk" not in by_strategy:
             continue
-        mine = by_strategy["amk"].evals_to_5pct
-        amk_values.append(inf if mine is None else mine)
-        mine = inf if mine is None else mine
-        baselines = [inf if r.evals_to_5pct is None else r.evals_to_5pct
-                     for s, r in by_strategy.items() if s != "amk"]
+        mine = _within_budget(by_strategy["amk"])
+        amk_values.append(mine)
+        baselines = [_within_budget(r) for s, r in by_strategy.items() if s != "amk"]
         strictly += all(mine < b for b in baselines)
         no_worse += all(mine <= b for b in baselines)
     median = statistics.median(amk_values) if amk_values else None
@@ -393,14 +440,56 @@ def summarize(rows: Sequence[SimulationRow]) -> dict[str, Any]:
     for by_strategy in targets.values():
         if "amk" not in by_strategy:
             continue
-        mine = inf if by_strategy["amk"].evals_to_5pct is None else by_strategy["amk"].evals_to_5pct
+        mine = _within_budget(by_strategy["amk"])
         for s, r in by_strategy.items():
             if s == "amk":
                 continue
-            theirs = inf if r.evals_to_5pct is None else r.evals_to_5pct
-            counts = per_baseline.setdefault(s, {"fewer": 0, "equal": 0, "more": 0})
-            counts["fewer" if mine < theirs else "equal" if mine == theirs else "more"] += 1
+            theirs = _within_budget(r)
+            counts = per_baseline.setdefault(s, {"fewer": 0, "equal": 0, "more": 0, "never": 0})
+            if mine == inf and theirs == inf:
+                counts["never"] += 1  # neither reached 5% within the budget: not "more", not "as many"
+            else:
+                counts["fewer" if mine < theirs else "equal" if mine == theirs else "more"] += 1
     return {"targets": len(targets), "amk_fewer_than_every_baseline": strictly,
             "amk_no_more_than_every_baseline": no_worse,
             "amk_median_evals_to_5pct": None if median is None or median == inf else median,
             "amk_against_each_baseline": per_baseline}
+
+
+def write_curves_plot(rows: Sequence[SimulationRow], path: Path) -> str | None:
+    """A PNG of each strategy's best-so-far curve (relative to the optimum) per target, one panel per
+    held-out device; returns why not when matplotlib is missing (``pip install 'amk[plot]'``), else None."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed, so no PNG was written; install it with: pip install 'amk[plot]'"
+    targets: dict[tuple[str, str], list[SimulationRow]] = {}
+    for r in rows:
+        targets.setdefault((r.kernel, r.device), []).append(r)
+    cols = min(3, max(1, len(targets)))
+    nrows = math.ceil(len(targets) / cols) or 1
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.5 * cols, 3.4 * nrows), dpi=100, squeeze=False)
+    for ax, ((kernel, device), group) in zip(axes.flat, targets.items()):
+        for r in group:
+            points = [(i, v) for i, v in enumerate(r.curve or [], 1) if v is not None]
+            if points:
+                ax.step([p[0] for p in points], [p[1] for p in points], where="post", label=r.strategy)
+        ax.axhline(1.05, color="grey", linestyle=":", linewidth=1)
+        ax.set_xscale("log")
+        ax.set_title(f"{kernel} held out: {device}", fontsize=9)
+        ax.set_xlabel("evaluations")
+        ax.set_ylabel("best so far / optimum (replayed)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(targets):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+    return None

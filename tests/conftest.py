@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,27 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # ../shared/data is the workplace's real data, beside the checkout; it is not part of the project.
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Nothing the suite measures or caches lands outside temporary folders: amk's cache (the measured
+    bandwidth) and matplotlib's go to a folder of this session (of each xdist worker). Compiled kernels
+    stay where this machine keeps them (``$AMK_BUILD_DIR``, else amk's usual cache): they are built once
+    (CI builds the cpu kernel with ``amk doctor --require cpu`` before the suite) and loaded by every
+    session. Subprocesses (``run_amk``) inherit the same environment."""
+    from amk.backends.cache_dir import BUILD_ENV_VAR, CACHE_ENV_VAR, kernel_cache_root
+
+    os.environ.setdefault(BUILD_ENV_VAR, str(kernel_cache_root()))
+    session = Path(tempfile.mkdtemp(prefix="amk-test-cache-"))
+    config.add_cleanup(lambda: shutil.rmtree(session, ignore_errors=True))
+    os.environ[CACHE_ENV_VAR] = str(session / "amk")
+    os.environ["MPLCONFIGDIR"] = str(session / "matplotlib")
+    try:  # hypothesis keeps found examples in ./.hypothesis by default
+        from hypothesis import settings
+    except ImportError:
+        return
+    settings.register_profile("amk-suite", database=None)
+    settings.load_profile("amk-suite")
 
 
 @pytest.fixture(scope="session")

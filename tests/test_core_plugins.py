@@ -1,9 +1,14 @@
+import os
+import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 from plugin_helpers import write_distribution, write_ranker_plugin
 
 from amk.core.errors import MissingDependencyError, PluginError, UnknownNameError
+from amk.core.kinds import KINDS
 from amk.core.plugins import build_registry
 from amk.core.ranker import Ranker
 from amk.core.store import Store
@@ -22,8 +27,63 @@ def site(tmp_path, monkeypatch):
 def test_built_ins_are_registered_through_the_same_hooks():
     registry = build_registry(include_entry_points=False)
     jsonl = registry.get(Store, "jsonl")
-    assert jsonl.plugin == "amk.stores.jsonl" and jsonl.distribution == "amk"
-    assert "register_stores" in next(p for p in registry.plugins if p.name == "amk.stores.jsonl").hooks
+    assert jsonl.plugin == "amk.stores" and jsonl.distribution == "amk"
+    assert "register_stores" in next(p for p in registry.plugins if p.name == "amk.stores").hooks
+
+
+def test_building_the_registry_imports_no_implementation_module_nor_numpy():
+    code = ("import sys; from amk.core.plugins import build_registry; build_registry(include_entry_points=False); "
+            "loaded = [m for m in sys.modules if m == 'numpy' or m.count('.') == 2 and m.split('.')[1] in "
+            "('stores', 'featurizers', 'rankers', 'backends')]; print(loaded)")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert done.stdout.split()[0] == "[]", done.stdout
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.name)
+def test_every_built_in_declares_the_name_and_requires_of_its_class(kind):
+    registry = build_registry(include_entry_points=False)
+    for name in registry.names(kind):
+        impl = registry.get(kind, name)
+        assert issubclass(impl.cls, kind.base)  # imports it; a mismatch with the declaration raises PluginError
+        assert (impl.cls.name, dict(impl.cls.requires)) == (name, dict(impl.requires))
+
+
+def test_a_lazy_registration_is_imported_on_first_use_and_checked_against_its_declaration(site):
+    write_distribution(site, "amk-lazy", "plug_lazy", """
+        import amk
+        from amk.core.implementation import LazyImplementation
+
+        @amk.hookimpl
+        def register_rankers(register):
+            register(LazyImplementation("lazy", "plug_lazy_impl:LazyRanker"))
+            register(LazyImplementation("liar", "plug_lazy_impl:LazyRanker"))
+    """)
+    (site / "plug_lazy_impl.py").write_text(textwrap.dedent("""
+        from amk.core.ranker import Ranker
+
+        class LazyRanker(Ranker):
+            name = "lazy"
+            fit = predict = None
+    """))
+    registry = build_registry()
+    assert "plug_lazy_impl" not in sys.modules
+    assert registry.get(Ranker, "lazy").cls.__name__ == "LazyRanker"
+    with pytest.raises(PluginError, match=r"registered as 'liar' but its class is named 'lazy'"):
+        _ = registry.get(Ranker, "liar").cls
+
+
+def test_a_lazy_registration_whose_module_is_missing_is_an_error_naming_it(site):
+    write_distribution(site, "amk-gone", "plug_gone", """
+        import amk
+        from amk.core.implementation import LazyImplementation
+
+        @amk.hookimpl
+        def register_rankers(register):
+            register(LazyImplementation("gone", "plug_gone_impl:Gone"))
+    """)
+    with pytest.raises(PluginError, match=r"'gone' \(plug_gone_impl:Gone, from plugin 'plug_gone'.*ModuleNotFoundError"):
+        build_registry().create(Ranker, "gone")
 
 
 def test_an_installed_plugin_is_loaded_from_the_amk_entry_point_group(site):

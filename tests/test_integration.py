@@ -29,14 +29,16 @@ def test_a_second_roofline_run_warm_starts_from_the_predictions_of_the_first(run
     assert all("h100" in source for source in report["warm_start"])
 
 
-def test_a_measuring_backend_does_not_learn_from_predictions_by_default():
+def test_a_backend_learns_from_its_own_kind_and_from_measurements_by_default():
+    from amk.backends.cpu import CpuBackend
     from amk.backends.replay import ReplayBackend
     from amk.backends.roofline import RooflineBackend
-    from amk.core.records import MeasurementKind
+    from amk.core.records import MeasurementKind as K
     from amk.tuning.settings import default_learning_kinds
 
-    assert default_learning_kinds(RooflineBackend()) == (MeasurementKind.PREDICTED,)
-    assert default_learning_kinds(ReplayBackend()) == (MeasurementKind.MEASURED,)
+    assert default_learning_kinds(RooflineBackend()) == (K.PREDICTED, K.MEASURED)
+    assert default_learning_kinds(ReplayBackend()) == (K.REPLAYED, K.MEASURED)
+    assert default_learning_kinds(CpuBackend()) == (K.MEASURED,)  # never from predictions or replays
 
 
 def test_the_jsonl_columns_stay_consistent_after_appends(tmp_path, upstream_corpus):

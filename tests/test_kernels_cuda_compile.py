@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -12,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from amk.backends import cuda as cuda_backend
+from amk.backends.cache_dir import kernel_cache_root
 from amk.core.devices import KNOWN_DEVICES, Device
 from amk.core.errors import InvalidConfigError
 
@@ -31,11 +35,35 @@ def _torch_nvcc_flags() -> list[str]:
 
 
 def _compile(source: Path, arch: str, out: Path, *defines: str) -> subprocess.CompletedProcess:
-    """``nvcc -c`` (host and device code) with warnings as errors and ptxas's per-kernel report."""
-    cmd = [NVCC, "-c", f"-arch={arch}", "-O3", "-std=c++17", *_torch_nvcc_flags(), "--Werror", "all-warnings",
-           "-Xptxas", "-v",
-           f"-I{cuda_backend.HERE}", *defines, str(source), "-o", str(out)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    """``nvcc -c`` (host and device code) with warnings as errors and ptxas's per-kernel report.
+
+    Like ccache, a compile whose inputs are byte for byte those of an earlier one (the source, every header
+    beside the kernels, the flags, the nvcc version) returns that compile's result: it is kept beside the
+    compiled kernels (``$AMK_BUILD_DIR``), so the suite compiles each version of the kernels once."""
+    flags = ["-c", f"-arch={arch}", "-O3", "-std=c++17", *_torch_nvcc_flags(), "--Werror", "all-warnings",
+             "-Xptxas", "-v", *defines]
+    key = _compile_key(source, flags)
+    cached = kernel_cache_root() / "nvcc-checks" / f"{key}.json"
+    if cached.is_file():
+        kept = json.loads(cached.read_text())
+        return subprocess.CompletedProcess(["nvcc", *flags], kept["returncode"], kept["stdout"], kept["stderr"])
+    cmd = [NVCC, *flags, f"-I{cuda_backend.HERE}", str(source), "-o", str(out)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"returncode": result.returncode, "stdout": result.stdout, "stderr": result.stderr}))
+    os.replace(tmp, cached)
+    return result
+
+
+def _compile_key(source: Path, flags: list[str]) -> str:
+    digest = hashlib.sha256()
+    version = subprocess.run([NVCC, "--version"], capture_output=True, text=True, check=False).stdout
+    for part in (version, json.dumps(flags), source.read_text()):
+        digest.update(part.encode())
+    for header in sorted(cuda_backend.HERE.glob("*.cuh")) + sorted(cuda_backend.HERE.glob("*.h")):
+        digest.update(header.name.encode() + header.read_bytes())
+    return digest.hexdigest()[:24]
 
 
 @pytest.fixture(scope="module")

@@ -42,15 +42,15 @@ def test_warm_start_with_nothing_usable_says_it_is_a_cold_start(run_amk, store_d
     assert "transfers to kernel_tuner:other" in out.stderr
 
 
-def test_a_workload_without_a_kind_is_a_one_line_error(run_amk, store_dir):
+def test_a_workload_without_a_kind_is_a_usage_error(run_amk, store_dir):
     out = run_amk("--store", "jsonl:c.jsonl", "warm-start", "--workload", "conv", "--device", "a100")
-    assert out.returncode == 1 and "must be KIND:NAME" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "must be KIND:NAME" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_an_unknown_decode_shape_key_is_refused(run_amk, store_dir):
     out = run_amk("--store", "jsonl:c.jsonl", "warm-start", "--workload", "decode:m", "--shape", "hiden=2048",
                   "--device", "h100")
-    assert out.returncode == 1 and "'hiden'" in out.stderr
+    assert out.returncode == 2 and "'hiden'" in out.stderr
 
 
 def test_warm_start_help_documents_how_to_name_a_workload():
@@ -78,7 +78,8 @@ def test_rank_reads_json_lines_and_keeps_the_order_of_an_untrained_prior(run_amk
                   "--device", "a100")
     assert out.returncode == 0
     assert "untrained" in out.stderr
-    assert ['{"bx": 1}' in out.stdout.splitlines()[0], '{"bx": 2}' in out.stdout.splitlines()[1]] == [True, True]
+    rows = out.stdout.splitlines()[1:]  # under the header
+    assert ['{"bx": 1}' in rows[0], '{"bx": 2}' in rows[1]] == [True, True]
 
 
 def test_rank_names_the_line_of_a_bad_candidate(run_amk, tmp_path):

@@ -24,7 +24,7 @@ def test_tune_with_the_default_roofline_backend_appends_predicted_records_and_wr
     assert len(records) == 12
     assert {r["measurement"]["kind"] for r in records} == {"predicted"}
     assert all(r["config"]["kernel_knobs"] and r["measurement"]["bound_us"] for r in records)
-    report = json.loads(next((tmp_path / ".amk" / "tune").glob("*.report.json")).read_text())
+    report = json.loads(next((tmp_path / ".amk" / "tune").glob("*/latest.report.json")).read_text())
     assert report["evaluations"] == 12 and report["backend"] == "roofline"
     assert len(report["best_so_far"]) == 12
     assert report["best"]["latency_us"] == min(r["measurement"]["latency_us"] for r in records)
@@ -61,9 +61,9 @@ def test_tune_replays_a_kernel_tuner_cache_with_the_other_devices_as_corpus(run_
     assert len(replayed) == 3 and {r["measurement"]["kind"] for r in replayed} == {"replayed"}
 
 
-def test_tune_names_a_bad_workload_option_without_a_traceback(run_amk):
+def test_tune_names_a_bad_workload_option_as_a_usage_error_without_a_traceback(run_amk):
     out = run_amk("tune", "--workload", "nocolon", "--device", "h100")
-    assert out.returncode == 1 and "KIND:NAME" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "KIND:NAME" in out.stderr and "Traceback" not in out.stderr
 
 
 @pytest.fixture

@@ -240,17 +240,19 @@ def test_the_minutes_limit_stops_the_loop():
     assert 1 <= len(result.state.trials) < 16
 
 
-def test_the_progress_bar_is_quiet_when_stderr_is_not_a_terminal():
+def test_progress_off_a_terminal_is_one_plain_line_per_evaluation_with_the_incumbent():
     import io
 
-    from amk.tuning.progress import ProgressBar
+    from amk.tuning.progress import Progress
 
     quiet, shown = io.StringIO(), io.StringIO()
     target, settings = target_for(ToyBackend())
-    tune(target, settings, budget=3, progress=ProgressBar(3, stream=quiet))
-    tune(target, settings, budget=3, progress=ProgressBar(3, stream=shown, enabled=True))
+    tune(target, settings, budget=3, progress=Progress("tune", 3, unit="evaluations", mode="off", stream=quiet))
+    tune(target, settings, budget=3, progress=Progress("tune", 3, unit="evaluations", stream=shown))
+    lines = shown.getvalue().splitlines()
     assert quiet.getvalue() == ""
-    assert "3/3" in shown.getvalue() and shown.getvalue().endswith("\n")
+    assert [line.split(":")[1].split()[0] for line in lines] == ["0/3", "1/3", "2/3", "3/3"]
+    assert "best " in lines[-1] and "us (predicted, evaluation" in lines[-1] and "\x1b" not in shown.getvalue()
 
 
 def test_without_data_for_the_device_seeds_come_first_from_a_device_of_its_architecture():
@@ -284,8 +286,8 @@ def test_without_matplotlib_the_report_says_how_to_get_the_plot_and_writes_no_pn
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # what an install without amk[plot] looks like
     report = write_report(result, settings, tmp_path, "run", store=None)
     assert report["plot"] is None and "pip install 'amk[plot]'" in report["plot_note"]
-    assert not list(tmp_path.glob("*.png"))
-    assert json.loads((tmp_path / "run.report.json").read_text())["evaluations"] == 3
+    assert not list(tmp_path.rglob("*.png"))
+    assert json.loads((tmp_path / "run" / "latest.report.json").read_text())["evaluations"] == 3
 
 
 def test_without_scikit_learn_the_surrogate_policy_names_the_extra_and_the_alternative(monkeypatch):
@@ -299,12 +301,14 @@ def test_without_scikit_learn_the_surrogate_policy_names_the_extra_and_the_alter
         tune(target, settings, budget=3)
 
 
-def test_the_floor_guard_judges_against_a_lower_bound_the_measurement_carries():
+def test_the_floor_guard_leaves_a_measurement_that_carries_its_backends_bound_to_that_backend():
     from amk.core.records import Measurement, MeasurementKind, Verdict
     from amk.tuning.gates import floor_guard
 
-    # The backend re-measured its bandwidth mid-run: its own bound (80 us) is below the run's floor (100 us).
-    measured = Measurement(verdict=Verdict.PASS, kind=MeasurementKind.MEASURED, latency_us=90.0, bound_us=80.0)
-    assert floor_guard(measured, 100.0, 0.02).verdict is Verdict.PASS
-    too_fast = Measurement(verdict=Verdict.PASS, kind=MeasurementKind.MEASURED, latency_us=70.0, bound_us=80.0)
-    assert floor_guard(too_fast, 100.0, 0.02).verdict is Verdict.REJECTED
+    # The backend re-measured its bandwidth mid-run and judged the latency against its own bound (80 us): the
+    # run's floor (100 us, computed at the start, maybe from a reading taken under load) does not reject it.
+    measured = Measurement(verdict=Verdict.PASS, kind=MeasurementKind.MEASURED, latency_us=79.0, bound_us=80.0)
+    assert floor_guard(measured, 100.0, 0.02) == measured
+    unjudged = Measurement(verdict=Verdict.PASS, kind=MeasurementKind.MEASURED, latency_us=90.0)
+    guarded = floor_guard(unjudged, 100.0, 0.02)
+    assert guarded.verdict is Verdict.REJECTED and guarded.bound_us == 100.0

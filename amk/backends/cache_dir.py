@@ -1,14 +1,19 @@
 """Where amk keeps what it builds and measures once per machine: compiled kernels, the measured bandwidth.
 
-``$AMK_CACHE_DIR`` when set, else ``$XDG_CACHE_HOME/amk``, else ``~/.cache/amk``.
+``$AMK_CACHE_DIR`` when set, else ``$XDG_CACHE_HOME/amk``, else ``~/.cache/amk``. Compiled kernels go to
+``$AMK_BUILD_DIR`` when that is set (else the same folder): a test session measures into a folder of its
+own while it loads the kernels built once for the machine.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import platform
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +22,54 @@ from amk.io.files import write_atomically
 from amk.core.inputs import parse_json
 
 CACHE_ENV_VAR = "AMK_CACHE_DIR"
+BUILD_ENV_VAR = "AMK_BUILD_DIR"
 MEASUREMENT_SUFFIX = "_bandwidth.json"  # the cached once-per-machine measurements end in this
 
 
-def cache_dir() -> Path:
-    """amk's cache folder (created on first use)."""
+def cache_root() -> Path:
+    """amk's cache folder, without creating it: ``$AMK_CACHE_DIR``, ``$XDG_CACHE_HOME/amk`` or ``~/.cache/amk``."""
     explicit = os.environ.get(CACHE_ENV_VAR)
     if explicit:
-        root = Path(explicit)
-    else:
-        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        root = Path(base) / "amk"
+        return Path(explicit)
+    return Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")) / "amk"
+
+
+def kernel_cache_root() -> Path:
+    """Where compiled kernels are cached, without creating it: ``$AMK_BUILD_DIR``, else ``cache_root()``."""
+    explicit = os.environ.get(BUILD_ENV_VAR)
+    return Path(explicit) if explicit else cache_root()
+
+
+def cache_dir() -> Path:
+    """amk's cache folder (created on first use): measurements such as the bandwidth."""
+    root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def kernel_cache_dir() -> Path:
+    """The compiled kernels' cache folder (created on first use)."""
+    root = kernel_cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@contextlib.contextmanager
+def build_lock(build_dir: Path) -> Iterator[None]:
+    """Hold the lock of a kernel's build folder while torch builds or loads it.
+
+    torch.utils.cpp_extension serialises builds with a ``lock`` file that a process killed mid-build
+    leaves behind, and every later build of that kernel then waits for it forever. This lock is an
+    flock, which the kernel drops when its holder dies: under it no other amk process is building, so a
+    ``lock`` file found there is such a leftover and is removed."""
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(build_dir / "amk-build.lock", "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            (build_dir / "lock").unlink(missing_ok=True)
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _cpuinfo(field: str) -> str | None:

@@ -60,7 +60,6 @@ from typing import Any, ClassVar
 import attrs
 import numpy as np
 
-import amk
 from amk.core.backend import Backend
 from amk.core.columns import config_key
 from amk.core.devices import Device, resolve_device
@@ -452,8 +451,3 @@ class CommandBackend(Backend):
 
     def _result(self, verdict: Verdict, reason: str) -> Measurement:
         return Measurement(verdict=verdict, kind=self.measurement_kind, reason=reason[:500])
-
-
-@amk.hookimpl
-def register_backends(register) -> None:
-    register(CommandBackend)

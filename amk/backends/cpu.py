@@ -3,8 +3,9 @@
 The kernel is compiled once per machine (``-O3 -march=native``, every code-shaping knob instantiated in
 that one build) and cached under amk's cache dir; each measurement checks the outputs against torch at
 the dtype's tolerance, then times the decode step (median of repeats after warm-up, with the IQR). The
-floor is the step's weight bytes over this machine's memory bandwidth, measured once with a STREAM-like
-read and cached.
+floor is the step's weight bytes over the best memory bandwidth this machine was measured to reach (a
+STREAM-like read, measured once and cached; raised when a kernel reaches more). A median below the floor
+is checked again (bandwidth re-measured, config re-timed), never rejected on one reading taken under load.
 """
 
 from __future__ import annotations
@@ -23,17 +24,18 @@ import attrs
 
 from amk.backends.cache_dir import (
     MEASUREMENT_SUFFIX,
-    cache_dir,
+    build_lock,
     cpu_model_name,
+    kernel_cache_dir,
     machine_fingerprint,
     read_cached,
     write_cached,
 )
 from amk.backends.gemv_backend import GemvBackend, Launch
-from amk.backends.gemv_step import PreparedStep
+from amk.backends.gemv_step import PreparedStep, check_step_outputs, latency_stats
 from amk.core.devices import Device
 from amk.core.errors import BackendError
-from amk.core.markers import hookimpl
+from amk.core.records import Measurement, Verdict
 from amk.core.space import Knob, SearchSpace
 from amk.core.workload import Workload
 
@@ -93,20 +95,34 @@ def _extension_name() -> str:
     return f"amk_cpu_gemv_{machine_fingerprint()}_{source_hash}_{torch_tag}"
 
 
+def _source_in(build_dir: Path) -> Path:
+    """The kernel source, copied beside its build (the name holds its hash): the build then does not depend
+    on where this checkout lives, so checkouts of the same source share one build instead of each
+    rebuilding it for the other's path. The copy is rewritten only when its content differs."""
+    copy = build_dir / SOURCE.name
+    text = SOURCE.read_bytes()
+    if not copy.is_file() or copy.read_bytes() != text:
+        tmp = copy.with_name(f".{copy.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(text)
+        os.replace(tmp, copy)
+    return copy
+
+
 @functools.cache
 def load_extension() -> Any:
     """The compiled kernel module: built on first use on this machine, then loaded from the cache."""
     from torch.utils.cpp_extension import load
 
     name = _extension_name()
-    build_dir = cache_dir() / "cpu" / name
+    build_dir = kernel_cache_dir() / "cpu" / name
     build_dir.mkdir(parents=True, exist_ok=True)
     try:
-        module = load(
-            name=name, sources=[str(SOURCE)], build_directory=str(build_dir),
-            extra_cflags=["-O3", "-march=native", "-fopenmp", "-std=c++17"], extra_ldflags=["-fopenmp"],
-            verbose=False,
-        )
+        with build_lock(build_dir):
+            module = load(
+                name=name, sources=[str(_source_in(build_dir))], build_directory=str(build_dir),
+                extra_cflags=["-O3", "-march=native", "-fopenmp", "-std=c++17"], extra_ldflags=["-fopenmp"],
+                verbose=False,
+            )
     except Exception as exc:  # a compiler error is an environment problem, reported in one sentence
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BackendError(
@@ -151,6 +167,19 @@ def measure_bandwidth_gbps(refresh: bool = False, buffer_mb: int | None = None) 
     return gbps
 
 
+def record_bandwidth_gbps(gbps: float, source: str) -> float:
+    """Keep ``gbps`` as this machine's best bandwidth when it beats the cached one (a kernel that reached
+    more than the STREAM-like read did); returns the best. ``source`` says what reached it."""
+    key = machine_fingerprint()
+    data = read_cached(BANDWIDTH_CACHE)
+    cached = data.get(key) or {}
+    if float(cached.get("gbps", 0.0)) >= gbps:
+        return float(cached["gbps"])
+    data[key] = {**cached, "gbps": gbps, "source": source, "cpu": cpu_model_name(), "measured_at": time.time()}
+    write_cached(BANDWIDTH_CACHE, data)
+    return gbps
+
+
 def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -178,8 +207,6 @@ class CpuBackend(GemvBackend):
     torch_device = "cpu"
     measures = "this machine's CPU"
     kernel_error = "the kernel raised"
-    floor_digits = 1
-    below_floor_note = " (a timing artifact, or the bandwidth measurement is stale: `amk doctor --remeasure`)"
 
     @attrs.frozen
     class Options:
@@ -200,7 +227,7 @@ class CpuBackend(GemvBackend):
                 import ninja  # noqa: F401  (the pip package puts ninja on PATH only inside its venv)
             except ImportError:
                 return False, "ninja is not installed (torch extensions build with it): pip install ninja"
-        return True, f"torch {torch.__version__}, {Path(compiler).name}; kernel cached under {cache_dir() / 'cpu'}"
+        return True, f"torch {torch.__version__}, {Path(compiler).name}; kernel cached under {kernel_cache_dir() / 'cpu'}"
 
     def measured_bandwidth_gbps(self) -> float:
         """This machine's memory read bandwidth (a STREAM-like read, measured once and cached)."""
@@ -240,12 +267,37 @@ class CpuBackend(GemvBackend):
     def _floor_tolerance(self) -> float:
         return self.options.floor_tolerance
 
-    def _recheck_floor(self, prepared: PreparedStep, median_us: float, floor_us: float) -> float:
-        if median_us < floor_us * (1 - self.options.floor_tolerance):
-            # Faster than the cached bandwidth allows: that reading may have been taken on a busy machine.
-            # Measure again (the better reading is kept) before calling the latency an artifact.
-            return prepared.plan.floor_us(measure_bandwidth_gbps(refresh=True))
-        return floor_us
+
+    def _below_floor(self, prepared: PreparedStep, run: Callable[[int], None], samples: list[float],
+                     floor_us: float) -> Measurement:
+        """A median below the floor is checked, never rejected on one reading. The floor is the step's bytes
+        over the best bandwidth this machine was measured to reach; a reading taken while other work shared
+        the memory bus is low, which makes the floor too high. So: (1) measure the bandwidth again (the best
+        is kept); (2) if the median is still below, time the config again: a timing artifact does not repeat,
+        and the re-timed median is the result; (3) if it repeats, the machine reaches more than any bandwidth
+        reading said: record the bandwidth this config reached (both timings together) as the machine's best,
+        and the floor follows it. Every case is a PASS whose ``bound_us`` is the floor it was judged by."""
+        tolerance = self.options.floor_tolerance
+        plan = prepared.plan
+        first_us, first_iqr = latency_stats(samples)
+        floor_us = plan.floor_us(measure_bandwidth_gbps(refresh=True))
+        if first_us >= floor_us * (1 - tolerance):
+            return self._passed(first_us, first_iqr, len(samples), floor_us)
+        again = self._time_step(prepared, run)
+        wrong = check_step_outputs(prepared)
+        if wrong:
+            return Measurement(verdict=Verdict.FAIL, kind=self.measurement_kind, bound_us=floor_us, reason=wrong)
+        again_us, again_iqr = latency_stats(again)
+        if again_us >= floor_us * (1 - tolerance):
+            return self._passed(again_us, again_iqr, len(again), floor_us)
+        both_us, both_iqr = latency_stats(samples + again)
+        floor_us = plan.floor_us(record_bandwidth_gbps(plan.weight_bytes / (both_us * 1e-6) / 1e9,
+                                                       "a decode-step GEMV that twice timed below the floor"))
+        return self._passed(both_us, both_iqr, len(samples) + len(again), floor_us)
+
+    def _passed(self, median_us: float, iqr_us: float, samples: int, floor_us: float) -> Measurement:
+        return Measurement(verdict=Verdict.PASS, kind=self.measurement_kind, latency_us=median_us,
+                           spread_us=iqr_us, samples=samples, bound_us=floor_us)
 
     # -- measuring ---------------------------------------------------------------------------------
     def _cache_bytes(self) -> int:
@@ -281,8 +333,3 @@ def _canonical_cpu_config(config: Mapping[str, Any]) -> dict[str, Any]:
     if canonical.get("threads") == 1:
         canonical["n_tile"] = DEFAULT_N_TILE
     return canonical
-
-
-@hookimpl
-def register_backends(register) -> None:
-    register(CpuBackend)

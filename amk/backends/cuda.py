@@ -22,12 +22,11 @@ from typing import Any
 
 import attrs
 
-from amk.backends.cache_dir import MEASUREMENT_SUFFIX, cache_dir, read_cached, write_cached
+from amk.backends.cache_dir import MEASUREMENT_SUFFIX, build_lock, kernel_cache_dir, read_cached, write_cached
 from amk.backends.gemv_backend import GemvBackend, KernelCrash, Launch
 from amk.backends.gemv_step import PreparedStep
 from amk.core.devices import KNOWN_DEVICES, Device, resolve_device
 from amk.core.errors import BackendError
-from amk.core.markers import hookimpl
 from amk.core.records import Measurement
 from amk.core.space import Knob, SearchSpace
 from amk.core.workload import Workload
@@ -146,16 +145,17 @@ def build_kernel(variant: tuple[int, ...], capability: tuple[int, int]) -> Kerne
     cc = f"{capability[0]}{capability[1]}"
     tag = "_".join(f"{k}{v}" for k, v in zip(BUILD_KNOBS, variant))
     name = f"amk_cuda_gemv_{tag}_sm{cc}_{_source_hash()}"
-    build_dir = cache_dir() / "cuda" / name
+    build_dir = kernel_cache_dir() / "cuda" / name
     build_dir.mkdir(parents=True, exist_ok=True)
     defines = [f"-DAMK_{k.upper()}={v}" for k, v in zip(BUILD_KNOBS, variant)]
     try:
-        path = load(
-            name=name, sources=[str(KERNEL_LIBRARY_SOURCE)], build_directory=str(build_dir),
-            extra_include_paths=[str(HERE)],
-            extra_cuda_cflags=["-O3", "-std=c++17", *defines, f"-gencode=arch=compute_{cc},code=sm_{cc}"],
-            is_python_module=False, verbose=False,
-        )
+        with build_lock(build_dir):
+            path = load(
+                name=name, sources=[str(KERNEL_LIBRARY_SOURCE)], build_directory=str(build_dir),
+                extra_include_paths=[str(HERE)],
+                extra_cuda_cflags=["-O3", "-std=c++17", *defines, f"-gencode=arch=compute_{cc},code=sm_{cc}"],
+                is_python_module=False, verbose=False,
+            )
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BackendError(f"building CUDA GEMV variant {tag} for sm_{cc} failed ({first}); "
@@ -243,7 +243,7 @@ class CudaBackend(GemvBackend):
             return False, "no nvcc (set CUDA_HOME or put nvcc on PATH) to build the kernels"
         major, minor = torch.cuda.get_device_capability(0)
         return True, (f"{torch.cuda.get_device_name(0)} (sm_{major}{minor}), torch {torch.__version__} "
-                      f"CUDA {torch.version.cuda}, nvcc {nvcc}; kernels cached under {cache_dir() / 'cuda'}")
+                      f"CUDA {torch.version.cuda}, nvcc {nvcc}; kernels cached under {kernel_cache_dir() / 'cuda'}")
 
     def measured_bandwidth_gbps(self) -> float:
         """The live GPU's memory bandwidth, measured once (copy and read) and cached."""
@@ -376,8 +376,3 @@ def iter_variant_instantiations(variants: list[tuple[int, ...]]) -> Iterator[str
         for ctype in ("float", "__half", "__nv_bfloat16"):
             yield (f"template cudaError_t amk_gemv::launch_gemv<{ctype}, {cpasync}, {cols}, {stages}, {cpa_cols}, "
                    f"{threads}>(const void*, const void*, void*, int, int, int, cudaStream_t);")
-
-
-@hookimpl
-def register_backends(register) -> None:
-    register(CudaBackend)

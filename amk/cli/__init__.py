@@ -17,6 +17,7 @@ from amk.cli.corpus_cmd import corpus_group
 from amk.cli.doctor_cmd import doctor_command
 from amk.cli.plugins_cmd import plugins_command
 from amk.cli.prior_cmd import evaluate_command, rank_command, warm_start_command
+from amk.cli.runs_cmd import runs_command
 from amk.cli.simulate_cmd import simulate_command
 from amk.cli.tune_cmd import tune_command
 
@@ -27,11 +28,16 @@ from amk.cli.tune_cmd import tune_command
               help="Config file to use (default: $AMK_CONFIG, ./amk.toml, or [tool.amk] in ./pyproject.toml).")
 @click.option("--store", "store_url", metavar="URL",
               help="Store to use instead of the config's: jsonl:PATH, sqlite:PATH or postgresql://...")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or progress lines (results and errors still print).")
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None, store_url: str | None) -> None:
+def main(ctx: click.Context, config_path: str | None, store_url: str | None, quiet: bool) -> None:
     """amk: a corpus of every measured kernel-tuning point, turned into warm starts, a learned
-    ranking prior and a tuning loop."""
-    ctx.obj = AppContext(config_path=config_path, store_url=store_url)
+    ranking prior and a tuning loop.
+
+    --config, --store and -q may also follow the command: amk corpus stats --store sqlite:corpus.sqlite.
+    Exit codes: 0 ok, 1 failure (bad input, a failed check), 2 usage error, 130 interrupted (Ctrl-C).
+    """
+    ctx.obj = AppContext(config_path=config_path, store_url=store_url, quiet=quiet)
 
 
 main.add_command(plugins_command)
@@ -41,6 +47,7 @@ main.add_command(warm_start_command)
 main.add_command(rank_command)
 main.add_command(evaluate_command)
 main.add_command(tune_command)
+main.add_command(runs_command)
 main.add_command(simulate_command)
 main.add_command(doctor_command)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from typing import Any
 
 import click
 
@@ -49,6 +51,7 @@ def show(app: AppContext, as_json: bool) -> None:
         click.echo(redact(json.dumps(out, indent=2, default=str)))  # no password of a store URL is printed
         return
     click.echo(f"# config file: {shown(out['file'] or 'none')} ({why})")
+    click.echo("# valid TOML: paste any section into amk.toml; each value's origin is in its comment")
     for kind, section in out["sections"].items():
         click.echo(f"[{kind}]")
         if "name" in section:
@@ -58,6 +61,32 @@ def show(app: AppContext, as_json: bool) -> None:
         click.echo("")
 
 
+def toml_value(value: Any) -> str:
+    """``value`` as a TOML value (str, bool, int, float, list, dict); ValueError for None or another type."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # JSON's string escapes are TOML basic-string escapes
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {toml_value(v)}" for k, v in value.items()) + "}"
+    if hasattr(value, "value"):  # an enum
+        return toml_value(value.value)
+    raise ValueError(f"{value!r} has no TOML form")
+
+
 def _line(key: str, item: dict) -> None:
-    setting = shown(f"{key} = {item['value']!r}")
+    if item["value"] is None:  # TOML has no null: an unset option stays a comment
+        click.echo(f"# {key} is not set{'':<30} # {shown(item['from'])}")
+        return
+    setting = shown(f"{key} = {toml_value(item['value'])}")  # a store URL's password shows as ***
     click.echo(f"{setting:<48} # {shown(item['from'])}")

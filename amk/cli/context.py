@@ -22,9 +22,45 @@ def _show_left_out(message, category, filename, lineno, file=None, line=None) ->
 _python_showwarning = warnings.showwarning
 
 
+INTERRUPTED = 130  # exit status after Ctrl-C (128 + SIGINT), as shells report a process a SIGINT ended
+
+# amk's own options, accepted before or after the command: ``amk --store URL corpus stats`` and
+# ``amk corpus stats --store URL`` are the same.
+GLOBAL_OPTIONS_WITH_VALUE = ("--config", "--store")
+GLOBAL_FLAGS = ("-q", "--quiet")
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """``args`` with amk's global options (wherever they are, up to a ``--``) moved in front of the command."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i:]
+            break
+        name = arg.split("=", 1)[0]
+        if arg in GLOBAL_FLAGS or (name in GLOBAL_OPTIONS_WITH_VALUE and "=" in arg):
+            front.append(arg)
+        elif arg in GLOBAL_OPTIONS_WITH_VALUE and i + 1 < len(args):
+            front += [arg, args[i + 1]]
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 class AmkGroup(click.Group):
-    """A click group that prints an AmkError as one line on stderr and exits 1 (no traceback), and what a
+    """A click group that takes amk's global options anywhere on the line, prints an AmkError as one line on
+    stderr and exits 1 (no traceback), a usage error with exit 2, an interrupt with exit 130, and what a
     command left out (LeftOutWarning) as one note line each."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.parent is None:
+            args = hoist_global_options(list(args))
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         with warnings.catch_warnings():
@@ -40,15 +76,28 @@ class AmkGroup(click.Group):
                 click.echo(f"amk: error: {shown(exc.strerror or exc)}{where}; check the path, its permissions and "
                            "free disk space.", err=True)
                 ctx.exit(1)
+            except KeyboardInterrupt:
+                # A command that has more to say (amk tune: the best so far, how to resume) says it
+                # before this; the shell's convention for a SIGINT is 128 + 2.
+                click.echo("amk: interrupted", err=True)
+                ctx.exit(INTERRUPTED)
 
 
 class AppContext:
     """The config (loaded on first use, so ``--help`` reads no file) and the store it selects."""
 
-    def __init__(self, config_path: str | None = None, store_url: str | None = None) -> None:
+    def __init__(self, config_path: str | None = None, store_url: str | None = None, quiet: bool = False) -> None:
         self.config_path = config_path
         self.store_url = store_url
+        self.quiet = quiet
         self._config = None
+
+    def progress(self, label: str, total: int | None = None, *, unit: str = "steps", start: int = 0):
+        """A Progress on stderr for a long operation: a bar on a terminal, a line per step otherwise,
+        nothing with ``-q``."""
+        from amk.tuning.progress import Progress
+
+        return Progress(label, total, unit=unit, mode="off" if self.quiet else "auto", start=start)
 
     @property
     def config(self):

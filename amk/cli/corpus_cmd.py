@@ -12,8 +12,8 @@ import click
 from amk.cli.context import AppContext, pass_app
 from amk.cli.params import FINITE
 from amk.cli.problems import echo_problems, echo_unreadable
-from amk.io.display import shown
 from amk.formats import EXPORT_NAMES, FORMATS
+from amk.io.display import shown
 
 
 @click.group("corpus")
@@ -43,22 +43,23 @@ def _input_files(paths: tuple[Path, ...]) -> list[Path]:
     return files
 
 
-def _read_input(path: Path, fmt: str | None, options):
-    """(records, problems) of one file, its notes said on stderr; a file that cannot be read at all is one
-    problem."""
+def _read_input(path: Path, fmt: str | None, options, progress=None):
+    """(records, problems) of one file, its notes said on stderr (``progress``: counts the entries read);
+    a file that cannot be read at all is one problem."""
     from amk.core.errors import ImportFormatError
     from amk.core.store import CorpusProblem
     from amk.formats import read_file
 
     records, problems = [], []
+    items = read_file(path, fmt, options=options)
     try:
-        for item in read_file(path, fmt, options=options):
+        for item in (progress.counted(items, status="read") if progress else items):
             if item.record is not None:
                 records.append(item.record)
             elif item.problem is not None:
                 problems.append(item.problem)
             else:
-                click.echo(f"amk: note: {item.note.where}: {item.note.message}", err=True)
+                click.echo(f"amk: note: {shown(item.note.where)}: {shown(item.note.message)}", err=True)
     except ImportFormatError as exc:
         return [], [CorpusProblem(str(path), str(exc).removeprefix(f"{path}: "))]
     return records, problems
@@ -110,7 +111,8 @@ def import_command(app: AppContext, files: tuple[Path, ...], fmt: str | None, de
     with app.open_store() as store:
         total_bad = 0
         for path in _input_files(files):
-            records, problems = _read_input(path, fmt, options)
+            with app.progress(f"import {path.name}", unit="records") as progress:
+                records, problems = _read_input(path, fmt, options, progress)
             if allow_duplicates:
                 added, duplicates = store.append(records), 0
             else:
@@ -146,19 +148,22 @@ def stats_command(app: AppContext, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"store": where, **attrs.asdict(stats)}, indent=2))
         return
+    from amk.cli.output import table
+
     click.echo(f"store: {shown(where)}")
     click.echo(f"records: {stats.total}")
-    for title, counts in (("by device", stats.by_device), ("by kind", stats.by_kind),
-                          ("by verdict", stats.by_verdict)):
-        click.echo(f"{title}:")
-        for key, n in counts.items():
-            click.echo(f"  {shown(key):<40} {n:>9}")
-    click.echo("by workload:")
-    for key, n in stats.by_workload.items():
-        shape = stats.shapes.get(key, {})
-        known = {k: v for k, v in shape.items() if v not in (0, None)}
-        shape_text = ", ".join(f"{k}={v}" for k, v in known.items()) or "shape unknown"
-        click.echo(f"  {shown(key):<40} {n:>9}   {shown(shape_text)}")
+    for title, counts in (("DEVICE", stats.by_device), ("KIND", stats.by_kind), ("VERDICT", stats.by_verdict)):
+        if counts:
+            click.echo("")
+            table((title, "RECORDS"), list(counts.items()), right=("RECORDS",))
+    if stats.by_workload:
+        click.echo("")
+        rows = []
+        for key, n in stats.by_workload.items():
+            shape = stats.shapes.get(key, {})
+            known = {k: v for k, v in shape.items() if v not in (0, None)}
+            rows.append((key, n, ", ".join(f"{k}={v}" for k, v in known.items()) or "shape unknown"))
+        table(("WORKLOAD", "RECORDS", "SHAPE"), rows, right=("RECORDS",))
     echo_unreadable(problems)
 
 
@@ -184,7 +189,8 @@ def validate_command(files: tuple[Path, ...], fmt: str | None, device: str | Non
 @pass_app
 def migrate_command(app: AppContext) -> None:
     """Rewrite the store in the current schema, keeping a backup of the original."""
-    with app.open_store() as store:
+    with app.open_store() as store, app.progress(f"migrate {store.describe()}", unit="records") as progress:
+        progress.update(0, status="rewriting (the store reports no count until it is done)")
         report = store.migrate()
     click.echo(shown(report))
 
@@ -196,7 +202,8 @@ def migrate_command(app: AppContext) -> None:
               help="Records per append (one transaction in the SQL stores).")
 @click.option("--allow-duplicates", is_flag=True,
               help="Copy records even when an identical record is already in DST (as import's flag).")
-def copy_command(src: str, dst: str, batch_size: int, allow_duplicates: bool) -> None:
+@pass_app
+def copy_command(app: AppContext, src: str, dst: str, batch_size: int, allow_duplicates: bool) -> None:
     """Copy every record of the store SRC_URL into the store DST_URL (jsonl:PATH, sqlite:PATH, postgresql://...).
 
     Records are copied as they are (lossless) and in order; those DST already holds are skipped, as
@@ -218,16 +225,19 @@ def copy_command(src: str, dst: str, batch_size: int, allow_duplicates: bool) ->
         before = target.count()
         copied = skipped = 0
         records = source.query()
-        while batch := list(itertools.islice(records, batch_size)):
-            if allow_duplicates:
-                copied += target.append(batch)
-                continue
-            new: dict = {}
-            for r in batch:
-                new.setdefault(record_id(r), r)
-            added = target.append_new(new)  # what DST holds is skipped, in one step with the append
-            copied += added
-            skipped += len(batch) - added
+        with app.progress(f"copy to {target.describe()}", source.count(), unit="records") as progress:
+            progress.update(0)
+            while batch := list(itertools.islice(records, batch_size)):
+                if allow_duplicates:
+                    copied += target.append(batch)
+                else:
+                    new: dict[str, object] = {}
+                    for r in batch:
+                        new.setdefault(record_id(r), r)
+                    added = target.append_new(new)  # what DST holds is skipped, in one step with the append
+                    copied += added
+                    skipped += len(batch) - added
+                progress.update(copied + skipped)
         problems = source.problems()
         readable = source.count()
         after = target.count()
@@ -273,10 +283,10 @@ def export_command(app: AppContext, output: Path | None, fmt: str, device: str |
     """
     from amk.cli.target import parse_problem_size, parse_shape
     from amk.core.errors import ExportError
-    from amk.io.files import atomic_file
     from amk.core.records import MeasurementKind, Verdict
     from amk.core.store import CorpusQuery
     from amk.formats import write_records
+    from amk.io.files import atomic_file
 
     if fmt not in EXPORT_NAMES:  # an unknown name fails before the store is read
         from amk.core.errors import ExportError
@@ -306,13 +316,13 @@ def export_command(app: AppContext, output: Path | None, fmt: str, device: str |
         return (r for r in records if all(k in r.workload.shape and r.workload.shape[k] == v
                                           for k, v in wanted_shape.items()))
 
-    with app.open_store() as store:
+    with app.open_store() as store, app.progress(f"export {fmt}", store.count(query), unit="records") as progress:
         if output is None:
-            written = writer(selected(store), sys.stdout)
+            written = writer(progress.counted(selected(store)), sys.stdout)
         else:
             # A new temporary file renamed over OUTPUT when complete: never half an export under its name.
             with atomic_file(output, "the export") as out:
-                written = writer(selected(store), out)
+                written = writer(progress.counted(selected(store)), out)
         problems = store.problems()
         where = store.describe()
     echo_problems(problems, limit=20)

@@ -35,12 +35,11 @@ def plugins_command(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"implementations": rows, "plugins": plugins, "problems": problems}, indent=2))
         return
-    widths = [10, 14, 28, 22]
-    click.echo(f"{'KIND':<{widths[0]}}{'NAME':<{widths[1]}}{'PROVIDED BY':<{widths[2]}}{'STATUS'}")
-    for row in rows:
-        provider = f"{row['distribution']} {row['version']}"
-        status = "ok" if row["usable"] else f"needs {', '.join(row['missing'])}: {row['install']}"
-        click.echo(f"{row['kind']:<{widths[0]}}{row['name']:<{widths[1]}}{provider:<{widths[2]}}{status}")
+    from amk.cli.output import table
+
+    table(("KIND", "NAME", "PROVIDED BY", "STATUS"),
+          [(row["kind"], row["name"], f"{row['distribution']} {row['version']}",
+            "ok" if row["usable"] else f"needs {', '.join(row['missing'])}: {row['install']}") for row in rows])
     click.echo("")
     click.echo("Plugins and the hooks they implement:")
     for p in plugins:

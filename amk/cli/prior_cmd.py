@@ -13,7 +13,14 @@ import click
 from amk.cli.context import AppContext, pass_app
 from amk.cli.params import FINITE_NON_NEGATIVE
 from amk.cli.problems import echo_unreadable
-from amk.cli.target import KIND_CHOICES, WORKLOAD_HELP, parse_kinds, parse_workload, workload_options
+from amk.cli.target import (
+    KIND_CHOICES,
+    WORKLOAD_HELP,
+    note_left_out_kinds,
+    parse_kinds,
+    parse_workload,
+    workload_options,
+)
 from amk.io.display import shown
 from amk.core.errors import AmkError, ValidationError
 from amk.core.inputs import parse_json
@@ -52,10 +59,12 @@ def warm_start_command(app: AppContext, workload_spec: str, shape: str | None, p
 
     workload = parse_workload(workload_spec, shape, problem_size)
     columns = _read_columns(app)
+    note_left_out_kinds(columns, workload.kind, parse_kinds(kinds), chosen=bool(kinds))
     seeds = warm_start(workload, device, columns, k=k, shape_radius=shape_radius, kinds=parse_kinds(kinds))
     if as_json:
         click.echo(json.dumps([{
             "config": s.config, "latency_us": s.latency_us, "relative": s.relative, "distance": s.distance,
+            "beyond_radius": s.distance > shape_radius,
             "device": s.device, "workload": {"kind": s.workload.kind, "name": s.workload.name,
                                              "shape": s.workload.shape},
             "source": s.source,
@@ -66,9 +75,18 @@ def warm_start_command(app: AppContext, workload_spec: str, shape: str | None, p
         click.echo(f"no seeds (a cold start): {reason}", err=True)
         return
     for i, s in enumerate(seeds, 1):
+        beyond = (f" BEYOND --radius {shape_radius:g}: no corpus shape is that near, it may not transfer"
+                  if s.distance > shape_radius else "")
         click.echo(shown(f"#{i} {_number(s.latency_us)} us (x{_number(s.relative)} of its best) on {s.device}, "
-                         f"{s.workload.kind}:{s.workload.name} at distance {_number(s.distance)}, from {s.source}"))
+                         f"{s.workload.kind}:{s.workload.name} at distance {_number(s.distance)}{beyond}, "
+                         f"from {s.source}"))
         click.echo(f"   {json.dumps(s.config, sort_keys=True)}")
+    far = sum(s.distance > shape_radius for s in seeds)
+    if far:
+        from amk.cli.output import note
+
+        note(f"{far} of {len(seeds)} seed(s) come from shapes beyond --radius {shape_radius:g} (none in the corpus "
+             "is nearer): treat them as guesses")
 
 
 def _read_candidates(path: str) -> list[dict[str, Any]]:
@@ -130,8 +148,12 @@ def rank_command(app: AppContext, candidates: str, workload_spec: str, shape: st
     items = _read_candidates(candidates)
     config = app.config
     dev = resolve_device(device)
-    prior = make_ranker(_read_columns(app), device=dev.name if device_only else None,
-                        featurizer=config.create(Featurizer), ranker=config.create(Ranker), kinds=parse_kinds(kinds))
+    columns = _read_columns(app)
+    learn = parse_kinds(kinds)
+    note_left_out_kinds(columns, workload.kind, learn, chosen=bool(kinds))
+    _refuse_partial_configs(items, columns, workload, candidates)
+    prior = make_ranker(columns, device=dev.name if device_only else None,
+                        featurizer=config.create(Featurizer), ranker=config.create(Ranker), kinds=learn)
     scores = prior.score(workload, dev, items)
     import numpy as np
 
@@ -139,14 +161,65 @@ def rank_command(app: AppContext, candidates: str, workload_spec: str, shape: st
     if not prior.trained:
         click.echo(f"the prior is untrained ({prior.n_rows} usable rows); candidates are left in their order",
                    err=True)
-    elif prior.left_out:
-        click.echo(f"amk: note: {prior!r}", err=True)
+    else:
+        click.echo(f"score: the prior's predicted log of latency relative to the best known config of the same "
+                   f"workload and device (lower is better; 0 = as fast as the best known, 0.69 = twice as slow); "
+                   f"{_trained_on(prior, columns, learn, dev.name if device_only else None)}", err=True)
     if as_json:
         click.echo(json.dumps([{"rank": r + 1, "index": int(i), "score": float(scores[i]) if prior.trained else None,
                                 "config": items[i]} for r, i in enumerate(order)], indent=2))
         return
-    for r, i in enumerate(order, 1):
-        click.echo(f"#{r:<4} score {_number(float(scores[i]), 4):>8}  (input #{i + 1})  {json.dumps(items[i], sort_keys=True)}")
+    from amk.cli.output import table
+
+    table(("RANK", "SCORE", "INPUT", "CONFIG"),
+          [(f"#{r}", _number(float(scores[i]), 4), f"#{i + 1}", json.dumps(items[i], sort_keys=True))
+           for r, i in enumerate(order, 1)], right=("SCORE",))
+
+
+def _trained_on(prior, columns, kinds, device: str | None) -> str:
+    """What the prior learned from, in words: rows, kinds, workloads and devices."""
+    from amk.core.records import Verdict
+
+    rows = columns.mask(kinds=tuple(kinds), verdicts=(Verdict.PASS,), device=device)
+    n_devices = len({columns.devices[int(d)].name for d in columns.device_index[rows]})
+    n_workloads = len({int(w) for w in columns.workload_index[rows]})
+    left_out = f", {prior.left_out} row(s) without a usable latency left out" if prior.left_out else ""
+    return (f"trained on {prior.n_rows} {'/'.join(k.value for k in kinds)} PASS rows of {n_workloads} workload(s) "
+            f"on {n_devices} device(s) (featurizer {prior.featurizer.name}, ranker {prior.ranker.name}){left_out}")
+
+
+def _knob_names(config: dict, prefix: str = "") -> set[str]:
+    """Every knob of a config: nested objects as dotted names (``kernel_knobs.cpasync``), lists as one value."""
+    names: set[str] = set()
+    for key, value in config.items():
+        if isinstance(value, dict):
+            names |= _knob_names(value, f"{prefix}{key}.")
+        else:
+            names.add(f"{prefix}{key}")
+    return names
+
+
+def _refuse_partial_configs(items: list[dict], columns, workload, path: str) -> None:
+    """ValidationError naming every candidate that lacks a knob each corpus config of this workload has
+    (decode: of any decode workload), and which knobs; nothing to check when the corpus has none."""
+    import numpy as np
+
+    same = [i for i, w in enumerate(columns.workloads)
+            if w.kind == workload.kind and (workload.kind == "decode" or w.name == workload.name)]
+    if not same:
+        return
+    rows = np.isin(columns.workload_index, same)
+    configs = [columns.configs[int(c)] for c in np.unique(columns.config_index[rows])]
+    expected = set.intersection(*(_knob_names(c) for c in configs))
+    partial = [(n, sorted(expected - _knob_names(item))) for n, item in enumerate(items, 1)]
+    partial = [(n, missing) for n, missing in partial if missing]
+    if partial:
+        shown = "; ".join(f"#{n} lacks {', '.join(missing)}" for n, missing in partial[:5])
+        more = f"; and {len(partial) - 5} more" if len(partial) > 5 else ""
+        raise ValidationError(
+            f"{path}: {len(partial)} of {len(items)} candidate(s) are partial configs ({shown}{more}): every "
+            f"{workload.kind}:{workload.name} config in the corpus has these knobs; give each candidate all of them."
+        )
 
 
 @click.command("evaluate")
@@ -194,26 +267,27 @@ def evaluate_command(app: AppContext, split: str, rankers: tuple[str, ...], feat
     specs = [config.create(Ranker) if n == configured else n for n in names]
     feat = featurizer or config.selection("featurizer").name
     splits = {"both": ("device", "workload"), "all": ("device", "workload", "target")}.get(split, (split,))
-    results = evaluate(_read_columns(app), splits=splits, rankers=specs, featurizer=feat,
-                       baseline=not no_baseline, kinds=parse_kinds(kinds))
+    columns = _read_columns(app)
+    note_left_out_kinds(columns, None, parse_kinds(kinds), chosen=bool(kinds))
+    with app.progress("evaluate", unit="folds") as progress:
+        results = evaluate(columns, splits=splits, rankers=specs, featurizer=feat, baseline=not no_baseline,
+                           kinds=parse_kinds(kinds), progress=progress.report)
     if not results:
         raise AmkError("nothing to evaluate: the store needs measured PASS rows on at least two devices "
                        "(or workloads) to hold one out; import some with 'amk corpus import'.")
     if json_path:
         json_path.write_text(json.dumps([attrs.asdict(r) for r in results], indent=2))
-    header = f"{'split':<9}{'ranker':<15}{'workload':<34}{'device':<10}{'configs':>8}" \
-             f"{'top1':>7}{'top5':>7}{'top20':>7}{'spear':>7}{'ndcg10':>7}{'to5%':>7}"
-    click.echo(header)
-    for r in results:
-        click.echo(f"{r.split:<9}{r.ranker:<15}{shown(r.workload)[:33]:<34}{shown(r.device)[:9]:<10}"
-                   f"{r.n_configs:>8}{r.top1:>7.3f}{r.top5:>7.3f}{r.top20:>7.3f}{r.spearman:>7.3f}"
-                   f"{r.ndcg10:>7.3f}{r.evals_to_5pct:>7}")
+    from amk.cli.output import table
+
+    table(("SPLIT", "RANKER", "WORKLOAD", "DEVICE", "CONFIGS", "TOP1", "TOP5", "TOP20", "SPEARMAN", "NDCG10", "TO 5%"),
+          [(r.split, r.ranker, r.workload, r.device, r.n_configs, f"{r.top1:.3f}", f"{r.top5:.3f}", f"{r.top20:.3f}",
+            f"{r.spearman:.3f}", f"{r.ndcg10:.3f}", r.evals_to_5pct) for r in results],
+          right=("CONFIGS", "TOP1", "TOP5", "TOP20", "SPEARMAN", "NDCG10", "TO 5%"))
     click.echo("")
-    click.echo(f"{'split':<9}{'ranker':<15}{'groups':>7}{'top1':>8}{'top5':>8}{'top20':>8}{'spear':>8}"
-               f"{'ndcg10':>8}{'to5%':>9}{'fit s':>8}")
-    for s in summarize(results):
-        click.echo(f"{s['split']:<9}{s['ranker']:<15}{s['groups']:>7}{s['top1']:>8.3f}{s['top5']:>8.3f}"
-                   f"{s['top20']:>8.3f}{s['spearman']:>8.3f}{s['ndcg10']:>8.3f}{s['evals_to_5pct']:>9.1f}"
-                   f"{s['fit_seconds']:>8.2f}")
+    table(("SPLIT", "RANKER", "GROUPS", "TOP1", "TOP5", "TOP20", "SPEARMAN", "NDCG10", "TO 5%", "FIT S"),
+          [(m["split"], m["ranker"], m["groups"], f"{m['top1']:.3f}", f"{m['top5']:.3f}", f"{m['top20']:.3f}",
+            f"{m['spearman']:.3f}", f"{m['ndcg10']:.3f}", f"{m['evals_to_5pct']:.1f}", f"{m['fit_seconds']:.2f}")
+           for m in summarize(results)],
+          right=("GROUPS", "TOP1", "TOP5", "TOP20", "SPEARMAN", "NDCG10", "TO 5%", "FIT S"), title="means per ranker")
     if json_path:
         click.echo(f"results written to {json_path}")

@@ -36,50 +36,60 @@ def _parse_value(text: str) -> Any:
 def parse_problem_size(text: str) -> Any:
     """A Kernel Tuner problem size from ``N,N,...``, as Kernel Tuner keeps it: a list, or a single number
     ("4096" names the number, "4096," a list of one); an item that is not an integer is kept as text
-    (an expression such as ``bx*64``, or ``callable``)."""
+    (an expression such as ``bx*64``, or ``callable``). click.BadParameter (a usage error) when malformed."""
     items = [p.strip() for p in text.split(",") if p.strip()]
     if not items:
-        raise ValidationError(f"--problem-size {text!r} must be N,N,... (integers, or expressions kept as text).")
+        raise click.BadParameter(f"{text!r} must be N,N,... (integers, or expressions kept as text).",
+                                 param_hint="'--problem-size'")
     sizes = [int(p) if p.lstrip("-").isdigit() else p for p in items]
     if any(isinstance(size, int) and size < 1 for size in sizes):
-        raise ValidationError(f"--problem-size {text!r}: sizes must be positive integers (or expressions kept as text).")
+        raise click.BadParameter(f"{text!r}: sizes must be positive integers (or expressions kept as text).",
+                                 param_hint="'--problem-size'")
     return sizes[0] if len(sizes) == 1 and "," not in text else sizes
 
 
 def parse_shape(shape: str | None) -> dict[str, Any]:
-    """A shape from ``KEY=VALUE,...`` (numbers where a value reads as one)."""
+    """A shape from ``KEY=VALUE,...`` (numbers where a value reads as one); click.BadParameter when malformed."""
     values: dict[str, Any] = {}
     for item in (shape or "").split(","):
         if not item.strip():
             continue
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
-            raise ValidationError(f"--shape item {item!r} must be KEY=VALUE, e.g. hidden=2048.")
+            raise click.BadParameter(f"item {item!r} must be KEY=VALUE, e.g. hidden=2048.", param_hint="'--shape'")
         values[key.strip()] = _parse_value(value.strip())
     return values
 
 
-def parse_workload(spec: str, shape: str | None, problem_size: str | None):
-    """A Workload from ``KIND:NAME``, ``KEY=VALUE,...`` and ``N,N,...``."""
+def parse_workload(spec: str, shape: str | None, problem_size: str | None, *, sized_step: bool = False):
+    """A Workload from ``KIND:NAME``, ``KEY=VALUE,...`` and ``N,N,...``; click.BadParameter (a usage
+    error, exit 2) when one of them is malformed. ``sized_step``: a decode shape must give every field a
+    decode step is sized by (``amk tune``), all missing ones named at once."""
     from amk.core.workload import Workload
-    from amk.decode.shapes import SHAPE_FIELDS
+    from amk.decode.shapes import SHAPE_FIELDS, ModelShape
+    from amk.decode.step import missing_fields
     from amk.decode.workload import DECODE_KIND
 
     kind, sep, name = spec.partition(":")
     if not sep or not kind or not name:
-        raise ValidationError(f"--workload {spec!r} must be KIND:NAME, e.g. decode:llama-1b or kernel_tuner:my_kernel.")
+        raise click.BadParameter(f"{spec!r} must be KIND:NAME, e.g. decode:llama-1b or kernel_tuner:my_kernel.",
+                                 param_hint="'--workload'")
     values = parse_shape(shape)
     if problem_size:
         values["problem_size"] = parse_problem_size(problem_size)
     if kind == DECODE_KIND:
         unknown = sorted(set(values) - set(SHAPE_FIELDS) - {"dtype"})
         if unknown:
-            raise ValidationError(
-                f"decode shape key(s) {unknown} are unknown; use {list(SHAPE_FIELDS)} (and dtype)."
-            )
-        from amk.decode.shapes import ModelShape
-
-        ModelShape.from_mapping({k: v for k, v in values.items() if k != "dtype"})  # counts, sizes >= 0
+            raise click.BadParameter(f"decode shape key(s) {unknown} are unknown; use {list(SHAPE_FIELDS)} (and dtype).",
+                                     param_hint="'--shape'")
+        try:  # counts and sizes >= 0
+            missing = missing_fields(ModelShape.from_mapping({k: v for k, v in values.items() if k != "dtype"}))
+        except ValidationError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--shape'") from None
+        if sized_step and missing:
+            raise click.BadParameter(
+                f"a decode step is sized by {', '.join(missing)}, which the shape lacks; add "
+                f"{','.join(f'{f}=...' for f in missing)} (given: {shape or 'nothing'}).", param_hint="'--shape'")
     return Workload(kind, name, values)
 
 
@@ -91,7 +101,8 @@ def workload_options(func):
         click.option("--problem-size", metavar="N,N,...", help="Kernel Tuner problem size (shape problem_size)."),
         click.option("--device", required=True, help="The device: h100, a100, 'NVIDIA RTX A6000', ..."),
         click.option("--kind", "kinds", multiple=True, type=click.Choice(KIND_CHOICES),
-                     help="Measurement kinds to learn from (repeatable; default: measured; amk tune with a predicting backend such as roofline: predicted)."),
+                     help="Measurement kinds to learn from (repeatable; default: measured; amk tune: its "
+                          "backend's own kind and measured, e.g. predicted and measured for roofline)."),
     )):
         func = option(func)
     return func
@@ -101,3 +112,25 @@ def parse_kinds(kinds: tuple[str, ...]):
     from amk.core.records import MeasurementKind
 
     return tuple(MeasurementKind(k) for k in (kinds or ("measured",)))
+
+
+def note_left_out_kinds(corpus, workload_kind: str | None, kinds, *, chosen: bool, default: str = "the default") -> None:
+    """An ``amk: note:`` naming the measurement kinds of the corpus's rows (of ``workload_kind``; None: all)
+    that a command does not learn from, how many, and the --kind that adds them; nothing when none is left
+    out. ``chosen``: --kind picked the kinds (else ``default`` says whose default it is)."""
+    if len(corpus) == 0:
+        return
+    import numpy as np
+
+    from amk.cli.output import note
+    from amk.core.columns import KIND_CODES
+
+    rows = (np.ones(len(corpus), dtype=bool) if workload_kind is None else
+            np.asarray([w.kind == workload_kind for w in corpus.workloads], dtype=bool)[corpus.workload_index])
+    counts = np.bincount(corpus.kind[rows], minlength=len(KIND_CODES))
+    left = {k.value: int(n) for k, n in zip(KIND_CODES, counts) if n and k not in kinds}
+    if left:
+        how = "as --kind chose" if chosen else default
+        what = ", ".join(f"{n} {k}" for k, n in left.items())
+        note(f"learning from {'/'.join(k.value for k in kinds)} points ({how}); left out: {what} "
+             f"{workload_kind + ' ' if workload_kind else ''}point(s) (--kind {' --kind '.join(left)} adds them)")

@@ -3,27 +3,31 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from amk.cli.context import AppContext, pass_app
+from amk.cli.output import note
 from amk.cli.params import FINITE_NON_NEGATIVE
 from amk.cli.problems import echo_unreadable
-from amk.cli.target import WORKLOAD_HELP, parse_kinds, parse_workload, workload_options
+from amk.cli.target import WORKLOAD_HELP, note_left_out_kinds, parse_kinds, parse_workload, workload_options
 from amk.io.display import shown
 
 
 def _backend_options(pairs: tuple[str, ...]) -> dict[str, Any]:
-    from amk.core.errors import ConfigError, ValidationError
+    from amk.core.errors import ValidationError
     from amk.core.inputs import parse_json
 
     out: dict[str, Any] = {}
     for pair in pairs:
         key, eq, value = pair.partition("=")
         if not eq or not key.strip():
-            raise ConfigError(f"--backend-option {pair!r} must be KEY=VALUE, e.g. cache=A100.json.gz.")
+            raise click.BadParameter(f"{pair!r} must be KEY=VALUE, e.g. cache=A100.json.gz.",
+                                     param_hint="'--backend-option'")
         text = value.strip()
         try:  # a JSON value within amk's input limits, else the text itself
             out[key.strip()] = parse_json(text)
@@ -34,18 +38,31 @@ def _backend_options(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 def create_backend(app: AppContext, name: str | None, option_pairs: tuple[str, ...]):
     """The backend ``name`` (the config's when None) with the config's options when it is the configured
-    one, and ``--backend-option`` values on top."""
+    one, and ``--backend-option`` values on top. A name or option given on the command line that does not
+    exist is a usage error (exit 2)."""
     from amk.core.backend import Backend
     from amk.core.config import structure_options
+    from amk.core.errors import ConfigError, UnknownNameError
 
     config = app.config
     selection = config.selection("backend")
-    name = name or selection.name
-    impl = config.registry.get(Backend, name)
+    raw_options = _backend_options(option_pairs)
+    try:
+        impl = config.registry.get(Backend, name or selection.name)
+    except UnknownNameError as exc:
+        if name is None:
+            raise
+        raise click.BadParameter(str(exc), param_hint="'--backend'") from None
+    name = impl.name
     raw = dict(selection.options) if name == selection.name else {}
-    raw.update(_backend_options(option_pairs))
-    options = structure_options(impl.cls.Options, raw, where="--backend-option / [backend]",
-                                label=f"[backend] {name!r}")
+    raw.update(raw_options)
+    try:
+        options = structure_options(impl.cls.Options, raw, where="--backend-option / [backend]",
+                                    label=f"[backend] {name!r}")
+    except ConfigError as exc:
+        if not raw_options:
+            raise
+        raise click.BadParameter(str(exc), param_hint="'--backend-option'") from None
     return config.registry.create(Backend, name, options)
 
 
@@ -84,7 +101,7 @@ def _local_device(backend):
 @click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path),
               help="The state file (default: one per target under [tune] state_dir).")
 @click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where the JSON report and PNG plot go (default: [tune] state_dir).")
+              help="Where the JSON reports and PNG plots go, one folder per target (default: [tune] state_dir).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_app
 def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem_size: str | None, device: str,
@@ -97,17 +114,20 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
     With a backend that measures this machine (cpu, cuda), --device local names the hardware it runs on.
 
     Stops after --budget evaluations or --minutes, whichever comes first (--minutes alone: no
-    limit on evaluations). A killed run continues
-    with --resume (same target, same state file). Writes a JSON report and a PNG of the best-so-far
-    latency (the PNG needs amk[plot]).
+    limit on evaluations). A deterministic backend (roofline, replay) never evaluates a config the
+    corpus already holds from it: the run starts from those results. Ctrl-C stops the run, keeps what
+    was measured and prints the command that resumes it (exit 130); a killed run continues with
+    --resume too. Each run writes a JSON report and a PNG of the best-so-far latency (needs amk[plot]),
+    named by its run id; `amk runs` lists them.
     """
     import attrs
 
     from amk.core.devices import resolve_device
+    from amk.core.errors import Interrupted
     from amk.core.featurizer import Featurizer
     from amk.core.ranker import Ranker
-    from amk.tuning.loop import tune, without_run
-    from amk.tuning.progress import ProgressBar
+    from amk.core.records import MeasurementKind
+    from amk.tuning.loop import takes_known_results, tune, without_run
     from amk.tuning.report import write_report
     from amk.tuning.settings import default_learning_kinds, tune_settings
     from amk.tuning.state import TuneState, run_lock
@@ -121,36 +141,51 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
         settings = attrs.evolve(settings, policy=policy)
     if isolation:
         settings = attrs.evolve(settings, isolation=isolation)
-    workload = parse_workload(workload_spec, shape, problem_size)
+    workload = parse_workload(workload_spec, shape, problem_size, sized_step=True)
     backend = create_backend(app, backend_name, backend_options)
     dev = _local_device(backend) if device == LOCAL_DEVICE else resolve_device(device)
     state_path = state_path or default_state_path(settings, workload, dev, backend.name)
     click.get_current_context().with_resource(run_lock(state_path))  # one run of a target at a time, until exit
     if state_path.exists() and not resume:
-        click.echo(f"amk: a new run replaces the state of the previous one at {state_path} "
-                   "(pass --resume to continue that run instead)", err=True)
+        note(f"a new run starts; the previous run's state at {state_path} is replaced (its report is kept; "
+             "pass --resume to continue that run instead)")
+    learn = parse_kinds(kinds) if kinds else default_learning_kinds(backend)
+    stem = run_stem(workload, dev, backend.name)
     with app.open_store() as store:
         corpus = store.columns()
         echo_unreadable(store.problems(), store.describe())
         if resume:
             previous = TuneState.load(state_path, target_id(workload, dev, backend.name))
             corpus = without_run(corpus, previous.run_id)
+        note_left_out_kinds(corpus, workload.kind, learn, chosen=bool(kinds),
+                            default=f"the {backend.name} backend's default: its own kind and measured")
         target = TuneTarget.prepare(workload, dev, backend, corpus, settings,
                                     featurizer=config.create(Featurizer), ranker=config.create(Ranker),
-                                    kinds=parse_kinds(kinds) if kinds else default_learning_kinds(backend))
+                                    kinds=learn)
         total = budget if budget is not None else settings.budget
-        progress = ProgressBar(total or len(target.candidates), label=f"tune {workload.name} on {dev.name}")
-        result = tune(target, settings, seed=seed, budget=budget, minutes=minutes, store=store,
-                      state_path=state_path, resume=resume, progress=progress, registry=config.registry)
+        progress = app.progress(f"tune {workload.name} on {dev.name}", total or len(target.candidates),
+                                unit="evaluations")
+        try:
+            result = tune(target, settings, seed=seed, budget=budget, minutes=minutes, store=store,
+                          state_path=state_path, resume=resume, progress=progress, registry=config.registry)
+        except Interrupted as stop:
+            _report_interrupted(stop.result, store.describe(), state_path, settings, report_dir, stem)
+            raise
         where = store.describe()
-    report = write_report(result, settings, report_dir or Path(settings.state_dir),
-                          run_stem(workload, dev, backend.name), where)
+    report = write_report(result, settings, report_dir or Path(settings.state_dir), stem, where)
     if as_json:
         click.echo(json.dumps(report, indent=1, default=str))
         return
     state = result.state
     click.echo(shown(f"{workload.name} on {dev.name} with {backend.name}: {len(state.trials)} evaluations "
                      f"({state.measurements} measurements), {state.stop_reason}"))
+    if takes_known_results(backend, settings) and state.known:
+        why = ("the backend is deterministic" if backend.deterministic else "[tune] remeasure = false")
+        click.echo(f"corpus: {state.known} config(s) already evaluated by {backend.name} {backend.version} for this "
+                   f"workload and device were taken, not evaluated again ({why})")
+    elif backend.measurement_kind is MeasurementKind.MEASURED:
+        note("configs the corpus already measured here are measured again when picked ([tune] remeasure = true: "
+             "a measurement from another session is not comparable with this session's)")
     click.echo(shown(f"warm start: {', '.join(state.warm_sources) or 'none (cold start)'}"))
     if target.skipped_seeds:
         click.echo(f"warm start: {target.skipped_seeds} corpus seed(s) left out: {target.skipped_text}")
@@ -161,17 +196,46 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
         click.echo(f"resume: {result.adopted} evaluation(s) taken back from the store (measured after the last "
                    "saved state)")
     click.echo(f"prior: {target.prior_description}")
-    best = report["best"]
-    if best is None:
-        click.echo("no config passed; nothing to keep")
-    else:
-        floor = (f", {report['fraction_of_floor']:.1%} of the speed of light: floor {report['floor_us']:.3f} us"
-                 if report["fraction_of_floor"] else "")
-        click.echo(f"best: {best['latency_us']:.3f} us ({target.backend.measurement_kind.value}{floor}) "
-                   f"at evaluation {best['evaluation']}: {json.dumps(best['config'])}")
-    click.echo(f"verdicts: {', '.join(f'{k} {v}' for k, v in report['verdicts'].items())}")
+    _echo_best(report, target)
+    click.echo(f"verdicts: {', '.join(f'{k} {v}' for k, v in report['verdicts'].items()) or 'none'}")
     click.echo(shown(f"records appended to {where}; report {report['report']}; state {state_path}"))
     if report["plot"]:
         click.echo(f"plot {report['plot']}")
     else:
-        click.echo(f"note: {report['plot_note']}", err=True)
+        note(report["plot_note"])
+
+
+def _echo_best(report: dict, target) -> None:
+    best = report["best"]
+    if best is None:
+        click.echo("no config passed; nothing to keep")
+        return
+    floor = (f", {report['fraction_of_floor']:.1%} of the speed of light: floor {report['floor_us']:.3f} us"
+             if report["fraction_of_floor"] else "")
+    where = f"at evaluation {best['evaluation']}" if best["evaluation"] else f"taken from the corpus ({best['from']})"
+    click.echo(f"best: {best['latency_us']:.3f} us ({target.backend.measurement_kind.value}{floor}) "
+               f"{where}: {json.dumps(best['config'])}")
+
+
+def _report_interrupted(result, where: str, state_path: Path, settings, report_dir: Path | None, stem: str) -> None:
+    """After Ctrl-C: the best so far, what was recorded, and the exact command that resumes the run."""
+    from amk.tuning.report import write_report
+
+    state = result.state
+    click.echo("", err=True)
+    click.echo(f"interrupted after {len(state.trials)} evaluation(s) of run {state.run_id}; "
+               f"{len(result.records)} record(s) appended to {where} this session; state saved to {state_path}",
+               err=True)
+    if state.incumbent_us is not None:
+        config = result.best_config()
+        click.echo(f"best so far: {state.incumbent_us:.3f} us ({result.target.backend.measurement_kind.value}): "
+                   f"{json.dumps(config)}", err=True)
+    else:
+        click.echo("best so far: none (no config passed yet)", err=True)
+    try:
+        report = write_report(result, settings, report_dir or Path(settings.state_dir), stem, where)
+        click.echo(f"report {report['report']}", err=True)
+    except OSError as exc:  # the run is resumable whatever happens to its report
+        click.echo(f"amk: note: the report could not be written ({exc})", err=True)
+    args = [a for a in sys.argv[1:] if a != "--resume"]
+    click.echo(f"resume with: {shlex.join(['amk', *args, '--resume'])}", err=True)

@@ -2,8 +2,9 @@
 
 Optional capabilities, declared here with their defaults: ``availability`` (can run), ``local_device``
 (None: measures no local hardware), ``record_config`` / ``knob_config`` (identity), ``floor_us`` (None:
-unknown). ``measurement_kind`` says what a backend's latencies are (measured, predicted, replayed)
-and ``isolation`` where ``[tune] isolation = "auto"`` runs it.
+unknown), ``deterministic`` (False: a config evaluated again may give another result).
+``measurement_kind`` says what a backend's latencies are (measured, predicted, replayed) and
+``isolation`` where ``[tune] isolation = "auto"`` runs it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ class Backend(Implementation, ABC):
     # Where ``[tune] isolation = "auto"`` measures it: "process" for a backend that runs native code (a
     # segfault or hang must cost one record, not the run), "thread" for one that looks up or predicts.
     isolation: ClassVar[str] = "thread"
+    # True when the same config on the same workload and device always gives the same result for one
+    # ``version`` (a model or a lookup: roofline, replay): a tune run then never evaluates a config the
+    # corpus already holds from this backend and version; it takes the recorded result instead.
+    deterministic: ClassVar[bool] = False
 
     def availability(self) -> tuple[bool, str]:
         """Whether this backend can run here, and if not, why (shown by ``amk doctor``)."""

@@ -8,11 +8,14 @@ once. Stores may build this faster than from records (one SQL query); the result
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import numpy as np
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from amk.core.devices import Device
 from amk.core.records import MeasurementKind, Record, Verdict
@@ -58,6 +61,7 @@ class CorpusColumns:
     def mask(self, *, device: str | None = None, verdicts: Iterable[Verdict] | None = None,
              kinds: Iterable[MeasurementKind] | None = None, workload_kind: str | None = None) -> np.ndarray:
         """A boolean row mask for the given filters (None matches everything)."""
+        import numpy as np
         keep = np.ones(len(self), dtype=bool)
         if device is not None:
             ids = [i for i, d in enumerate(self.devices) if d.name == device]
@@ -78,6 +82,7 @@ class CorpusColumns:
         Rows without a PASS verdict or a latency are dropped. Ties break by append order (earlier first).
         The result is ordered by workload (first appearance), then latency; unique tables are kept whole.
         """
+        import numpy as np
         if per_workload < 1:
             raise ValueError(f"per_workload={per_workload!r} must be >= 1")
         rows = np.flatnonzero((self.verdict == VERDICT_CODES.index(Verdict.PASS)) & np.isfinite(self.latency_us))
@@ -111,6 +116,7 @@ class CorpusColumns:
 
 def first_use_factorize(index: np.ndarray, table: list) -> tuple[np.ndarray, list]:
     """Renumber ``index`` (positions in ``table``) densely in order of first use; returns (index, table)."""
+    import numpy as np
     if len(index) == 0:
         return np.zeros(0, dtype=np.int32), []
     used, first, inverse = np.unique(index, return_index=True, return_inverse=True)
@@ -176,14 +182,15 @@ class ColumnsBuilder:
         rows["workload_index"].append(wi)
         rows["device_index"].append(di)
         rows["config_index"].append(ci)
-        rows["latency_us"].append(np.nan if latency_us is None else latency_us)
-        rows["bound_us"].append(np.nan if bound_us is None else bound_us)
+        rows["latency_us"].append(math.nan if latency_us is None else latency_us)
+        rows["bound_us"].append(math.nan if bound_us is None else bound_us)
         rows["verdict"].append(VERDICT_CODES.index(Verdict(verdict)))
         rows["kind"].append(KIND_CODES.index(MeasurementKind(kind)))
-        rows["timestamp"].append(np.nan if timestamp is None else timestamp)
+        rows["timestamp"].append(math.nan if timestamp is None else timestamp)
         rows["source"].append(source)
 
     def build(self) -> CorpusColumns:
+        import numpy as np
         r = self._rows
         return CorpusColumns(
             workloads=self.workloads, devices=self.devices, configs=self.configs,
@@ -200,6 +207,7 @@ class ColumnsBuilder:
 
 
 def _object_array(values: list) -> np.ndarray:
+    import numpy as np
     out = np.empty(len(values), dtype=object)
     out[:] = values
     return out

@@ -18,6 +18,16 @@ class LeftOutWarning(UserWarning):
     """
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a long operation that keeps what it had done: a KeyboardInterrupt (uncaught, it ends
+    the program as Ctrl-C does) carrying ``result``, the operation's result so far (``amk.tuning.tune``:
+    its TuneResult, whose state is saved and resumable), for the caller to report."""
+
+    def __init__(self, result: object, message: str = "interrupted") -> None:
+        super().__init__(message)
+        self.result = result
+
+
 class ConfigError(AmkError):
     """A config file, section, key or value is wrong."""
 

@@ -6,6 +6,7 @@ whose names end in ``_``; :func:`check_is_fitted` is the one guard against using
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import attrs
@@ -33,6 +34,19 @@ class Implementation:
 
     def __init__(self, options: Any = None) -> None:
         self.options = options if options is not None else self.Options()
+
+
+@attrs.frozen
+class LazyImplementation:
+    """An implementation registered by where it lives instead of as a class, so that listing it (``amk
+    plugins``, loading the config) does not import its module: ``register(LazyImplementation("knn",
+    "amk.rankers.knn:KnnRanker"))``. ``name`` and ``requires`` must be the class's own; the registry
+    imports ``path`` (``module:Class``) on first use and refuses a class whose name or requires differ.
+    """
+
+    name: str
+    path: str  # "package.module:Class", as an entry point names an object
+    requires: Mapping[str, str] = attrs.field(factory=dict, converter=dict)  # the class's ``requires``
 
 
 def check_is_fitted(model: Any, *attributes: str) -> None:

@@ -1,8 +1,9 @@
 """The plugin manager and the typed facade over it: the only code that calls amk's hooks.
 
-Built-in implementations are plugins like any other: modules listed in ``BUILTIN_PLUGINS`` registered
-with the same hooks third-party distributions implement through the ``amk`` entry-point group. Kinds
-are named by their base class, so what comes back is typed::
+Built-in implementations are plugins like any other: the packages listed in ``BUILTIN_PLUGINS`` register
+them with the same hooks third-party distributions implement through the ``amk`` entry-point group (as
+LazyImplementation rows, imported on first use). Package metadata is read once, for the entry points.
+Kinds are named by their base class, so what comes back is typed::
 
     ranker = get_registry().create(Ranker, "knn")      # -> Ranker
     create(Backend, "replay", ReplayBackend.Options(cache="A100.json.gz"))
@@ -22,49 +23,79 @@ import pluggy
 
 from amk.core import hookspecs
 from amk.core.errors import MissingDependencyError, PluginError, UnknownNameError
-from amk.core.implementation import Implementation
-from amk.core.kinds import KINDS, PluginKind, kind_of
+from amk.core.implementation import Implementation, LazyImplementation
+from amk.core.kinds import KINDS, PluginKind, kind_named, kind_of
 from amk.core.markers import PROJECT_NAME
 from amk.core.version import VERSION
 
 ENTRY_POINT_GROUP = "amk"
 T = TypeVar("T", bound=Implementation)
 
+# One plugin per built-in package: each package's ``__init__`` registers its implementations as
+# LazyImplementation rows, so building the registry imports none of their modules (and none of numpy,
+# scikit-learn or torch): a module is imported when its implementation is first used.
 BUILTIN_PLUGINS: tuple[str, ...] = (
-    "amk.stores.jsonl",
-    "amk.stores.sqlite",
-    "amk.stores.postgres",
-    "amk.featurizers.amk",
-    "amk.featurizers.generic",
-    "amk.rankers.knn",
-    "amk.rankers.gbr",
-    "amk.rankers.lightgbm",
-    "amk.rankers.replay",
-    "amk.stores.memory",
-    "amk.backends.replay",
-    "amk.backends.roofline",
-    "amk.backends.cpu",
-    "amk.backends.cuda",
-    "amk.backends.command",
+    "amk.stores",
+    "amk.featurizers",
+    "amk.rankers",
+    "amk.backends",
 )
 
 
-@attrs.frozen
+@attrs.define
 class Registered:
-    """One registered implementation and who provides it."""
+    """One registered implementation and who provides it.
+
+    ``source`` is the class, or a LazyImplementation whose class is imported on the first ``cls``;
+    PluginError when that import fails or the class is not what was declared.
+    """
 
     kind: str  # the kind's name ("ranker")
     name: str
-    cls: type
-    plugin: str  # the plugin's name: a built-in module or an entry point name
+    source: type | LazyImplementation = attrs.field(repr=False)
+    plugin: str  # the plugin's name: a built-in package or an entry point name
     distribution: str
     version: str
+    _loaded: type | None = attrs.field(default=None, init=False, repr=False, eq=False)
+
+    @property
+    def cls(self) -> type:
+        """The implementation's class (imported now when it was registered lazily)."""
+        if isinstance(self.source, type):
+            return self.source
+        if self._loaded is None:
+            self._loaded = _load_lazy(self)
+        return self._loaded
+
+    @property
+    def requires(self) -> Mapping[str, str]:
+        """Modules it needs -> the extra that installs them (declared, for a lazy registration)."""
+        return self.source.requires
 
     @property
     def missing_requirements(self) -> dict[str, str]:
         """Modules this implementation needs that are not importable here -> the extra that installs them."""
-        requires: Mapping[str, str] = self.cls.requires
-        return {m: extra for m, extra in requires.items() if importlib.util.find_spec(m) is None}
+        return {m: extra for m, extra in self.requires.items() if importlib.util.find_spec(m) is None}
+
+
+def _load_lazy(impl: Registered) -> type:
+    """The class a lazy registration names, checked against its kind and its declaration."""
+    lazy = impl.source
+    module_name, _, attr = lazy.path.partition(":")
+    where = f"the {impl.kind} {impl.name!r} ({lazy.path}, from plugin {impl.plugin!r}, {impl.distribution})"
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except Exception as exc:  # a broken plugin module is reported, never a traceback
+        raise PluginError(f"{where} failed to load: {type(exc).__name__}: {exc}; fix or reinstall that plugin.") \
+            from exc
+    problem = _check_implementation(cls, kind_named(impl.kind))
+    if problem is None and cls.name != impl.name:
+        problem = f"is registered as {impl.name!r} but its class is named {cls.name!r}"
+    if problem is None and dict(cls.requires) != dict(lazy.requires):
+        problem = f"declares requires {dict(lazy.requires)} but its class requires {dict(cls.requires)}"
+    if problem:
+        raise PluginError(f"{where} {problem}; fix that plugin's registration.")
+    return cls
 
 
 @attrs.frozen
@@ -148,22 +179,15 @@ class Registry:
         ))
 
 
-def _distribution_of(module_name: str, packages: Mapping[str, list[str]]) -> tuple[str, str]:
-    """The distribution that installs ``module_name`` and its version; ``packages`` is
-    ``metadata.packages_distributions()``, read once per registry (it scans every installed package)."""
-    top = module_name.split(".")[0]
-    for dist in packages.get(top, []):
-        try:
-            return dist, metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    if top == "amk":
-        return "amk", VERSION
-    return top, "unknown"
-
-
 def _check_implementation(cls: Any, kind: PluginKind) -> str | None:
     """Why ``cls`` cannot be an implementation of ``kind``, or None when it can."""
+    if isinstance(cls, LazyImplementation):
+        if not cls.name or not isinstance(cls.name, str):
+            return f"registered {cls!r} as a {kind.name} without a string 'name'"
+        module_name, colon, attr = cls.path.partition(":")
+        if not (module_name and colon and attr):
+            return f"registered {kind.name} {cls.name!r} at {cls.path!r}, which is not 'module:Class'"
+        return None
     if not isinstance(cls, type):
         return f"registered {cls!r}, which is not a class"
     name = getattr(cls, "name", None)
@@ -186,11 +210,10 @@ def build_registry(include_entry_points: bool = True) -> Registry:
     pm.add_hookspecs(hookspecs)
     origins: dict[str, tuple[str, str]] = {}
 
-    packages = metadata.packages_distributions()
     for module_name in BUILTIN_PLUGINS:
         module = importlib.import_module(module_name)
         pm.register(module, name=module_name)
-        origins[module_name] = _distribution_of(module_name, packages)
+        origins[module_name] = (PROJECT_NAME, VERSION)  # built-ins ship with amk itself: no metadata scan
 
     if include_entry_points:
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):

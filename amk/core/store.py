@@ -19,7 +19,6 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import attrs
-import numpy as np
 
 from amk.core.columns import CorpusColumns, config_key
 from amk.core.errors import UnsupportedOperationError
@@ -169,6 +168,7 @@ class Store(Implementation):
         config), its fastest sample. Rows are ordered by workload (first appearance), then latency, then
         append order.
         """
+        import numpy as np
         cols = self.columns(CorpusQuery(device=device, workload_kind=workload_kind, verdict=Verdict.PASS))
         keep = cols.mask(kinds=None if kinds is None else list(kinds))
         if workloads is not None:

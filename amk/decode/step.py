@@ -46,13 +46,32 @@ def head_dim_of(shape: ModelShape) -> int:
     return 0
 
 
-def layer_projections(shape: ModelShape) -> list[Projection]:
-    """One decoder layer's GEMVs: fused q/k/v, o, fused gate/up, down."""
-    missing = [f for f in ("hidden", "n_heads", "intermediate") if not getattr(shape, f)]
+# What sizing a decode step needs: one layer's GEMVs need the first three, the step the layer count
+# (n_kv_heads defaults to n_heads, head_dim to hidden / n_heads; vocab is not part of the step).
+LAYER_FIELDS: tuple[str, ...] = ("hidden", "n_heads", "intermediate")
+STEP_FIELDS: tuple[str, ...] = (*LAYER_FIELDS, "n_layers")
+
+
+def missing_fields(shape: ModelShape, fields: tuple[str, ...] = STEP_FIELDS) -> list[str]:
+    """The ``fields`` the shape leaves unknown (0), all of them, in ``fields`` order."""
+    return [f for f in fields if not getattr(shape, f)]
+
+
+def _require(shape: ModelShape, fields: tuple[str, ...]) -> None:
+    missing = missing_fields(shape, fields)
     if missing:
         raise ValidationError(
-            f"the model shape {shape.to_dict()} lacks {missing}, needed to size a decode layer; give the full shape."
+            f"the model shape lacks {', '.join(missing)} (given: {shape.to_dict()}), needed to size a decode "
+            f"step; give {'it' if len(missing) == 1 else 'them'} in --shape, e.g. "
+            f"{','.join(f'{f}=...' for f in missing)}."
         )
+
+
+def layer_projections(shape: ModelShape) -> list[Projection]:
+    """One decoder layer's GEMVs: fused q/k/v, o, fused gate/up, down.
+
+    Raises ValidationError naming every field the layer needs that the shape lacks."""
+    _require(shape, LAYER_FIELDS)
     head_dim = head_dim_of(shape)
     n_kv = shape.n_kv_heads or shape.n_heads
     return [
@@ -74,9 +93,8 @@ def decode_weight_bytes(workload: Workload, layers: int | None = None) -> int:
     if workload.kind != DECODE_KIND:
         raise ValidationError(f"workload {workload.name!r} is a {workload.kind!r} workload, not a decode step.")
     shape = model_shape(workload)
+    _require(shape, LAYER_FIELDS if layers else STEP_FIELDS)
     n_layers = layers if layers is not None else shape.n_layers
-    if not n_layers:
-        raise ValidationError(f"the model shape {shape.to_dict()} has no n_layers; give the layer count.")
     dtype = decode_dtype(workload)
     return n_layers * sum(p.weight_bytes(dtype) for p in layer_projections(shape))
 

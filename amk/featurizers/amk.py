@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 import attrs
 import numpy as np
 
-import amk
 from amk.core.devices import Device
 from amk.core.errors import AmkError
 from amk.core.featurizer import Featurizer
@@ -192,8 +191,3 @@ class AmkFeaturizer(Featurizer):
         self.generic_ = GenericFeaturizer(GenericFeaturizer.Options(max_one_hot=self.options.max_one_hot))
         self.generic_.set_state(state["generic"])
         return self
-
-
-@amk.hookimpl
-def register_featurizers(register) -> None:
-    register(AmkFeaturizer)

@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 import attrs
 import numpy as np
 
-import amk
 from amk.core.devices import Device
 from amk.core.featurizer import Featurizer
 from amk.core.implementation import check_is_fitted
@@ -220,8 +219,3 @@ def _unique(items: Sequence[Any]) -> list[Any]:
         key = item.key if isinstance(item, Workload) else item
         seen.setdefault(key, item)
     return list(seen.values())
-
-
-@amk.hookimpl
-def register_featurizers(register) -> None:
-    register(GenericFeaturizer)

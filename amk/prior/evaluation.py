@@ -15,7 +15,7 @@ measured nowhere else come last, in corpus order.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import attrs
 import numpy as np
@@ -140,17 +140,24 @@ def _score_rows(prior, data: TrainingSet, rows: np.ndarray) -> np.ndarray:
 
 def evaluate(corpus: Corpus | TrainingSet, *, splits: Sequence[str] = ("device",),
              rankers: Sequence[str | Ranker] = ("knn",), featurizer: str = "amk", baseline: bool = True,
-             kinds: Sequence[MeasurementKind] = DEFAULT_KINDS, min_group: int = 2) -> list[EvalResult]:
+             kinds: Sequence[MeasurementKind] = DEFAULT_KINDS, min_group: int = 2,
+             progress: Callable[[int, int], None] | None = None) -> list[EvalResult]:
     """Leave-one-out evaluation of each ranker (and the pooled-replay baseline) on the corpus.
 
     Folds whose training side has fewer rows than the prior needs are left out; so are groups with
-    fewer than ``min_group`` configs, where any order is perfect.
+    fewer than ``min_group`` configs, where any order is perfect. ``progress(done, total)``, when given,
+    is called before each fold and at the end with the folds done and the folds of every split.
     """
     data = corpus if isinstance(corpus, TrainingSet) else load_points(corpus, kinds=kinds)
     cols = data.columns
     results: list[EvalResult] = []
+    total = sum(1 for split in splits for _ in _folds(data, split)) if progress else 0
+    done = 0
     for split in splits:
         for heldout, test_mask in _folds(data, split):
+            if progress:
+                progress(done, total)
+            done += 1
             train = data.take(~test_mask)
             test_groups = np.unique(data.groups[test_mask])
             group_rows = [np.nonzero(data.groups == g)[0] for g in test_groups]
@@ -178,6 +185,8 @@ def evaluate(corpus: Corpus | TrainingSet, *, splits: Sequence[str] = ("device",
                         device=cols.devices[di].name, n_configs=len(rows), fit_seconds=round(fit_seconds, 3),
                         **metrics,
                     ))
+    if progress:
+        progress(done, total)
     return results
 
 

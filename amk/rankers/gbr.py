@@ -13,7 +13,6 @@ from typing import ClassVar
 import attrs
 import numpy as np
 
-import amk
 from amk.core.implementation import check_is_fitted
 from amk.core.ranker import Ranker
 from amk.rankers.persist import read_model, write_model
@@ -121,8 +120,3 @@ class GradientBoostingRanker(Ranker):
         ranker.trees_ = TreeEnsemble(**arrays, depth=int(state["depth"]), init=float(state["init"]),
                                      learning_rate=float(state["learning_rate"]))
         return ranker
-
-
-@amk.hookimpl
-def register_rankers(register) -> None:
-    register(GradientBoostingRanker)

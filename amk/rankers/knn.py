@@ -15,7 +15,6 @@ from typing import ClassVar
 import attrs
 import numpy as np
 
-import amk
 from amk.core.implementation import check_is_fitted
 from amk.core.ranker import Ranker
 from amk.rankers.persist import read_model, write_model
@@ -116,8 +115,3 @@ class KNNRanker(Ranker):
         ranker.scale_ = arrays["scale"]
         ranker.sq_norms_ = (ranker.X_.astype(np.float64) ** 2).sum(axis=1)
         return ranker
-
-
-@amk.hookimpl
-def register_rankers(register) -> None:
-    register(KNNRanker)

@@ -16,7 +16,6 @@ from typing import ClassVar
 import attrs
 import numpy as np
 
-import amk
 from amk.core.errors import ConfigError, ModelFileError
 from amk.core.implementation import check_is_fitted
 from amk.core.ranker import Ranker
@@ -144,8 +143,3 @@ class LightGBMRanker(Ranker):
         except (lightgbm.basic.LightGBMError, ValueError) as exc:
             raise ModelFileError(f"{where}: LightGBM cannot read it ({exc}); save the model again.") from None
         return ranker
-
-
-@amk.hookimpl
-def register_rankers(register) -> None:
-    register(LightGBMRanker)

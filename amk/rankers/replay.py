@@ -27,7 +27,6 @@ from typing import ClassVar
 import attrs
 import numpy as np
 
-import amk
 from amk.core.errors import ConfigError
 from amk.core.implementation import check_is_fitted
 from amk.core.ranker import Ranker
@@ -175,8 +174,3 @@ class ReplayRanker(Ranker):
         ranker.fallback_ = get_registry().get(Ranker, ranker.options.fallback).cls.load(Path(path) / FALLBACK_DIR)
         ranker._index()
         return ranker
-
-
-@amk.hookimpl
-def register_rankers(register) -> None:
-    register(ReplayRanker)

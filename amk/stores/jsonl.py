@@ -36,9 +36,10 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 import attrs
-import numpy as np
 
-import amk
+if TYPE_CHECKING:
+    import numpy as np
+
 from amk.core.columns import KIND_CODES, VERDICT_CODES, ColumnsBuilder, CorpusColumns, config_key
 from amk.core.errors import RecordError, StoreError, ValidationError
 from amk.core.inputs import MAX_RECORD_BYTES, parse_json
@@ -383,6 +384,8 @@ class JsonlStore(Store):
         before the call is seen. Offsets hold for the file the cache read: if it was replaced since
         (``amk corpus migrate``), every record is read instead.
         """
+        import numpy as np
+
         identity = identity or record_id
         if not records or not self.options.columns_cache:
             return super().known_ids(records, identity=identity)
@@ -436,6 +439,8 @@ class JsonlStore(Store):
         return sorted(cols.workloads, key=lambda w: w.key)
 
     def stats(self) -> CorpusStats:
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return CorpusStats.of(())  # nothing to count: no columns to build
         cols = self._all_columns()
         return stats_of_columns(cols, problems=len(self.problems()))
 
@@ -533,6 +538,7 @@ class JsonlStore(Store):
 
 def _query_mask(cols: CorpusColumns, query: CorpusQuery) -> np.ndarray:
     """The rows of ``cols`` that ``query`` matches (the same rows as ``CorpusQuery.matches``)."""
+    import numpy as np
     keep = cols.mask(device=query.device, workload_kind=query.workload_kind,
                      verdicts=None if query.verdict is None else [query.verdict],
                      kinds=None if query.kind is None else [query.kind])
@@ -551,6 +557,7 @@ def _query_mask(cols: CorpusColumns, query: CorpusQuery) -> np.ndarray:
 
 def stats_of_columns(cols: CorpusColumns, problems: int) -> CorpusStats:
     """``CorpusStats.of`` the records behind ``cols``, counted from the columns."""
+    import numpy as np
     def counts(labels: list[str], index: np.ndarray) -> dict[str, int]:
         out: dict[str, int] = collections.Counter()
         for i, n in zip(*np.unique(index, return_counts=True)):
@@ -567,8 +574,3 @@ def stats_of_columns(cols: CorpusColumns, problems: int) -> CorpusStats:
                        counts(labels, cols.workload_index),
                        counts([k.value for k in KIND_CODES], cols.kind),
                        counts([v.value for v in VERDICT_CODES], cols.verdict), shapes, problems)
-
-
-@amk.hookimpl
-def register_stores(register) -> None:
-    register(JsonlStore)

@@ -12,7 +12,6 @@ from typing import Any, ClassVar
 
 import attrs
 
-import amk
 from amk.core.records import Record
 from amk.core.store import Store
 
@@ -65,8 +64,3 @@ class MemoryStore(Store):
         with _LOCK:
             snapshot = list(self._records)
         return iter(snapshot)
-
-
-@amk.hookimpl
-def register_stores(register) -> None:
-    register(MemoryStore)

@@ -22,7 +22,6 @@ from typing import Any, ClassVar
 
 import attrs
 
-import amk
 from amk.io.display import redact
 from amk.core.errors import StoreError
 from amk.core.migrations import SCHEMA_VERSION
@@ -314,8 +313,3 @@ class PostgresStore(sql.SqlStore):
                 self._ids[k].get(v) or pending[k][v]
                 for k, v in (("workload", r.workload), ("device", r.device), ("config", r.config_key))))
         return pending
-
-
-@amk.hookimpl
-def register_stores(register) -> None:
-    register(PostgresStore)

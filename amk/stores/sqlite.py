@@ -23,7 +23,6 @@ from typing import Any, ClassVar
 
 import attrs
 
-import amk
 from amk.core.errors import StoreError
 from amk.io.files import write_error
 from amk.core.migrations import SCHEMA_VERSION
@@ -393,8 +392,3 @@ class SqliteStore(sql.SqlStore):
             conn.execute("ROLLBACK")
             raise
         return pending
-
-
-@amk.hookimpl
-def register_stores(register) -> None:
-    register(SqliteStore)

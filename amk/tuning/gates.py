@@ -5,7 +5,7 @@ becomes a CRASH (a refused config a REJECTED), a measurement that does not retur
 and the loop goes on. A hung measurement's thread is abandoned, not killed (Python cannot kill a
 thread); it never blocks the process from exiting (:mod:`amk.tuning.isolation` measures in a worker
 process instead, killed on a timeout, whose death is a CRASH). ``floor_guard`` rejects a latency below the
-physical floor as an artifact. ``ab_decision`` is the noise-aware keep/revert test of interleaved re-measurements.
+physical floor as an artifact (for backends that do not judge their own floor). ``ab_decision`` is the noise-aware keep/revert test of interleaved re-measurements.
 """
 
 from __future__ import annotations
@@ -70,14 +70,14 @@ def checked_measurement(kind: MeasurementKind, measurement: Any) -> Measurement:
 def floor_guard(measurement: Measurement, floor_us: float | None, tolerance: float) -> Measurement:
     """The measurement with the floor attached; a latency below ``floor * (1 - tolerance)`` is REJECTED.
 
-    A measurement that carries its own, lower bound (a backend that re-measured the bandwidth during the
-    run) is judged against that bound: the floor is the least of the estimates, never above a real result.
+    A measurement that carries its own bound was judged against it by the backend that measured it (the
+    cpu backend re-measures the bandwidth and re-times before it believes a latency below its floor): the
+    loop does not judge it again against the floor it computed at the start of the run, which may be
+    stale. ``floor_us`` guards the backends that give no bound.
     """
-    if floor_us is None:
+    if floor_us is None or measurement.bound_us is not None:
         return measurement
-    if measurement.bound_us is None:
-        measurement = attrs.evolve(measurement, bound_us=floor_us)
-    floor_us = min(floor_us, measurement.bound_us)
+    measurement = attrs.evolve(measurement, bound_us=floor_us)
     latency = measurement.latency_us
     if measurement.verdict is Verdict.PASS and latency is not None and latency < floor_us * (1 - tolerance):
         return attrs.evolve(

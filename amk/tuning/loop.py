@@ -1,7 +1,7 @@
 """The tune loop: seeds first, then the ordering policy's picks, each gated and recorded.
 
 ``tune`` measures, seeds first, then the ordering policy's picks (:mod:`amk.tuning.policy`, retrained as
-results arrive), never a config twice; each result passes the gates (correctness verdict, physical floor,
+results arrive), never a config twice (nor, for a deterministic backend, one the corpus holds from it); each result passes the gates (correctness verdict, physical floor,
 interleaved A/B keep/revert for measured backends, :mod:`amk.tuning.gates`) and is appended to the store
 with its kind and verdict, failures included. The state file makes a killed run resumable
 (:mod:`amk.tuning.state`).
@@ -22,15 +22,16 @@ from typing import Any
 import attrs
 import numpy as np
 
+from amk.core.backend import Backend
 from amk.core.columns import CorpusColumns, config_key
-from amk.core.errors import ConfigError, InvalidConfigError
+from amk.core.errors import ConfigError, Interrupted, InvalidConfigError
 from amk.core.plugins import Registry
 from amk.core.records import Measurement, MeasurementKind, Provenance, Record, Verdict
 from amk.core.store import CorpusQuery, Store
 from amk.tuning.gates import ab_decision, floor_guard
 from amk.tuning.isolation import Measurer, make_measurer
 from amk.tuning.policy import OrderingPolicy, make_policy
-from amk.tuning.progress import ProgressBar
+from amk.tuning.progress import Progress
 from amk.tuning.settings import TuneSettings
 from amk.tuning.state import Trial, TuneState, run_lock
 from amk.tuning.target import TuneTarget
@@ -57,11 +58,12 @@ class TuneResult:
         return self.target.candidates[self.target.index[self.state.incumbent_key]]
 
     def best_so_far(self) -> list[tuple[int, float | None]]:
-        """(evaluation, incumbent latency after it) for every evaluation."""
-        out, best = [], None
+        """(evaluation, incumbent latency after it) for every evaluation; the run starts from the best
+        result it took from the corpus (``state.known_best_us``), if any."""
+        out, best = [], self.state.known_best_us
         for t in self.state.trials:
             if t.kept:
-                best = t.latency_us
+                best = t.kept_us if t.kept_us is not None else t.latency_us
             out.append((t.evaluation, best))
         return out
 
@@ -83,11 +85,61 @@ def without_run(corpus: CorpusColumns, run_id: str) -> CorpusColumns:
     return corpus.take(~mine) if mine.any() else corpus
 
 
+@attrs.frozen
+class KnownResult:
+    """A config's result this run takes from the corpus instead of evaluating it."""
+
+    verdict: Verdict
+    latency_us: float | None
+    source: str  # the record's provenance source, for messages
+
+
+def takes_known_results(backend: Backend, settings: TuneSettings) -> bool:
+    """Whether a run takes recorded results of its backend instead of evaluating again: always for a
+    deterministic backend (roofline, replay), for a measuring one only with ``[tune] remeasure = false``."""
+    return backend.deterministic or not settings.remeasure
+
+
+def known_results(target: TuneTarget, store: Store | None, exclude_run: str | None = None) -> dict[int, KnownResult]:
+    """Candidate index -> the result the corpus holds for it from this target's backend and version (same
+    workload, shape and device), leaving out run ``exclude_run``'s own records. Several samples of one
+    config: its fastest PASS (a deterministic backend gives one result; for a measured one, best-of)."""
+    if store is None:
+        return {}
+    backend, workload = target.backend, target.workload
+    query = CorpusQuery(device=target.device.name, workload_kind=workload.kind, workload_name=workload.name,
+                        workload_shape=workload.shape, kind=backend.measurement_kind)
+    own = f"amk tune {exclude_run} " if exclude_run else None
+    out: dict[int, KnownResult] = {}
+    if store.count(query) == 0:  # from the store's columns where it keeps them: no record is parsed
+        return out
+    for record in store.query(query):
+        provenance = record.provenance
+        if provenance.backend != backend.name or provenance.backend_version != backend.version:
+            continue
+        if own and (provenance.source or "").startswith(own):
+            continue
+        try:
+            key = config_key(target.space.canonical(backend.knob_config(workload, record.config)))
+        except InvalidConfigError:
+            continue
+        i = target.index.get(key)
+        if i is None:
+            continue
+        m = record.measurement
+        passed = m.verdict is Verdict.PASS and m.latency_us is not None
+        held = out.get(i)
+        if held is None or (passed and (held.latency_us is None or m.latency_us < held.latency_us)):
+            out[i] = KnownResult(m.verdict, m.latency_us if passed else None, provenance.source or "the corpus")
+    return out
+
+
 class _Session:
     """One tune session: the state, the policy rebuilt from it, and the record writer."""
 
     def __init__(self, target: TuneTarget, state: TuneState, settings: TuneSettings, store: Store | None,
-                 state_path: Path | None, measurer: Measurer, replay: dict[int, Replayed] | None = None) -> None:
+                 state_path: Path | None, measurer: Measurer, known: Mapping[int, KnownResult],
+                 replay: dict[int, Replayed] | None = None) -> None:
         self.target = target
         self.replay = dict(replay or {})  # evaluation -> what the store recorded of it (see records_to_replay)
         self.replayed = 0
@@ -104,6 +156,9 @@ class _Session:
             settings.policy, target.features, target.prior_scores, target.prior_uncertainty,
             exploration=settings.exploration, epsilon=settings.epsilon, kappa=settings.kappa, seed=state.seed,
             trees=settings.trees)
+        for i, result in known.items():  # taken from the corpus: learned from, never evaluated again
+            self.untried[i] = False
+            self.policy.observe(i, math.log(result.latency_us) if result.latency_us else None)
         for trial in state.trials:
             self._mark(trial)
         self.started = time.monotonic()
@@ -205,7 +260,8 @@ class _Session:
                     kept = True
         if replayed is None:
             self._record(knobs, m, "candidate", evaluation, kept, latency if kept else None)
-        trial = Trial(evaluation, target.keys[index], m.verdict.value, m.latency_us, kept, round(self.elapsed, 3))
+        trial = Trial(evaluation, target.keys[index], m.verdict.value, m.latency_us, kept, round(self.elapsed, 3),
+                      kept_us=latency if kept and latency != m.latency_us else None)
         state.trials.append(trial)
         if kept:
             state.incumbent_key, state.incumbent_us = target.keys[index], latency
@@ -275,6 +331,19 @@ def adopt_from_store(state: TuneState, target: TuneTarget, store: Store | None,
     return out
 
 
+def _start_from_known(state: TuneState, target: TuneTarget, known: Mapping[int, KnownResult]) -> None:
+    """Count the results taken from the corpus; a run with no incumbent yet starts from their best."""
+    state.known = len(known)
+    passed = [(r.latency_us, i) for i, r in known.items() if r.latency_us is not None]
+    if not passed:
+        return
+    best_us, i = min(passed)
+    if state.known_best_us is None or best_us < state.known_best_us:
+        state.known_best_us, state.known_best_source = best_us, known[i].source
+    if state.incumbent_us is None or best_us < state.incumbent_us:
+        state.incumbent_key, state.incumbent_us = target.keys[i], best_us
+
+
 def new_state(target: TuneTarget, seed: int) -> TuneState:
     return TuneState(
         run_id=uuid.uuid4().hex[:12], target=target.target_id, seed=seed,
@@ -283,15 +352,34 @@ def new_state(target: TuneTarget, seed: int) -> TuneState:
     )
 
 
+def progress_status(state: TuneState, target: TuneTarget, last: Trial | None = None) -> str:
+    """The incumbent as a progress bar shows it: ``best 12.345 us (predicted, evaluation 7)``."""
+    if state.incumbent_us is None:
+        text = "no passing config yet"
+    else:
+        kept = [t.evaluation for t in state.trials if t.key == state.incumbent_key]
+        where = f"evaluation {kept[-1]}" if kept else "from the corpus"
+        text = f"best {state.incumbent_us:,.3f} us ({target.backend.measurement_kind.value}, {where})"
+    if last is not None and last.verdict != Verdict.PASS.value:
+        text += f"; last {last.verdict}"
+    return text
+
+
 def tune(target: TuneTarget, settings: TuneSettings, *, seed: int = 0, budget: int | None = None,
          minutes: float | None = None, store: Store | None = None, state_path: Path | None = None,
-         resume: bool = False, progress: ProgressBar | None = None, stop_at_us: float | None = None,
+         resume: bool = False, progress: Progress | None = None, stop_at_us: float | None = None,
          registry: Registry | None = None, measurer: Measurer | None = None,
          should_stop: Callable[[], str | None] | None = None) -> TuneResult:
     """Run (or, with ``resume``, continue) the loop until ``budget`` evaluations or ``minutes`` have passed
     (or, with ``stop_at_us``, a config at least that fast was measured). In ``settings.isolation`` process
     mode, the worker rebuilds the backend through ``registry`` (the one it was created with; the
     process-wide registry by default).
+
+    With a deterministic backend (or ``settings.remeasure`` false), configs ``store`` already holds from
+    this backend and version for the target are not evaluated: their results are learned from and the
+    incumbent starts at their best (``state.known``, ``state.known_best_us``). ``progress`` gets the
+    evaluations done and the incumbent after each one. Ctrl-C raises :class:`~amk.core.errors.Interrupted`
+    (a KeyboardInterrupt) whose ``result`` is the run so far, its state saved for ``resume``.
 
     A host that runs the loop inside its own (a tuner calling amk as its search strategy) passes
     ``measurer`` to measure its own way (e.g. in the calling thread, where the host's device context
@@ -311,7 +399,7 @@ def tune(target: TuneTarget, settings: TuneSettings, *, seed: int = 0, budget: i
 
 
 def _tune(target: TuneTarget, settings: TuneSettings, seed: int, budget: int, minutes: float, store: Store | None,
-          state_path: Path | None, resume: bool, progress: ProgressBar | None, stop_at_us: float | None,
+          state_path: Path | None, resume: bool, progress: Progress | None, stop_at_us: float | None,
           registry: Registry | None, measurer: Measurer | None,
           should_stop: Callable[[], str | None] | None) -> TuneResult:
     if resume:
@@ -324,13 +412,15 @@ def _tune(target: TuneTarget, settings: TuneSettings, seed: int, budget: int, mi
     else:
         state = new_state(target, seed)
         replay = {}
+    known = known_results(target, store, state.run_id) if takes_known_results(target.backend, settings) else {}
+    _start_from_known(state, target, known)
     measurer = measurer or make_measurer(target.backend, settings.isolation, registry)
-    session = _Session(target, state, settings, store, state_path, measurer, replay)
+    session = _Session(target, state, settings, store, state_path, measurer, known, replay)
     session.save()
     limit_s = minutes * 60 if minutes > 0 else math.inf
     budget = budget if budget > 0 else len(target.candidates)
-    progress = progress or ProgressBar(budget, enabled=False)
-    progress.update(len(state.trials), state.incumbent_us)
+    progress = progress or Progress("tune", budget, mode="off")
+    progress.update(len(state.trials), progress_status(state, target))
     try:
         while True:
             if len(state.trials) >= budget:
@@ -340,7 +430,8 @@ def _tune(target: TuneTarget, settings: TuneSettings, seed: int, budget: int, mi
                 state.stop_reason = f"time limit of {minutes:g} minutes reached"
                 break
             if not session.untried.any():
-                state.stop_reason = "every config of the search space was evaluated"
+                state.stop_reason = ("every config of the search space was evaluated" if not known else
+                                     "every config of the search space was evaluated or taken from the corpus")
                 break
             host_reason = should_stop() if should_stop else None
             if host_reason:
@@ -350,7 +441,14 @@ def _tune(target: TuneTarget, settings: TuneSettings, seed: int, budget: int, mi
             if stop_at_us is not None and trial.verdict == "PASS" and trial.latency_us <= stop_at_us:
                 state.stop_reason = f"a config within {stop_at_us:g} us was measured"
                 break
-            progress.update(len(state.trials), state.incumbent_us, trial.verdict if trial.verdict != "PASS" else "")
+            progress.update(len(state.trials), progress_status(state, target, trial))
+    except KeyboardInterrupt as exc:
+        # Ctrl-C: what was measured is in the store and the state file (saved after every evaluation); a
+        # measurement cut short is not recorded. The caller gets the run so far to report it.
+        state.stop_reason = "interrupted (Ctrl-C)"
+        session.save()
+        raise Interrupted(TuneResult(target, state, session.records, measurer.mode, session.replayed),
+                          "tune run interrupted") from exc
     finally:
         measurer.close()
         progress.close()

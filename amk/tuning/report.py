@@ -1,15 +1,21 @@
 """The final report of a tune run: a JSON summary and a PNG of the best-so-far latency per evaluation.
 
-The PNG needs matplotlib (``pip install 'amk[plot]'``); without it the JSON says so and no PNG is written.
+Runs keep their history: each run's report and plot are named by its run id in the target's folder
+(``STATE_DIR/TARGET/RUN_ID.report.json``, ``RUN_ID.best.png``), and ``latest.report.json`` /
+``latest.best.png`` there point at the most recent run's (``amk runs`` lists them). The PNG needs
+matplotlib (``pip install 'amk[plot]'``); without it the JSON says so and no PNG is written.
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
+from amk.core.errors import FileWriteError
 from amk.io.files import atomic_file, write_atomically
 from amk.tuning.loop import TuneResult
 from amk.tuning.settings import TuneSettings
@@ -36,12 +42,15 @@ def report_dict(result: TuneResult, settings: TuneSettings, store: str | None) -
         "measurements": state.measurements,
         "elapsed_s": state.elapsed_s,
         "stop_reason": state.stop_reason,
-        "best": None if best is None else {
-            "evaluation": best.evaluation,
+        "best": None if best_config is None else {
+            "evaluation": best.evaluation if best else None,  # None: a result taken from the corpus
+            "from": None if best else state.known_best_source,
             "latency_us": state.incumbent_us,
             "config": best_config,
             "record_config": target.backend.record_config(target.workload, best_config),
         },
+        "known_from_corpus": state.known,  # configs whose recorded result was taken, not evaluated again
+        "known_best_us": state.known_best_us,
         "floor_us": floor,
         "fraction_of_floor": (floor / state.incumbent_us) if floor and state.incumbent_us else None,
         "warm_start": list(state.warm_sources),
@@ -86,17 +95,65 @@ def write_plot(result: TuneResult, path: Path) -> str | None:
     return None
 
 
+def run_dir(directory: Path, stem: str) -> Path:
+    """Where a target's run reports live: ``DIRECTORY/STEM/`` (``stem``: ``amk.tuning.target.run_stem``)."""
+    return directory / stem
+
+
+def _point(link: Path, target_name: str) -> None:
+    """Make ``link`` a relative symlink to ``target_name`` beside it, replaced atomically."""
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    os.symlink(target_name, tmp)
+    os.replace(tmp, link)
+
+
 def write_report(result: TuneResult, settings: TuneSettings, directory: Path, stem: str,
                  store: str | None) -> dict[str, Any]:
-    """Write ``STEM.report.json`` and ``STEM.best.png`` into ``directory``, each complete or not at all;
-    returns the report. FileWriteError when either cannot be written (a full disk, a read-only directory)."""
-    directory = directory.resolve()
+    """Write this run's ``RUN_ID.report.json`` and ``RUN_ID.best.png`` into ``directory/stem/`` (one pair
+    per run, so a new run never overwrites an earlier one's), each complete or not at all, and point
+    ``latest.report.json`` and ``latest.best.png`` there at them; returns the report (with ``report`` and
+    ``plot``: their paths). FileWriteError when a file cannot be written (a full disk, a read-only folder)."""
+    folder = run_dir(directory.resolve(), stem)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FileWriteError(f"cannot create the report folder {folder}: {exc.strerror}; free disk space or "
+                             "choose another [tune] state_dir.") from None
+    run_id = result.state.run_id
     report = report_dict(result, settings, store)
-    png = directory / f"{stem}.best.png"
+    report["target"] = stem
+    report["finished_at"] = time.time()
+    png = folder / f"{run_id}.best.png"
     note = write_plot(result, png)
     report["plot"] = None if note else str(png)
     report["plot_note"] = note
-    path = directory / f"{stem}.report.json"
+    path = folder / f"{run_id}.report.json"
     write_atomically(path, json.dumps(report, indent=1, allow_nan=False, default=str), "the tune report")
+    try:
+        _point(folder / "latest.report.json", path.name)
+        if not note:
+            _point(folder / "latest.best.png", png.name)
+    except OSError as exc:
+        raise FileWriteError(f"cannot point {folder}/latest.* at run {run_id}: {exc.strerror}; the run's own "
+                             f"report is {path}.") from None
     report["report"] = str(path)
     return report
+
+
+def read_reports(directory: Path) -> list[dict[str, Any]]:
+    """Every run report under ``directory`` (``*/RUN_ID.report.json``, the ``latest`` links left out),
+    oldest first; a report that cannot be read is returned as ``{"report": path, "unreadable": why}``."""
+    out = []
+    for path in sorted(directory.glob("*/*.report.json")):
+        if path.name.startswith("latest.") or path.is_symlink():
+            continue
+        try:
+            report = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            out.append({"report": str(path), "unreadable": str(exc)})
+            continue
+        report["report"] = str(path)
+        report["latest"] = (path.parent / "latest.report.json").resolve() == path.resolve()
+        out.append(report)
+    return sorted(out, key=lambda r: (r.get("finished_at") or 0.0, r["report"]))

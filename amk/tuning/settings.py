@@ -12,12 +12,11 @@ from amk.core.records import MeasurementKind
 
 
 def default_learning_kinds(backend: Backend) -> tuple[MeasurementKind, ...]:
-    """What a run learns from unless told otherwise: a predicting backend (roofline) learns from predictions,
-    its own kind, so its runs warm-start each other without mixing in measurements; measuring and replaying
-    backends learn from measurements."""
-    if backend.measurement_kind is MeasurementKind.PREDICTED:
-        return (MeasurementKind.PREDICTED,)
-    return (MeasurementKind.MEASURED,)
+    """What a run learns from unless told otherwise: its backend's own kind (a roofline run from
+    predictions, a replay run from replayed points, so each run of a target starts from the previous
+    one's results) and measurements (what hardware said is always worth learning from)."""
+    own = backend.measurement_kind
+    return (own,) if own is MeasurementKind.MEASURED else (own, MeasurementKind.MEASURED)
 
 
 def _non_negative(instance: Any, attribute: attrs.Attribute, value: float) -> None:
@@ -67,6 +66,13 @@ class TuneSettings:
     transfer: bool = True  # feed the corpus's latency of each config on other devices to the policy
     timeout_s: float = attrs.field(default=600.0, validator=_non_negative)  # per measurement; 0: none
     floor_tolerance: float = attrs.field(default=0.02, validator=_fraction)  # below floor*(1-tol): REJECTED
+    # A measuring backend (cpu, cuda, command) evaluates again a config the corpus already measured for
+    # this workload, device and backend version when the policy picks it: a latency depends on the
+    # machine's state when it was taken (load, clocks, temperature), so an old measurement is not
+    # comparable with this session's, and the keep/revert A/B needs both sides measured now; the new
+    # sample joins the old ones in the corpus. False: take the recorded result, as deterministic backends
+    # (roofline, replay) always do.
+    remeasure: bool = True
     ab_rounds: int = attrs.field(default=5, validator=_non_negative)  # interleaved A/B pairs (measured backends)
     ab_noise: float = attrs.field(default=2.0, validator=_non_negative)  # margin in standard errors
     min_gain: float = attrs.field(default=0.005, validator=_fraction)  # smallest relative gain kept

@@ -40,6 +40,9 @@ class Trial:
     latency_us: float | None
     kept: bool  # became the incumbent
     elapsed_s: float  # since the start of the run (summed over resumed sessions)
+    # The latency it was kept at when that differs from ``latency_us``: the median of its A/B
+    # re-measurements (measured backends), which is what the incumbent and the best-so-far curve show.
+    kept_us: float | None = None
 
 
 @attrs.define
@@ -57,6 +60,11 @@ class TuneState:
     elapsed_s: float = 0.0
     sessions: int = 1
     stop_reason: str | None = None
+    # Configs whose result this run took from the corpus instead of evaluating them (a deterministic
+    # backend, or [tune] remeasure = false), and the best of them: where the run's incumbent started.
+    known: int = 0
+    known_best_us: float | None = None
+    known_best_source: str | None = None
     version: int = STATE_VERSION
 
     def save(self, path: Path) -> None:

@@ -275,7 +275,9 @@ class TuneTarget:
             if key not in seeds:
                 seeds.append(key)
                 defaulted += took_default
-                sources.append(f"{seed.source} ({seed.device}, {seed.latency_us:.3f} us)")
+                beyond = (f", shape distance {seed.distance:.2f} BEYOND the radius {settings.shape_radius:g}"
+                          if seed.distance > settings.shape_radius else "")
+                sources.append(f"{seed.source} ({seed.device}, {seed.latency_us:.3f} us{beyond})")
             if len(seeds) >= settings.warm_start:
                 break
         if not seeds:
