@@ -357,6 +357,8 @@ class JsonlStore(Store):
         except FileNotFoundError:
             self._columns_memo = None
             self._problems = []
+            import numpy as np
+
             return ColumnsRead(CorpusColumns.from_records([]), [], np.zeros(0, dtype=np.int64), None)
         except OSError as exc:
             raise StoreError(f"cannot read {self.path}: {exc.strerror}; check the path and permissions.") from None
