@@ -31,7 +31,7 @@ def test_global_options_are_accepted_after_the_command_too(run_amk, tmp_path):
     ["tune", "--workload", "decode:x", "--shape", LLAMA_1B, "--device", "h100", "--backend", "nope"],
     ["tune", "--workload", "decode:x", "--shape", LLAMA_1B, "--device", "h100", "--backend-option", "novalue"],
     ["tune", "--workload", "decode:x", "--shape", LLAMA_1B, "--device", "h100", "--backend-option", "nokey=1"],
-    ["warm-start", "--workload", "kernel_tuner:k", "--problem-size", "a,b", "--device", "a100"],
+    ["warm-start", "--workload", "kernel_tuner:k", "--problem-size", "4096,-1", "--device", "a100"],
     ["simulate", "--caches", ".", "--seeds", "0"],
     ["nosuchcommand"],
 ], ids=lambda a: " ".join(a[:3]))

@@ -33,7 +33,7 @@ def stored(store: Path) -> list:
 
 def test_a_torn_cache_imports_every_whole_entry_and_reports_the_cut_once(tmp_path):
     store = tmp_path / "s.jsonl"
-    done = amk_cli("--store", f"jsonl:{store}", "corpus", "import", str(CASES / "torn-cache.json"))
+    done = amk_cli("-q", "--store", f"jsonl:{store}", "corpus", "import", str(CASES / "torn-cache.json"))
     assert done.exit_code == 1
     assert "imported 5 records" in done.stdout and "1 bad entries" in done.stdout
     [problem] = [line for line in done.stderr.splitlines() if "torn-cache.json" in line]

@@ -96,7 +96,8 @@ def full_disk(request, tmp_path, monkeypatch):
 
 
 def amk_run(*args: str):
-    result = CliRunner().invoke(amk.cli.main, list(args), catch_exceptions=False)
+    """amk with ``-q`` (no progress lines): what is left on stderr is the error alone."""
+    result = CliRunner().invoke(amk.cli.main, ["-q", *args], catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
 
 

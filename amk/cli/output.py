@@ -8,6 +8,7 @@ a terminal, never when ``amk`` starts.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -25,7 +26,7 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, right: Seque
     """Print ``rows`` (cells: str or numbers, None prints as empty) under the headers ``columns``;
     the columns named in ``right`` are right-aligned (numbers). Every cell and the title are printed as
     :func:`amk.io.display.shown` makes them: passwords hidden, control characters escaped."""
-    stream = click.get_text_stream("stderr" if err else "stdout")
+    stream = sys.stderr if err else sys.stdout
     cells = [["" if cell is None else shown(cell) for cell in row] for row in rows]
     title = None if title is None else shown(title)
     if _is_terminal(stream):

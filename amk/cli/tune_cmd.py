@@ -89,7 +89,7 @@ def _local_device(backend):
 @click.option("--backend", "backend_name", help="The backend that measures (default: the config's [backend]).")
 @click.option("--backend-option", "backend_options", multiple=True, metavar="KEY=VALUE",
               help="An option of the backend (repeatable), e.g. --backend-option cache=A100.json.gz.")
-@click.option("--budget", type=click.IntRange(min=0), help="Configs to evaluate (default: [tune] budget).")
+@click.option("--budget", type=click.IntRange(min=1), help="Configs to evaluate (default: [tune] budget).")
 @click.option("--minutes", type=FINITE_NON_NEGATIVE,
               help="Wall-clock limit in minutes (default: [tune] minutes; 0 = none).")
 @click.option("--resume", is_flag=True, help="Continue the interrupted (or finished) run of this target.")

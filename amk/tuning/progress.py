@@ -16,6 +16,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Self, TextIO, TypeVar
 
+from amk.io.display import shown
+
 T = TypeVar("T")
 
 MODES = ("auto", "bar", "lines", "off")
@@ -51,7 +53,7 @@ class Progress:
         if mode == "auto":
             mode = "bar" if getattr(self.stream, "isatty", lambda: False)() else "lines"
         self.mode = mode
-        self.label = label
+        self.label = shown(label)  # a file or store name: control characters escaped, passwords hidden
         self.total = total if total and total > 0 else None
         self.unit = unit
         self.done = start
@@ -108,7 +110,7 @@ class Progress:
             figures.append(f"left {_format_duration(max(0, self.total - self.done) / rate)}")
         text = f"{self.label}: {' '.join(parts)} ({', '.join(f for f in figures if f)})"
         if status:
-            text += f"  {status}"
+            text += f"  {shown(status)}"
         self.stream.write(text + "\n")
         self.stream.flush()
 
@@ -119,7 +121,7 @@ class Progress:
             self._rate_origin = (time.monotonic(), done)
         self.done = done
         if self.mode == "bar" and self._bar is not None:
-            self._bar.update(self._task, completed=done, rate=self._rate_text(), status=status)
+            self._bar.update(self._task, completed=done, rate=self._rate_text(), status=shown(status))
         elif self.mode == "lines":
             self._line(status)
 
