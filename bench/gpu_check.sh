@@ -13,13 +13,15 @@
 set -uo pipefail
 
 WHEELS=.device_wheels
-# What the device image lacks of amk's dependencies (cattrs, simpleeval) and of the tests' (none: pytest,
+# What the device image lacks of amk's dependencies (cattrs, simpleeval; attrs and typing_extensions at the
+# versions this cattrs needs, put first on the path) and of the tests' (none: pytest,
 # hypothesis, xdist are there). KINDS.md lists the image's packages.
-PACKAGES=(cattrs simpleeval)
+PACKAGES=(cattrs attrs typing_extensions simpleeval)
 
 if [[ "${1:-}" == "prepare" ]]; then
     mkdir -p "$WHEELS"
-    grep -qx "/$WHEELS/" .git/info/exclude 2>/dev/null || echo "/$WHEELS/" >> "$(git rev-parse --git-common-dir)/info/exclude"
+    exclude="$(git rev-parse --git-common-dir)/info/exclude"
+    grep -qx "/$WHEELS/" "$exclude" 2>/dev/null || echo "/$WHEELS/" >> "$exclude"
     python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
         --implementation py --abi none --platform any -d "$WHEELS" "${PACKAGES[@]}"
     ls "$WHEELS"
