@@ -20,6 +20,21 @@ def expect(condition: Any, message: str) -> None:
         raise AssertionError(message)
 
 
+def expect_not_fitted(call: Callable[[], Any], what: str, returned: str) -> None:
+    """``call()`` (``what``, e.g. "transform before fit") raises amk's NotFittedError; else an AssertionError
+    saying what it did instead (raised something else, or returned ``returned``)."""
+    from amk.core.errors import NotFittedError
+
+    try:
+        call()
+    except NotFittedError:
+        return
+    except Exception as exc:
+        raise AssertionError(f"{what} should raise amk.core.errors.NotFittedError (see "
+                             f"amk.core.implementation.check_is_fitted), got {type(exc).__name__}: {exc}") from exc
+    raise AssertionError(f"{what} should raise amk.core.errors.NotFittedError; it returned {returned}")
+
+
 def summary(doc: str | None) -> str:
     """The first paragraph of a docstring on one line (a check's description)."""
     paragraph = (doc or "").strip().split("\n\n")[0]

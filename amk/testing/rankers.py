@@ -11,9 +11,9 @@ from pathlib import Path
 import attrs
 import numpy as np
 
-from amk.core.errors import NotFittedError, UnsupportedOperationError
+from amk.core.errors import UnsupportedOperationError
 from amk.core.ranker import Ranker
-from amk.testing._base import Check, CheckReport, bind, expect, run_checks
+from amk.testing._base import Check, CheckReport, bind, expect, expect_not_fitted, run_checks
 from amk.testing.samples import learnable_data
 
 RankerFactory = Callable[[], Ranker]
@@ -76,14 +76,7 @@ def fit_accepts_no_groups(subject: RankerSubject) -> None:
 def predict_before_fit_raises_not_fitted_error(subject: RankerSubject) -> None:
     """predict on a ranker that was never fitted raises amk's NotFittedError."""
     X, _, _ = learnable_data(n=3)
-    try:
-        subject.fresh().predict(X)
-    except NotFittedError:
-        return
-    except Exception as exc:
-        raise AssertionError(f"predict before fit should raise amk.core.errors.NotFittedError (see "
-                             f"amk.core.implementation.check_is_fitted), got {type(exc).__name__}: {exc}") from exc
-    raise AssertionError("predict before fit should raise amk.core.errors.NotFittedError; it returned scores")
+    expect_not_fitted(lambda: subject.fresh().predict(X), "predict before fit", "scores")
 
 
 def predict_returns_one_finite_score_per_row(subject: RankerSubject) -> None:
