@@ -105,7 +105,9 @@ def detect_format(source: Source | Path) -> str:
     head = source.head().lstrip(" \t\r\n\x00\ufeff")
     if not head.startswith("{"):
         shown = f"it starts with {head[:20].encode('unicode_escape').decode('ascii')!r}" if head else "it is empty"
-        raise ImportFormatError(f"{path}: not a JSON file ({shown}); amk reads {', '.join(FORMAT_NAMES)} files.")
+        what = "a JSON array, not the JSON object" if head.startswith("[") else "not a JSON file"
+        raise ImportFormatError(f"{path}: {what} ({shown}); amk reads {', '.join(FORMAT_NAMES)} files, "
+                                "each a JSON object (one per line for amk-jsonl).")
     for fmt in FORMATS:
         if fmt.function(fmt.detect)(source):
             return fmt.name
