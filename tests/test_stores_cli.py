@@ -114,3 +114,21 @@ def test_import_into_a_sql_store_skips_records_it_already_holds(run_amk, tmp_pat
         assert "imported 0 records" in again.stdout and "10 already in the store" in again.stdout
         with open_store(url if url.startswith("postgres") else f"sqlite:{tmp_path / 's.sqlite'}") as store:
             assert store.count() == 10
+
+
+def test_an_export_whose_device_matches_nothing_names_the_stores_devices(run_amk, tmp_path):
+    write_jsonl(tmp_path / "a.jsonl", RECORDS)
+    done = run_amk("--store", "jsonl:a.jsonl", "corpus", "export", "--format", "kernel-tuner", "--device", "a1OO")
+    assert done.returncode == 1
+    assert "no records of --device 'a1oo'; its devices: a100" in done.stderr
+    done = run_amk("--store", "jsonl:a.jsonl", "corpus", "export", "--device", "a1OO", "-o", "out.jsonl")
+    assert done.returncode == 0 and "amk: note: nothing to export: the store holds no records" in done.stderr
+
+
+def test_an_export_naming_a_workload_as_stats_prints_it_says_how_to_pass_it(run_amk, tmp_path):
+    write_jsonl(tmp_path / "a.jsonl", RECORDS)
+    workload = RECORDS[0].workload
+    full = f"{workload.kind}:{workload.name}"
+    done = run_amk("--store", "jsonl:a.jsonl", "corpus", "export", "--format", "t4", "--workload-name", full)
+    assert done.returncode == 1
+    assert f"pass it as --workload-kind {workload.kind} --workload-name {workload.name}" in done.stderr

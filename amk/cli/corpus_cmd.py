@@ -11,6 +11,7 @@ import click
 
 from amk.cli.context import AppContext, pass_app
 from amk.cli.params import FINITE
+from amk.cli.output import note
 from amk.cli.problems import echo_problems, echo_unreadable
 from amk.formats import EXPORT_NAMES, FORMATS
 from amk.io.display import shown
@@ -256,6 +257,31 @@ def copy_command(app: AppContext, src: str, dst: str, batch_size: int, allow_dup
             raise SystemExit(1)
 
 
+def _what_matches_nothing(store, device: str | None, workload_kind: str | None,
+                          workload_name: str | None) -> str | None:
+    """Which of the device and workload filters selects nothing, with what the store holds instead (the
+    likely fix of a typo); None when each of them matches something."""
+    devices = sorted(store.stats().by_device)
+    if device and device not in devices:
+        return f"the store holds no records of --device {device!r}; its devices: {', '.join(devices) or 'none'}"
+    if not (workload_kind or workload_name):
+        return None
+    held = store.workloads(device=device)
+    if any((not workload_kind or w.kind == workload_kind) and (not workload_name or w.name == workload_name)
+           for w in held):
+        return None
+    where = f" on {device}" if device else ""
+    given = " ".join(f"{flag} {value!r}" for flag, value in (("--workload-kind", workload_kind),
+                                                             ("--workload-name", workload_name)) if value)
+    names = sorted({f"{w.kind}:{w.name}" for w in held})
+    listed = ", ".join(names[:10]) + (f" (and {len(names) - 10} more)" if len(names) > 10 else "")
+    hint = ""
+    if workload_name and workload_name in names:
+        kind, _, name = workload_name.partition(":")
+        hint = f"; pass it as --workload-kind {kind} --workload-name {name}"
+    return f"no workload{where} matches {given}; the store's workloads{where}: {listed or 'none'}{hint}"
+
+
 @corpus_group.command("export")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write to this file (replaced when complete) instead of stdout.")
@@ -316,7 +342,14 @@ def export_command(app: AppContext, output: Path | None, fmt: str, device: str |
         return (r for r in records if all(k in r.workload.shape and r.workload.shape[k] == v
                                           for k, v in wanted_shape.items()))
 
-    with app.open_store() as store, app.progress(f"export {fmt}", store.count(query), unit="records") as progress:
+    with app.open_store() as store:
+        total = store.count(query)
+        nothing = _what_matches_nothing(store, device, workload_kind, workload_name) if total == 0 else None
+        if nothing and fmt in ("kernel-tuner", "t4"):
+            raise ExportError(f"no records to export: {nothing}.")
+        if nothing:
+            note(f"nothing to export: {nothing}")
+    with app.open_store() as store, app.progress(f"export {fmt}", total, unit="records") as progress:
         if output is None:
             written = writer(progress.counted(selected(store)), sys.stdout)
         else:
