@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 
 from amk.cli.context import AppContext, pass_app
-from amk.cli.params import FINITE
 from amk.cli.output import note
+from amk.cli.params import FINITE
 from amk.cli.problems import echo_problems, echo_unreadable
 from amk.formats import EXPORT_NAMES, FORMATS
 from amk.io.display import shown
