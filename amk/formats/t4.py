@@ -316,7 +316,7 @@ def t4_document(records: Iterable[Record]) -> dict[str, Any]:
 
     A result read from T4 is written back as read, with its file's ``metadata``, when every record is in
     milliseconds (the unit amk writes) and the T4 ones share one ``metadata``; otherwise each result is
-    built from its record.
+    built from its record, with the device in ``metadata.device_name`` (T4 has no device field).
     """
     from amk.formats.kernel_tuner import one_target
 
@@ -340,6 +340,8 @@ def t4_document(records: Iterable[Record]) -> dict[str, Any]:
             results.append(_built_result(record, params))
     metadata = json.loads(metadatas.pop()) if verbatim else {}
     metadata["timeunit"] = metadata.get("timeunit") or "milliseconds"
+    if not verbatim:  # T4 has no device field; a T4 file's own metadata is written back as it was read
+        metadata["device_name"] = records[0].device.name
     return {"schema_version": SCHEMA_VERSION, "metadata": metadata, "results": results}
 
 
