@@ -142,3 +142,19 @@ def test_simulate_says_one_seed_and_draws_the_curves_beside_the_table(run_amk, t
     assert png.read_bytes()[:4] == b"\x89PNG"
     rows = json.loads((tmp_path / "rows.json").read_text())
     assert all(len(r["curve"]) == 8 and r["curve"][-1] >= 1.0 for r in rows)
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_quietly_with_141(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import amk_env
+
+    read, write = os.pipe()
+    os.close(read)  # `amk config show | head -0`: the reader is gone before amk writes
+    done = subprocess.run([sys.executable, "-m", "amk", "config", "show"], cwd=tmp_path, env=amk_env(),
+                          stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
+    os.close(write)
+    assert done.returncode == 141
+    assert done.stderr == ""
