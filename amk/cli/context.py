@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from amk.io.display import printable, shown
 from amk.core.errors import AmkError, LeftOutWarning
+from amk.io.display import printable, shown
 
 
 def _show_left_out(message, category, filename, lineno, file=None, line=None) -> None:
