@@ -251,14 +251,16 @@ class _Session:
         if m.verdict is Verdict.PASS and latency is not None:
             if state.incumbent_us is None:
                 kept = True
-            elif latency < state.incumbent_us * (1 - self.settings.min_gain):
+            else:
                 measured = target.backend.measurement_kind is MeasurementKind.MEASURED
-                if measured and self.settings.ab_rounds > 0:
-                    incumbent = target.candidates[target.index[state.incumbent_key]]
-                    kept, ab_latency = self._ab(incumbent, knobs, evaluation, replayed)
-                    latency = ab_latency if kept and ab_latency else latency
-                else:
-                    kept = True
+                # min_gain guards against noise: a prediction or a replay has none, so any gain is kept
+                if latency < state.incumbent_us * (1 - (self.settings.min_gain if measured else 0.0)):
+                    if measured and self.settings.ab_rounds > 0:
+                        incumbent = target.candidates[target.index[state.incumbent_key]]
+                        kept, ab_latency = self._ab(incumbent, knobs, evaluation, replayed)
+                        latency = ab_latency if kept and ab_latency else latency
+                    else:
+                        kept = True
         if replayed is None:
             self._record(knobs, m, "candidate", evaluation, kept, latency if kept else None)
         trial = Trial(evaluation, target.keys[index], m.verdict.value, m.latency_us, kept, round(self.elapsed, 3),
