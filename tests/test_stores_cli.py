@@ -132,3 +132,13 @@ def test_an_export_naming_a_workload_as_stats_prints_it_says_how_to_pass_it(run_
     done = run_amk("--store", "jsonl:a.jsonl", "corpus", "export", "--format", "t4", "--workload-name", full)
     assert done.returncode == 1
     assert f"pass it as --workload-kind {workload.kind} --workload-name {workload.name}" in done.stderr
+
+
+def test_reading_a_store_that_does_not_exist_says_so_instead_of_an_empty_corpus_alone(run_amk, tmp_path):
+    for url in ("jsonl:typo/corpus.jsonl", "sqlite:typo/corpus.sqlite"):
+        done = run_amk("--store", url, "corpus", "stats")
+        assert done.returncode == 0, done.stderr
+        note = next(line for line in done.stderr.splitlines() if line.startswith("amk: note: there is no store at"))
+        assert f"{url.partition(':')[0]}:" in note and "typo/corpus." in note and "check --store" in note
+    write_jsonl(tmp_path / "a.jsonl", RECORDS[:1])
+    assert "no store" not in run_amk("--store", "jsonl:a.jsonl", "corpus", "stats").stderr

@@ -117,10 +117,17 @@ class AppContext:
             self._config = config
         return self._config
 
-    def open_store(self):
-        """The selected store, opened."""
+    def open_store(self, *, reading: bool = False):
+        """The selected store, opened. ``reading``: the command only reads it, so a store file that does
+        not exist (a mistyped --store path reads as an empty store) is said in a note."""
         from amk.core.store import Store
-        return self.config.create(Store)
+
+        store = self.config.create(Store)
+        path = getattr(store.options, "path", None)
+        if reading and isinstance(path, str) and not os.path.exists(path):
+            click.echo(f"amk: note: there is no store at {shown(store.describe())}: it reads as empty; check "
+                       "--store or the [store] section of the config", err=True)
+        return store
 
 
 pass_app = click.make_pass_decorator(AppContext)

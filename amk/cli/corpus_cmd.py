@@ -142,7 +142,7 @@ def stats_command(app: AppContext, as_json: bool) -> None:
     """Counts of the store by device, workload (with its shape), kind and verdict."""
     import attrs
 
-    with app.open_store() as store:
+    with app.open_store(reading=True) as store:
         stats = store.stats()
         problems = store.problems()
         where = store.describe()
@@ -342,7 +342,7 @@ def export_command(app: AppContext, output: Path | None, fmt: str, device: str |
         return (r for r in records if all(k in r.workload.shape and r.workload.shape[k] == v
                                           for k, v in wanted_shape.items()))
 
-    with app.open_store() as store:
+    with app.open_store(reading=True) as store:
         total = store.count(query)
         nothing = _what_matches_nothing(store, device, workload_kind, workload_name) if total == 0 else None
         if nothing and fmt in ("kernel-tuner", "t4"):

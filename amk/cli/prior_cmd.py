@@ -28,7 +28,7 @@ from amk.io.display import shown
 
 def _read_columns(app: AppContext):
     """The store's columns, read once; unreadable entries are counted on stderr, never skipped silently."""
-    with app.open_store() as store:
+    with app.open_store(reading=True) as store:
         columns = store.columns()
         problems = store.problems()
         where = store.describe()
