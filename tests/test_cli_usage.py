@@ -158,3 +158,17 @@ def test_output_piped_into_a_reader_that_stops_early_ends_quietly_with_141(tmp_p
     os.close(write)
     assert done.returncode == 141
     assert done.stderr == ""
+
+
+def test_simulate_refuses_a_device_for_a_file_that_is_none_of_the_caches(run_amk, tmp_path):
+    folder = tmp_path / "caches"
+    folder.mkdir()
+    write_cache(folder / "A100.json", device_name="NVIDIA A100-PCIE-40GB")
+    write_cache(folder / "A4000.json", device_name="NVIDIA RTX A4000", device_factor=2.0)
+    out = run_amk("simulate", "--caches", str(folder), "--budget", "2", "--seeds", "1", "--strategy", "random",
+                  "--device", "A40.json=a4000")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "'A40.json' is no cache file in" in out.stderr and "the caches are A100.json, A4000.json" in out.stderr
+    named = run_amk("simulate", "--caches", str(folder), "--budget", "2", "--seeds", "1", "--strategy", "random",
+                    "--device", "A4000=a4000")
+    assert named.returncode == 0, named.stderr
