@@ -142,3 +142,10 @@ def test_reading_a_store_that_does_not_exist_says_so_instead_of_an_empty_corpus_
         assert f"{url.partition(':')[0]}:" in note and "typo/corpus." in note and "check --store" in note
     write_jsonl(tmp_path / "a.jsonl", RECORDS[:1])
     assert "no store" not in run_amk("--store", "jsonl:a.jsonl", "corpus", "stats").stderr
+
+
+def test_copy_from_a_store_that_does_not_exist_is_refused_and_creates_nothing(run_amk, tmp_path):
+    done = run_amk("corpus", "copy", "jsonl:typo.jsonl", "sqlite:b.sqlite")
+    assert done.returncode == 1
+    assert "SRC jsonl:" in done.stderr and "typo.jsonl does not exist; nothing was copied" in done.stderr
+    assert not (tmp_path / "b.sqlite").exists()

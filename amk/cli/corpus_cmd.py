@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -219,6 +220,9 @@ def copy_command(app: AppContext, src: str, dst: str, batch_size: int, allow_dup
     if src == dst:
         raise StoreError(f"SRC and DST are the same store {src!r}; name two different stores.")
     with open_store(src) as source, open_store(dst) as target:
+        path = getattr(source.options, "path", None)
+        if isinstance(path, str) and not os.path.exists(path):
+            raise StoreError(f"SRC {source.describe()} does not exist; nothing was copied. Check the path.")
         same = source.identity()
         if same is not None and same == target.identity():
             raise StoreError(f"SRC {source.describe()} and DST {target.describe()} are the same store under two "
