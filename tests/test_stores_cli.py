@@ -149,3 +149,13 @@ def test_copy_from_a_store_that_does_not_exist_is_refused_and_creates_nothing(ru
     assert done.returncode == 1
     assert "SRC jsonl:" in done.stderr and "typo.jsonl does not exist; nothing was copied" in done.stderr
     assert not (tmp_path / "b.sqlite").exists()
+
+
+def test_an_export_whose_shape_matches_nothing_lists_the_shapes_the_other_filters_select(run_amk, tmp_path):
+    write_jsonl(tmp_path / "a.jsonl", RECORDS)
+    workload = RECORDS[0].workload
+    done = run_amk("--store", "jsonl:a.jsonl", "corpus", "export", "--format", "t4", "--workload-name", workload.name,
+                   "--shape", "nosuchkey=3")
+    assert done.returncode == 1
+    assert 'has the shape {"nosuchkey": 3}' in done.stderr
+    assert json.dumps(workload.shape, sort_keys=True) in done.stderr

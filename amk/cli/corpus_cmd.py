@@ -261,20 +261,28 @@ def copy_command(app: AppContext, src: str, dst: str, batch_size: int, allow_dup
             raise SystemExit(1)
 
 
-def _what_matches_nothing(store, device: str | None, workload_kind: str | None,
-                          workload_name: str | None) -> str | None:
-    """Which of the device and workload filters selects nothing, with what the store holds instead (the
-    likely fix of a typo); None when each of them matches something."""
+def _what_matches_nothing(store, device: str | None, workload_kind: str | None, workload_name: str | None,
+                          wanted_shape: dict | None = None) -> str | None:
+    """Which of the device, workload and shape filters selects nothing, with what the store holds instead
+    (the likely fix of a typo); None when each of them matches something."""
     devices = sorted(store.stats().by_device)
     if device and device not in devices:
         return f"the store holds no records of --device {device!r}; its devices: {', '.join(devices) or 'none'}"
-    if not (workload_kind or workload_name):
+    if not (workload_kind or workload_name or wanted_shape):
         return None
     held = store.workloads(device=device)
-    if any((not workload_kind or w.kind == workload_kind) and (not workload_name or w.name == workload_name)
-           for w in held):
-        return None
     where = f" on {device}" if device else ""
+    named = [w for w in held
+             if (not workload_kind or w.kind == workload_kind) and (not workload_name or w.name == workload_name)]
+    if named and wanted_shape:
+        if any(all(k in w.shape and w.shape[k] == v for k, v in wanted_shape.items()) for w in named):
+            return None
+        shapes = sorted({json.dumps(w.shape, sort_keys=True) for w in named})
+        listed = "; ".join(shapes[:5]) + (f" (and {len(shapes) - 5} more)" if len(shapes) > 5 else "")
+        return (f"no workload{where} has the shape {json.dumps(wanted_shape, sort_keys=True)} (--problem-size, "
+                f"--shape); the shapes of the workloads the other filters select: {listed}")
+    if named:
+        return None
     given = " ".join(f"{flag} {value!r}" for flag, value in (("--workload-kind", workload_kind),
                                                              ("--workload-name", workload_name)) if value)
     names = sorted({f"{w.kind}:{w.name}" for w in held})
@@ -348,7 +356,8 @@ def export_command(app: AppContext, output: Path | None, fmt: str, device: str |
 
     with app.open_store(reading=True) as store:
         total = store.count(query)
-        nothing = _what_matches_nothing(store, device, workload_kind, workload_name) if total == 0 else None
+        nothing = _what_matches_nothing(store, device, workload_kind, workload_name, wanted_shape) \
+            if total == 0 or wanted_shape else None
         if nothing and fmt in ("kernel-tuner", "t4"):
             raise ExportError(f"no records to export: {nothing}.")
         if nothing:
