@@ -63,7 +63,7 @@ class RecordedData:
             # The latest record of a config wins: a re-import or a later measurement replaces older data.
             table[config_key(record.config)] = record
             if key not in self.knob_order:
-                self.labels[key] = f"{record.workload.name} on {record.device.name}"
+                self.labels[key] = f"{record.workload.name} ({record.workload.shape}) on {record.device.name}"
                 extra = record.provenance.extra
                 header = extra.get("header") if isinstance(extra, Mapping) else None
                 declared = header.get("tune_params_keys") if isinstance(header, Mapping) else None
