@@ -142,3 +142,33 @@ def test_simulate_says_one_seed_and_draws_the_curves_beside_the_table(run_amk, t
     assert png.read_bytes()[:4] == b"\x89PNG"
     rows = json.loads((tmp_path / "rows.json").read_text())
     assert all(len(r["curve"]) == 8 and r["curve"][-1] >= 1.0 for r in rows)
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_quietly_with_141(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import amk_env
+
+    read, write = os.pipe()
+    os.close(read)  # `amk config show | head -0`: the reader is gone before amk writes
+    done = subprocess.run([sys.executable, "-m", "amk", "config", "show"], check=False, cwd=tmp_path, env=amk_env(),
+                          stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
+    os.close(write)
+    assert done.returncode == 141
+    assert done.stderr == ""
+
+
+def test_simulate_refuses_a_device_for_a_file_that_is_none_of_the_caches(run_amk, tmp_path):
+    folder = tmp_path / "caches"
+    folder.mkdir()
+    write_cache(folder / "A100.json", device_name="NVIDIA A100-PCIE-40GB")
+    write_cache(folder / "A4000.json", device_name="NVIDIA RTX A4000", device_factor=2.0)
+    out = run_amk("simulate", "--caches", str(folder), "--budget", "2", "--seeds", "1", "--strategy", "random",
+                  "--device", "A40.json=a4000")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "'A40.json' is no cache file in" in out.stderr and "the caches are A100.json, A4000.json" in out.stderr
+    named = run_amk("simulate", "--caches", str(folder), "--budget", "2", "--seeds", "1", "--strategy", "random",
+                    "--device", "A4000=a4000")
+    assert named.returncode == 0, named.stderr

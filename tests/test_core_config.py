@@ -111,6 +111,14 @@ def test_a_store_url_with_an_unknown_scheme_lists_the_known_ones(project, regist
         load_config(cwd=project, registry=registry)
 
 
+@pytest.mark.parametrize(("path", "url"), [("data/corpus.jsonl", "jsonl:data/corpus.jsonl"),
+                                         ("corpus.sqlite", "sqlite:corpus.sqlite")])
+def test_a_bare_path_as_store_url_is_told_the_url_it_likely_means(project, registry, path, url):
+    (project / "amk.toml").write_text(f'[store]\nurl = "{path}"\n')
+    with pytest.raises(ConfigError, match=rf"no known scheme; .*\(for the file '{path}': {url}\)"):
+        load_config(cwd=project, registry=registry)
+
+
 def test_the_command_line_store_overrides_the_config(project, registry):
     config = load_config(cwd=project, registry=registry).with_store_url("jsonl:/tmp/x.jsonl", origin="--store")
     assert config.options("store").path == "/tmp/x.jsonl"

@@ -162,3 +162,18 @@ def test_an_amk_jsonl_file_with_a_damaged_first_line_is_still_read_line_by_line(
     path.write_text('{"schema_version": 1, "workl\n' + (tmp_path / "whole.jsonl").read_text())
     back, problems, _ = records_of(path)
     assert len(back) == 2 and [p.where for p in problems] == [f"{path}:1"]
+
+
+def test_a_json_array_is_said_to_be_an_array_not_a_file_that_is_not_json(tmp_path):
+    path = tmp_path / "list.json"
+    path.write_text("[1, 2, 3]\n")
+    with pytest.raises(ImportFormatError, match=r"list\.json: a JSON array, not the JSON object .*each a JSON object"):
+        detect_format(path)
+
+
+@pytest.mark.parametrize("device", ["", "  "])
+def test_an_empty_device_given_is_refused_as_given_not_taken_for_none(device):
+    path = Path(__file__).parent / "data" / "ingest" / "kernel-tuner-1.5-c-backend-cache.json"
+    with pytest.raises(ImportFormatError, match=rf"--device '{device}': a device name must be a non-empty string, "
+                                                rf"got '{device}'; give e\.g\. --device a100"):
+        list(read_file(path, device=device))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from amk.core.errors import ImportFormatError
 from amk.core.records import Record, Verdict
 from amk.formats import ImportOptions, read_file
 
@@ -107,3 +108,16 @@ def test_the_device_of_a_t4_file_comes_from_its_metadata_before_its_file_name(tm
     items = list(read_file(path, options=ImportOptions(kernel="k")))
     assert [i.record.device.name for i in items if i.record] == ["a6000"]
     assert any("from the file's metadata" in i.note.message for i in items if i.note)
+
+
+def test_a_t1_file_of_another_kernel_is_one_error_not_one_per_result(tmp_path):
+    t1 = SHARED / "t4" / "dedispersion" / "dedispersion_milo.T1.json"
+    if not t1.is_file():
+        pytest.skip(f"needs the T1 file {t1} (../shared/data beside the checkout), which is absent")
+    results = [{"configuration": {"block_size_x": bx}, "times": {"runtimes": [1.0]}, "invalidity": "correct",
+                "correctness": 1} for bx in range(1, 50)]
+    path = tmp_path / "other_T4.json"
+    path.write_text(json.dumps({"schema_version": "1.0.0", "results": results}))
+    with pytest.raises(ImportFormatError, match=r"the first 3 results' configurations differ from the T1 file .*"
+                                                r"pass the right one with --t1"):
+        list(read_file(path, options=ImportOptions(t1=t1)))

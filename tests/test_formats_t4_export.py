@@ -36,3 +36,20 @@ def test_an_export_that_breaks_the_t4_schema_is_refused_before_anything_is_writt
                                                          "correctness": 1}]}
     with pytest.raises(ExportError, match="invalidity"):
         check_t4(document)
+
+
+def test_a_t4_export_of_a_kernel_tuner_cache_names_its_device_so_the_import_reads_it_back(tmp_path):
+    from pathlib import Path
+
+    from test_formats_t4 import _records as read
+
+    cache = Path(__file__).parent / "data" / "ingest" / "device-a100-full.json"
+    records, problems = read(cache)
+    assert records and problems == []
+    out = tmp_path / "export_T4.json"  # a file name that names no device
+    with out.open("w") as f:
+        write_records(records, f, "t4")
+    size = records[0].workload.shape["problem_size"]
+    back, problems = read(out, kernel=records[0].workload.name, problem_size=tuple(size) if isinstance(size, list) else size)
+    assert problems == []
+    assert {r.device.name for r in back} == {records[0].device.name} != {"export"}

@@ -72,6 +72,23 @@ def test_rank_orders_a_candidates_file_best_first(run_amk, store_dir):
     assert ranked[0]["config"]["shmem"] == 1
 
 
+def test_rank_without_the_problem_size_the_corpus_measured_says_the_kernels_data_is_not_used(run_amk, store_dir):
+    (store_dir / "cands.json").write_text(json.dumps(grid_configs()))
+    out = run_amk("--store", "jsonl:c.jsonl", "rank", "cands.json", "--workload", "kernel_tuner:conv",
+                  "--device", "a100")
+    assert out.returncode == 0, out.stderr
+    assert 'only with shapes of another form ({"problem_size": [4096, 4096]}; given: none)' in out.stderr
+    assert "--problem-size" in out.stderr
+
+
+def test_rank_on_a_device_amk_does_not_know_says_devices_cannot_be_weighed(run_amk, store_dir):
+    (store_dir / "cands.json").write_text(json.dumps(grid_configs()))
+    out = run_amk("--store", "jsonl:c.jsonl", "rank", "cands.json", "--workload", "kernel_tuner:conv",
+                  "--problem-size", "4096,4096", "--device", "a1000")
+    assert out.returncode == 0, out.stderr
+    assert "device 'a1000' is not one amk knows" in out.stderr and "h100" in out.stderr
+
+
 def test_rank_reads_json_lines_and_keeps_the_order_of_an_untrained_prior(run_amk, tmp_path):
     (tmp_path / "cands.jsonl").write_text('{"bx": 1}\n{"bx": 2}\n')
     out = run_amk("--store", "jsonl:empty.jsonl", "rank", "cands.jsonl", "--workload", "kernel_tuner:conv",

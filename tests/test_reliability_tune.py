@@ -82,6 +82,30 @@ def test_a_run_killed_between_a_kept_a_b_and_its_state_save_resumes_as_if_never_
         assert summary(resumed.state) == summary(reference)
 
 
+class CtrlCAfterAppend(KilledAfterAppend):
+    """Ctrl-C lands right after one evaluation's candidate record was appended: the loop saves its state."""
+
+    def append(self, records):
+        try:
+            return super().append(records)
+        except Killed:
+            raise KeyboardInterrupt from None
+
+
+def test_a_run_interrupted_by_ctrl_c_after_a_record_resumes_as_if_never_interrupted(tmp_path):
+    from amk.core.errors import Interrupted
+
+    reference = tune(measured_target(), SETTINGS, seed=3, budget=12, store=MemoryStore(),
+                     state_path=tmp_path / "reference.json").state
+    target = measured_target()
+    name = f"ctrl-c-{tmp_path}"
+    with pytest.raises(Interrupted):
+        tune(target, SETTINGS, seed=3, budget=12, store=CtrlCAfterAppend(name, 6), state_path=tmp_path / "run.json")
+    resumed = tune(target, SETTINGS, seed=3, budget=12, store=MemoryStore(MemoryStore.Options(shared_name=name)),
+                   state_path=tmp_path / "run.json", resume=True)
+    assert summary(resumed.state) == summary(reference)
+
+
 def test_a_measured_tune_run_killed_at_random_points_resumes_with_the_incumbent_the_records_say(tmp_path):
     from tune_helpers import toy_workload
 

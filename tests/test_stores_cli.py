@@ -114,3 +114,48 @@ def test_import_into_a_sql_store_skips_records_it_already_holds(run_amk, tmp_pat
         assert "imported 0 records" in again.stdout and "10 already in the store" in again.stdout
         with open_store(url if url.startswith("postgres") else f"sqlite:{tmp_path / 's.sqlite'}") as store:
             assert store.count() == 10
+
+
+def test_an_export_whose_device_matches_nothing_names_the_stores_devices(run_amk, tmp_path):
+    write_jsonl(tmp_path / "a.jsonl", RECORDS)
+    done = run_amk("--store", "jsonl:a.jsonl", "corpus", "export", "--format", "kernel-tuner", "--device", "a1OO")
+    assert done.returncode == 1
+    assert "no records of --device 'a1oo'; its devices: a100" in done.stderr
+    done = run_amk("--store", "jsonl:a.jsonl", "corpus", "export", "--device", "a1OO", "-o", "out.jsonl")
+    assert done.returncode == 0 and "amk: note: nothing to export: the store holds no records" in done.stderr
+
+
+def test_an_export_naming_a_workload_as_stats_prints_it_says_how_to_pass_it(run_amk, tmp_path):
+    write_jsonl(tmp_path / "a.jsonl", RECORDS)
+    workload = RECORDS[0].workload
+    full = f"{workload.kind}:{workload.name}"
+    done = run_amk("--store", "jsonl:a.jsonl", "corpus", "export", "--format", "t4", "--workload-name", full)
+    assert done.returncode == 1
+    assert f"pass it as --workload-kind {workload.kind} --workload-name {workload.name}" in done.stderr
+
+
+def test_reading_a_store_that_does_not_exist_says_so_instead_of_an_empty_corpus_alone(run_amk, tmp_path):
+    for url in ("jsonl:typo/corpus.jsonl", "sqlite:typo/corpus.sqlite"):
+        done = run_amk("--store", url, "corpus", "stats")
+        assert done.returncode == 0, done.stderr
+        note = next(line for line in done.stderr.splitlines() if line.startswith("amk: note: there is no store at"))
+        assert f"{url.partition(':')[0]}:" in note and "typo/corpus." in note and "check --store" in note
+    write_jsonl(tmp_path / "a.jsonl", RECORDS[:1])
+    assert "no store" not in run_amk("--store", "jsonl:a.jsonl", "corpus", "stats").stderr
+
+
+def test_copy_from_a_store_that_does_not_exist_is_refused_and_creates_nothing(run_amk, tmp_path):
+    done = run_amk("corpus", "copy", "jsonl:typo.jsonl", "sqlite:b.sqlite")
+    assert done.returncode == 1
+    assert "SRC jsonl:" in done.stderr and "typo.jsonl does not exist; nothing was copied" in done.stderr
+    assert not (tmp_path / "b.sqlite").exists()
+
+
+def test_an_export_whose_shape_matches_nothing_lists_the_shapes_the_other_filters_select(run_amk, tmp_path):
+    write_jsonl(tmp_path / "a.jsonl", RECORDS)
+    workload = RECORDS[0].workload
+    done = run_amk("--store", "jsonl:a.jsonl", "corpus", "export", "--format", "t4", "--workload-name", workload.name,
+                   "--shape", "nosuchkey=3")
+    assert done.returncode == 1
+    assert 'has the shape {"nosuchkey": 3}' in done.stderr
+    assert json.dumps(workload.shape, sort_keys=True) in done.stderr

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import amk
-from amk.core.errors import ConfigError, WrongAnswerError
+from amk.core.errors import ConfigError, ValidationError, WrongAnswerError
 from amk.stores.jsonl import JsonlStore
 from tests.conftest import amk_env
 
@@ -105,6 +105,11 @@ def test_a_resumed_run_goes_on_where_it_stopped_without_measuring_a_config_twice
 def test_process_isolation_is_refused_with_what_to_use_instead(corpus):
     with pytest.raises(ConfigError, match="command backend"):
         amk.tune(lambda c: 1.0, {"x": [1]}, settings={"isolation": "process"}, store=corpus)
+
+
+def test_a_kind_that_is_no_measurement_kind_is_refused_naming_the_kinds(corpus):
+    with pytest.raises(ValidationError, match=r"kind 'guessed' is not a measurement kind; give one of 'measured'"):
+        amk.tune(lambda c: 1.0, {"x": [1]}, kind="guessed", store=corpus)
 
 
 def test_importing_amk_stays_cheap_and_amk_tune_is_a_function():

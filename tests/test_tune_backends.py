@@ -95,7 +95,7 @@ def test_replay_reads_a_cache_file_named_in_its_options_with_the_device_given(tm
 
 def test_replay_names_what_it_holds_when_asked_for_another_target(replay):
     backend, workload, _ = replay
-    with pytest.raises(BackendError, match="holds: toy_kernel on a4000"):
+    with pytest.raises(BackendError, match=r"holds: toy_kernel \(\{'problem_size': \[1024, 1024\]\}\) on a4000"):
         backend.search_space(workload, resolve_device("h100"))
 
 
@@ -169,3 +169,9 @@ def test_the_memory_store_opens_from_a_memory_url():
     config = load_config().with_store_url("memory:named", origin="test")
     store = config.create(Store)
     assert isinstance(store, MemoryStore) and store.describe() == "memory:named"
+
+
+def test_replay_without_a_cache_or_a_store_says_how_to_give_one_on_the_command_line():
+    backend = ReplayBackend(ReplayBackend.Options())
+    with pytest.raises(BackendError, match="--backend-option cache=FILE or store=URL"):
+        backend.search_space(Workload("kernel_tuner", "k", {}), resolve_device("a100"))

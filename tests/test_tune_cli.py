@@ -31,6 +31,16 @@ def test_tune_with_the_default_roofline_backend_appends_predicted_records_and_wr
     assert Path(report["plot"]).is_file() and Path(report["plot"]).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_run_that_fails_before_it_starts_does_not_say_it_replaces_the_previous_runs_state(run_amk, tmp_path):
+    assert run_amk("tune", *DECODE, "--device", "a100", "--budget", "2").returncode == 0
+    (tmp_path / "not-a-file").mkdir()
+    out = run_amk("--store", "jsonl:not-a-file", "tune", *DECODE, "--device", "a100", "--budget", "2")
+    assert out.returncode == 1 and "amk: error:" in out.stderr
+    assert "is replaced" not in out.stderr
+    again = run_amk("tune", *DECODE, "--device", "a100", "--budget", "2")
+    assert again.returncode == 0 and "a new run starts; the previous run's state" in again.stderr
+
+
 def test_tune_resume_continues_a_finished_run_to_a_larger_budget(run_amk, tmp_path):
     assert run_amk("tune", *DECODE, "--device", "a100", "--budget", "5").returncode == 0
     out = run_amk("tune", *DECODE, "--device", "a100", "--budget", "9", "--resume", "--json")

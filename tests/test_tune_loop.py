@@ -130,6 +130,14 @@ def test_the_corpus_after_a_run_holds_every_measured_point_with_kind_and_verdict
     assert Verdict.CRASH in {r.measurement.verdict for r in stored}
 
 
+def test_a_predicted_backend_keeps_every_faster_config_however_small_the_gain():
+    # min_gain guards against measurement noise; a prediction has none, so the run's best is its fastest.
+    target, settings = target_for(ToyBackend(ToyBackend.Options(n=16)), min_gain=0.2)
+    result = tune(target, settings, budget=16)
+    assert result.state.incumbent_us == 100.0 == min(t.latency_us for t in result.state.trials)
+    assert result.state.incumbent_key == config_key({"x": 7})
+
+
 def test_measured_backends_keep_a_faster_config_only_after_interleaved_re_measurement():
     backend = ToyBackend(ToyBackend.Options(kind="measured", noise=0.001))
     corpus = CorpusColumns.from_records([toy_record(0, 149.0), toy_record(7, 150.0)])

@@ -63,7 +63,7 @@ class RecordedData:
             # The latest record of a config wins: a re-import or a later measurement replaces older data.
             table[config_key(record.config)] = record
             if key not in self.knob_order:
-                self.labels[key] = f"{record.workload.name} on {record.device.name}"
+                self.labels[key] = f"{record.workload.name} ({record.workload.shape}) on {record.device.name}"
                 extra = record.provenance.extra
                 header = extra.get("header") if isinstance(extra, Mapping) else None
                 declared = header.get("tune_params_keys") if isinstance(header, Mapping) else None
@@ -155,8 +155,9 @@ class ReplayBackend(Backend):
     def _load_records(self, target_device: str | None = None) -> list[Record]:
         if bool(self.options.cache) == bool(self.options.store):
             raise BackendError(
-                "the replay backend needs exactly one of 'cache' (a Kernel Tuner cache file) and 'store' "
-                "(a store URL) in its [backend] section."
+                "the replay backend needs exactly one of 'cache' (a tuning file: a Kernel Tuner cache, T4 "
+                "results, a Triton autotune file) and 'store' (a store URL): --backend-option cache=FILE or "
+                "store=URL, or the key in the [backend] section of the config."
             )
         if self.options.cache:
             from amk.core.errors import ImportFormatError, LeftOutWarning
@@ -164,7 +165,7 @@ class ReplayBackend(Backend):
 
             path = Path(self.options.cache)
             if not path.is_file():
-                raise BackendError(f"replay cache {str(path)!r} does not exist; check [backend] cache.")
+                raise BackendError(f"replay cache {str(path)!r} does not exist; check --backend-option cache= or [backend] cache.")
             try:
                 items = list(read_file(path, device=self.options.device or None))
             except ImportFormatError as exc:

@@ -1,4 +1,5 @@
-"""The ``amk`` command. Exit codes: 0 ok, 1 failure (bad input, a failed check), 2 usage error.
+"""The ``amk`` command. Exit codes: 0 ok, 1 failure (bad input, a failed check), 2 usage error, 130
+interrupted, 141 the reader of stdout went away (quietly).
 
 Each command group lives in its own module and is added to :data:`main` here; commands import what
 they need when they run, so ``amk --help`` stays fast.

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from typing import Any
 
 import click
 
-from amk.io.display import printable, shown
 from amk.core.errors import AmkError, LeftOutWarning
+from amk.io.display import printable, shown
 
 
 def _show_left_out(message, category, filename, lineno, file=None, line=None) -> None:
@@ -23,6 +25,7 @@ _python_showwarning = warnings.showwarning
 
 
 INTERRUPTED = 130  # exit status after Ctrl-C (128 + SIGINT), as shells report a process a SIGINT ended
+BROKEN_PIPE = 141  # exit status when the reader of stdout went away (128 + SIGPIPE), as git and shells report it
 
 # amk's own options, accepted before or after the command: ``amk --store URL corpus stats`` and
 # ``amk corpus stats --store URL`` are the same.
@@ -71,6 +74,10 @@ class AmkGroup(click.Group):
             except AmkError as exc:
                 click.echo(f"amk: error: {shown(exc)}", err=True)
                 ctx.exit(1)
+            except BrokenPipeError:  # the reader of stdout went away (amk ... | head): nothing to say, to no one
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's flush at exit raises nothing
+                ctx.exit(BROKEN_PIPE)
             except OSError as exc:  # a file system error no command turned into an AmkError: still one line
                 where = f" ({printable(str(exc.filename))})" if exc.filename else ""
                 click.echo(f"amk: error: {shown(exc.strerror or exc)}{where}; check the path, its permissions and "
@@ -110,10 +117,17 @@ class AppContext:
             self._config = config
         return self._config
 
-    def open_store(self):
-        """The selected store, opened."""
+    def open_store(self, *, reading: bool = False):
+        """The selected store, opened. ``reading``: the command only reads it, so a store file that does
+        not exist (a mistyped --store path reads as an empty store) is said in a note."""
         from amk.core.store import Store
-        return self.config.create(Store)
+
+        store = self.config.create(Store)
+        path = getattr(store.options, "path", None)
+        if reading and isinstance(path, str) and not os.path.exists(path):
+            click.echo(f"amk: note: there is no store at {shown(store.describe())}: it reads as empty; check "
+                       "--store or the [store] section of the config", err=True)
+        return store
 
 
 pass_app = click.make_pass_decorator(AppContext)

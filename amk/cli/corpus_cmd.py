@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import sys
 from pathlib import Path
 
 import click
 
 from amk.cli.context import AppContext, pass_app
+from amk.cli.output import note
 from amk.cli.params import FINITE
 from amk.cli.problems import echo_problems, echo_unreadable
 from amk.formats import EXPORT_NAMES, FORMATS
@@ -141,7 +143,7 @@ def stats_command(app: AppContext, as_json: bool) -> None:
     """Counts of the store by device, workload (with its shape), kind and verdict."""
     import attrs
 
-    with app.open_store() as store:
+    with app.open_store(reading=True) as store:
         stats = store.stats()
         problems = store.problems()
         where = store.describe()
@@ -218,6 +220,9 @@ def copy_command(app: AppContext, src: str, dst: str, batch_size: int, allow_dup
     if src == dst:
         raise StoreError(f"SRC and DST are the same store {src!r}; name two different stores.")
     with open_store(src) as source, open_store(dst) as target:
+        path = getattr(source.options, "path", None)
+        if isinstance(path, str) and not os.path.exists(path):
+            raise StoreError(f"SRC {source.describe()} does not exist; nothing was copied. Check the path.")
         same = source.identity()
         if same is not None and same == target.identity():
             raise StoreError(f"SRC {source.describe()} and DST {target.describe()} are the same store under two "
@@ -254,6 +259,39 @@ def copy_command(app: AppContext, src: str, dst: str, batch_size: int, allow_dup
                        f"{copied} were copied and {skipped} skipped, {shown(target.describe())} grew by "
                        f"{after - before}; check both stores.", err=True)
             raise SystemExit(1)
+
+
+def _what_matches_nothing(store, device: str | None, workload_kind: str | None, workload_name: str | None,
+                          wanted_shape: dict | None = None) -> str | None:
+    """Which of the device, workload and shape filters selects nothing, with what the store holds instead
+    (the likely fix of a typo); None when each of them matches something."""
+    devices = sorted(store.stats().by_device)
+    if device and device not in devices:
+        return f"the store holds no records of --device {device!r}; its devices: {', '.join(devices) or 'none'}"
+    if not (workload_kind or workload_name or wanted_shape):
+        return None
+    held = store.workloads(device=device)
+    where = f" on {device}" if device else ""
+    named = [w for w in held
+             if (not workload_kind or w.kind == workload_kind) and (not workload_name or w.name == workload_name)]
+    if named and wanted_shape:
+        if any(all(k in w.shape and w.shape[k] == v for k, v in wanted_shape.items()) for w in named):
+            return None
+        shapes = sorted({json.dumps(w.shape, sort_keys=True) for w in named})
+        listed = "; ".join(shapes[:5]) + (f" (and {len(shapes) - 5} more)" if len(shapes) > 5 else "")
+        return (f"no workload{where} has the shape {json.dumps(wanted_shape, sort_keys=True)} (--problem-size, "
+                f"--shape); the shapes of the workloads the other filters select: {listed}")
+    if named:
+        return None
+    given = " ".join(f"{flag} {value!r}" for flag, value in (("--workload-kind", workload_kind),
+                                                             ("--workload-name", workload_name)) if value)
+    names = sorted({f"{w.kind}:{w.name}" for w in held})
+    listed = ", ".join(names[:10]) + (f" (and {len(names) - 10} more)" if len(names) > 10 else "")
+    hint = ""
+    if workload_name and workload_name in names:
+        kind, _, name = workload_name.partition(":")
+        hint = f"; pass it as --workload-kind {kind} --workload-name {name}"
+    return f"no workload{where} matches {given}; the store's workloads{where}: {listed or 'none'}{hint}"
 
 
 @corpus_group.command("export")
@@ -316,7 +354,15 @@ def export_command(app: AppContext, output: Path | None, fmt: str, device: str |
         return (r for r in records if all(k in r.workload.shape and r.workload.shape[k] == v
                                           for k, v in wanted_shape.items()))
 
-    with app.open_store() as store, app.progress(f"export {fmt}", store.count(query), unit="records") as progress:
+    with app.open_store(reading=True) as store:
+        total = store.count(query)
+        nothing = _what_matches_nothing(store, device, workload_kind, workload_name, wanted_shape) \
+            if total == 0 or wanted_shape else None
+        if nothing and fmt in ("kernel-tuner", "t4"):
+            raise ExportError(f"no records to export: {nothing}.")
+        if nothing:
+            note(f"nothing to export: {nothing}")
+    with app.open_store() as store, app.progress(f"export {fmt}", total, unit="records") as progress:
         if output is None:
             written = writer(progress.counted(selected(store)), sys.stdout)
         else:

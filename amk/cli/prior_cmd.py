@@ -21,14 +21,14 @@ from amk.cli.target import (
     parse_workload,
     workload_options,
 )
-from amk.io.display import shown
 from amk.core.errors import AmkError, ValidationError
 from amk.core.inputs import parse_json
+from amk.io.display import shown
 
 
 def _read_columns(app: AppContext):
     """The store's columns, read once; unreadable entries are counted on stderr, never skipped silently."""
-    with app.open_store() as store:
+    with app.open_store(reading=True) as store:
         columns = store.columns()
         problems = store.problems()
         where = store.describe()
@@ -155,6 +155,8 @@ def rank_command(app: AppContext, candidates: str, workload_spec: str, shape: st
     prior = make_ranker(columns, device=dev.name if device_only else None,
                         featurizer=config.create(Featurizer), ranker=config.create(Ranker), kinds=learn)
     scores = prior.score(workload, dev, items)
+    if prior.trained:
+        _note_what_the_ranking_cannot_use(columns, workload, dev)
     import numpy as np
 
     order = np.argsort(scores, kind="stable") if prior.trained else np.arange(len(items))
@@ -174,6 +176,26 @@ def rank_command(app: AppContext, candidates: str, workload_spec: str, shape: st
     table(("RANK", "SCORE", "INPUT", "CONFIG"),
           [(f"#{r}", _number(float(scores[i]), 4), f"#{i + 1}", json.dumps(items[i], sort_keys=True))
            for r, i in enumerate(order, 1)], right=("SCORE",))
+
+
+def _note_what_the_ranking_cannot_use(columns, workload, dev) -> None:
+    """A note when the corpus measured this kernel only at shapes of another form than the one given (a
+    missing --problem-size: every candidate then scores alike), or when the device's specs are unknown."""
+    from amk.cli.output import note
+    from amk.core.devices import KNOWN_DEVICES
+    from amk.prior.distance import workload_distance
+
+    same_kernel = [w for w in columns.workloads if w.kind == workload.kind and w.name == workload.name]
+    if same_kernel and workload.kind != "decode" and \
+            not any(math.isfinite(workload_distance(workload, w)) for w in same_kernel):
+        shapes = "; ".join(sorted({json.dumps(w.shape, sort_keys=True) for w in same_kernel})[:3])
+        given = json.dumps(workload.shape, sort_keys=True) if workload.shape else "none"
+        note(f"the corpus has {workload.kind}:{workload.name} only with shapes of another form ({shapes}; given: "
+             f"{given}), so its measurements of this kernel do not inform the scores: give one of that form "
+             "(--problem-size or --shape)")
+    if dev.arch is None and dev.mem_bandwidth_gbps is None and dev.name not in {d.name for d in columns.devices}:
+        note(f"device {dev.name!r} is not one amk knows and the corpus has no records of it, so the scores cannot "
+             f"weigh devices by similarity: name a known device ({', '.join(KNOWN_DEVICES)})")
 
 
 def _trained_on(prior, columns, kinds, device: str | None) -> str:

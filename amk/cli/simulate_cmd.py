@@ -62,6 +62,7 @@ def simulate_command(app: AppContext, caches: Path, budget: int, seeds: int, str
             raise click.BadParameter(f"{pair!r} must be FILE=NAME, e.g. --device MI250X.json=mi250x.",
                                      param_hint="'--device'")
         devices[name.strip()] = device.strip()
+    _refuse_devices_of_no_cache(devices, caches)
     config = app.config
     with app.progress(f"simulate {caches.name}", unit="strategies") as progress:
         rows = simulate(caches, budget=budget, seeds=seeds, strategies=list(strategies) or None,
@@ -89,3 +90,20 @@ def simulate_command(app: AppContext, caches: Path, budget: int, seeds: int, str
     if json_path:
         json_path.write_text(json.dumps([attrs.asdict(r) for r in rows], indent=1))
         click.echo(f"rows written to {json_path}")
+
+
+def _refuse_devices_of_no_cache(devices: dict[str, str], caches: Path) -> None:
+    """A usage error for a --device FILE=NAME whose FILE is none of the caches (a typo would otherwise be
+    ignored and the cache simulated under another device name)."""
+    from amk.simulate import find_kernel_dirs
+
+    if not devices:
+        return
+    paths = [p for group in find_kernel_dirs(caches).values() for p in group]
+    names = {p.name for p in paths} | {p.name.removesuffix(".json.gz") for p in paths} | \
+        {p.name.removesuffix(".json") for p in paths}  # a file's name with or without .json/.json.gz
+    unknown = [name for name in devices if name not in names]
+    if unknown:
+        files = ", ".join(sorted(p.name for p in paths)[:20])
+        raise click.BadParameter(f"{', '.join(map(repr, unknown))} is no cache file in {str(caches)!r}; the caches "
+                                 f"are {files}.", param_hint="'--device'")

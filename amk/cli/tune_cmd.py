@@ -146,9 +146,7 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
     dev = _local_device(backend) if device == LOCAL_DEVICE else resolve_device(device)
     state_path = state_path or default_state_path(settings, workload, dev, backend.name)
     click.get_current_context().with_resource(run_lock(state_path))  # one run of a target at a time, until exit
-    if state_path.exists() and not resume:
-        note(f"a new run starts; the previous run's state at {state_path} is replaced (its report is kept; "
-             "pass --resume to continue that run instead)")
+    replaces = state_path.exists() and not resume  # said once the run starts, not for a run that never does
     learn = parse_kinds(kinds) if kinds else default_learning_kinds(backend)
     stem = run_stem(workload, dev, backend.name)
     with app.open_store() as store:
@@ -165,6 +163,9 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
         total = budget if budget is not None else settings.budget
         progress = app.progress(f"tune {workload.name} on {dev.name}", total or len(target.candidates),
                                 unit="evaluations")
+        if replaces:
+            note(f"a new run starts; the previous run's state at {state_path} is replaced (its report is kept; "
+                 "pass --resume to continue that run instead)")
         try:
             result = tune(target, settings, seed=seed, budget=budget, minutes=minutes, store=store,
                           state_path=state_path, resume=resume, progress=progress, registry=config.registry)

@@ -93,7 +93,11 @@ def parse_store_url(url: str, registry: Registry) -> tuple[str, dict[str, Any]]:
         if scheme in cls.url_schemes:
             return name, cls.options_from_url(url)
     schemes = sorted(s for n in registry.names(Store) for s in registry.get(Store, n).cls.url_schemes)
-    raise ConfigError(f"store URL {url!r} has no known scheme; use one of {[s + ':' for s in schemes]}.")
+    hint = ""
+    if not scheme:  # a bare path: name the URL it most likely means
+        guess = "sqlite" if url.lower().endswith((".sqlite", ".sqlite3", ".db")) else "jsonl"
+        hint = f" (for the file {url!r}: {guess}:{url})"
+    raise ConfigError(f"store URL {url!r} has no known scheme; use one of {[s + ':' for s in schemes]}{hint}.")
 
 
 def open_store(url: str, registry: Registry | None = None) -> Store:

@@ -105,7 +105,9 @@ def detect_format(source: Source | Path) -> str:
     head = source.head().lstrip(" \t\r\n\x00\ufeff")
     if not head.startswith("{"):
         shown = f"it starts with {head[:20].encode('unicode_escape').decode('ascii')!r}" if head else "it is empty"
-        raise ImportFormatError(f"{path}: not a JSON file ({shown}); amk reads {', '.join(FORMAT_NAMES)} files.")
+        what = "a JSON array, not the JSON object" if head.startswith("[") else "not a JSON file"
+        raise ImportFormatError(f"{path}: {what} ({shown}); amk reads {', '.join(FORMAT_NAMES)} files, "
+                                "each a JSON object (one per line for amk-jsonl).")
     for fmt in FORMATS:
         if fmt.function(fmt.detect)(source):
             return fmt.name
@@ -161,11 +163,11 @@ def file_device(path: Path, named: Any, override: str | None, *, field: str = "d
     from amk.core.devices import resolve_device
     from amk.core.errors import ValidationError
 
-    if override:
+    if override is not None:  # --device '' is a device given, and refused, not one left out
         try:
             return resolve_device(override)
         except ValidationError as exc:
-            raise ImportFormatError(f"--device {override!r}: {exc}; give e.g. --device a100 or the full name "
+            raise ImportFormatError(f"--device {override!r}: {str(exc).rstrip('.')}; give e.g. --device a100 or the full name "
                                     "'NVIDIA A100-PCIE-40GB'.") from None
     if not isinstance(named, str) or not named.strip():
         raise ImportFormatError(f"{path}: the file names no device (its {field} is {named!r}); pass --device NAME "

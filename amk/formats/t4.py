@@ -178,16 +178,35 @@ def read_t4(source: Source, options: ImportOptions) -> Iterator[ImportItem]:
         yield note(str(path), f"{', '.join(found)} NaN or infinite, kept as null")
     header["device_name"] = named
     read = 0
+    held: list[ImportItem] = []  # the first results' problems while each is the same parameter mismatch
     for entry in document.entries("results"):
         read += 1
         where = f"{path}#results[{entry.key}]"
         try:
             record = _record(entry.value, params, workload, dev, file_unit, header, where)
         except (ValueError, TypeError, AmkError) as exc:
+            if read == len(held) + 1 and str(exc).startswith(T1_MISMATCH) and \
+                    all(str(exc) == h.problem.reason for h in held):
+                held.append(problem(where, str(exc)))
+                if len(held) == T1_MISMATCHES_REFUSED:  # every result would say it: the T1 is another kernel's
+                    raise ImportFormatError(f"{path}: the first {len(held)} results' configurations differ from "
+                                            f"the T1 file {space.source if space else ''}: {str(exc)[len(T1_MISMATCH):]}"
+                                            "; it is not the T1 file of this kernel: pass the right one with --t1."
+                                            ) from None
+                continue
+            yield from held
+            held = []
             yield problem(where, str(exc))
             continue
+        yield from held
+        held = []
         yield ImportItem(record=record)
+    yield from held
     yield from walk_items(source, "results", read)
+
+
+T1_MISMATCH = "the configuration's parameters differ from the T1 file's: "
+T1_MISMATCHES_REFUSED = 3  # this many first results with the same mismatch: the T1 file is another kernel's
 
 
 def _verdict(result: Mapping[str, Any], measurements: dict[str, Mapping[str, Any]],
@@ -242,8 +261,7 @@ def _record(result: Any, params: list[str] | None, workload: Workload, dev: Devi
         missing = [p for p in params if p not in config]
         unknown = sorted(set(config) - set(params))
         if missing or unknown:
-            raise ValueError(f"the configuration's parameters differ from the T1 file's: missing {missing}, "
-                             f"unknown {unknown}")
+            raise ValueError(f"{T1_MISMATCH}missing {missing}, unknown {unknown}")
         config = {p: config[p] for p in params}
     measurements = {m.get("name"): m for m in result.get("measurements") or [] if isinstance(m, dict)}
     objectives = result.get("objectives") if isinstance(result.get("objectives"), list) else []
@@ -316,7 +334,7 @@ def t4_document(records: Iterable[Record]) -> dict[str, Any]:
 
     A result read from T4 is written back as read, with its file's ``metadata``, when every record is in
     milliseconds (the unit amk writes) and the T4 ones share one ``metadata``; otherwise each result is
-    built from its record.
+    built from its record, with the device in ``metadata.device_name`` (T4 has no device field).
     """
     from amk.formats.kernel_tuner import one_target
 
@@ -340,6 +358,8 @@ def t4_document(records: Iterable[Record]) -> dict[str, Any]:
             results.append(_built_result(record, params))
     metadata = json.loads(metadatas.pop()) if verbatim else {}
     metadata["timeunit"] = metadata.get("timeunit") or "milliseconds"
+    if not verbatim:  # T4 has no device field; a T4 file's own metadata is written back as it was read
+        metadata["device_name"] = records[0].device.name
     return {"schema_version": SCHEMA_VERSION, "metadata": metadata, "results": results}
 
 

@@ -163,6 +163,7 @@ class _Session:
             self._mark(trial)
         self.started = time.monotonic()
         self.elapsed_before = state.elapsed_s
+        self._completed = self._as_completed()
 
     def _mark(self, trial: Trial) -> None:
         i = self.target.index.get(trial.key)
@@ -250,14 +251,16 @@ class _Session:
         if m.verdict is Verdict.PASS and latency is not None:
             if state.incumbent_us is None:
                 kept = True
-            elif latency < state.incumbent_us * (1 - self.settings.min_gain):
+            else:
                 measured = target.backend.measurement_kind is MeasurementKind.MEASURED
-                if measured and self.settings.ab_rounds > 0:
-                    incumbent = target.candidates[target.index[state.incumbent_key]]
-                    kept, ab_latency = self._ab(incumbent, knobs, evaluation, replayed)
-                    latency = ab_latency if kept and ab_latency else latency
-                else:
-                    kept = True
+                # min_gain guards against noise: a prediction or a replay has none, so any gain is kept
+                if latency < state.incumbent_us * (1 - (self.settings.min_gain if measured else 0.0)):
+                    if measured and self.settings.ab_rounds > 0:
+                        incumbent = target.candidates[target.index[state.incumbent_key]]
+                        kept, ab_latency = self._ab(incumbent, knobs, evaluation, replayed)
+                        latency = ab_latency if kept and ab_latency else latency
+                    else:
+                        kept = True
         if replayed is None:
             self._record(knobs, m, "candidate", evaluation, kept, latency if kept else None)
         trial = Trial(evaluation, target.keys[index], m.verdict.value, m.latency_us, kept, round(self.elapsed, 3),
@@ -271,6 +274,21 @@ class _Session:
 
     def save(self) -> None:
         self.state.rng_state = self.rng.bit_generator.state
+        self.state.elapsed_s = round(self.elapsed, 3)
+        self._completed = self._as_completed()
+        if self.state_path is not None:
+            self.state.save(self.state_path)
+
+    def _as_completed(self) -> tuple[dict[str, Any], list[str], int]:
+        """What an evaluation changes in the state before its trial is in it: the random state, the seed
+        queue and the measurement count."""
+        return self.rng.bit_generator.state, list(self.state.seed_queue), self.state.measurements
+
+    def save_interrupted(self) -> None:
+        """Save the state as of the last completed evaluation (Ctrl-C): the evaluation cut short chose its
+        config with the random state and seed queue it had then, so ``--resume`` chooses it again and takes
+        back from the store what it recorded, as after a kill, instead of choosing another config."""
+        self.state.rng_state, self.state.seed_queue, self.state.measurements = self._completed
         self.state.elapsed_s = round(self.elapsed, 3)
         if self.state_path is not None:
             self.state.save(self.state_path)
@@ -446,7 +464,7 @@ def _tune(target: TuneTarget, settings: TuneSettings, seed: int, budget: int, mi
         # Ctrl-C: what was measured is in the store and the state file (saved after every evaluation); a
         # measurement cut short is not recorded. The caller gets the run so far to report it.
         state.stop_reason = "interrupted (Ctrl-C)"
-        session.save()
+        session.save_interrupted()
         raise Interrupted(TuneResult(target, state, session.records, measurer.mode, session.replayed),
                           "tune run interrupted") from exc
     finally:

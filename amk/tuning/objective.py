@@ -64,7 +64,11 @@ class ObjectiveBackend(Backend):
         self.objective = objective
         self.space = space
         self.unit = unit
-        self.measurement_kind = MeasurementKind(kind)
+        try:
+            self.measurement_kind = MeasurementKind(kind)
+        except ValueError:
+            raise ValidationError(f"kind {kind!r} is not a measurement kind; give one of "
+                                  f"{', '.join(repr(k.value) for k in MeasurementKind)}.") from None
 
     def search_space(self, workload: Workload, device: Device) -> SearchSpace:
         return self.space
