@@ -159,3 +159,15 @@ def test_an_export_whose_shape_matches_nothing_lists_the_shapes_the_other_filter
     assert done.returncode == 1
     assert 'has the shape {"nosuchkey": 3}' in done.stderr
     assert json.dumps(workload.shape, sort_keys=True) in done.stderr
+
+
+def test_stats_prints_a_shape_value_that_is_a_list_as_json(run_amk, tmp_path):
+    import attrs
+
+    from amk.core.workload import Workload
+
+    triton_like = attrs.evolve(RECORDS[0], workload=Workload("triton", "matmul", {"key": [1024, "torch.float16"]}))
+    write_jsonl(tmp_path / "a.jsonl", [triton_like])
+    done = run_amk("--store", "jsonl:a.jsonl", "corpus", "stats")
+    assert done.returncode == 0, done.stderr
+    assert 'key=[1024, "torch.float16"]' in done.stdout

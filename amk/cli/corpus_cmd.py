@@ -164,7 +164,8 @@ def stats_command(app: AppContext, as_json: bool) -> None:
         for key, n in stats.by_workload.items():
             shape = stats.shapes.get(key, {})
             known = {k: v for k, v in shape.items() if v not in (0, None)}
-            rows.append((key, n, ", ".join(f"{k}={v}" for k, v in known.items()) or "shape unknown"))
+            text = ", ".join(f"{k}={v if isinstance(v, (int, float, str)) else json.dumps(v)}" for k, v in known.items())
+            rows.append((key, n, text or "shape unknown"))
         table(("WORKLOAD", "RECORDS", "SHAPE"), rows, right=("RECORDS",))
     echo_unreadable(problems)
 
