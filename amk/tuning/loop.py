@@ -100,7 +100,7 @@ class _Session:
         self.policy: OrderingPolicy = make_policy(
             settings.policy, target.features, target.prior_scores, target.prior_uncertainty,
             exploration=settings.exploration, epsilon=settings.epsilon, kappa=settings.kappa, seed=state.seed,
-            trees=settings.trees)
+            trees=settings.trees, base=target.base_scores, zero_shot=target.zero_shot)
         for trial in state.trials:
             self._mark(trial)
         self.started = time.monotonic()
