@@ -41,7 +41,8 @@ from amk.tuning.policy import FAILURE_PENALTY, OrderingPolicy
 RESAMPLES = 64  # bootstrap resamples of the run's results for the models' weights
 RIDGE_PENALTIES = tuple(10.0 ** np.arange(-3, 4))  # searched by generalised cross-validation in every fit
 MIN_PASSING = 2  # passing results before the weights replace the zero-shot order (one pair to rank)
-MIN_TARGET_MODEL = 3  # passing results before the target model is fitted
+MIN_TARGET_MODEL = 3  # passing results before the trees are fitted
+USE_TREND = True  # the ridge trend, fitted once there are more passing results than features
 
 
 def misordered(prediction: np.ndarray, observed: np.ndarray) -> np.ndarray:
@@ -89,10 +90,11 @@ class EnsemblePolicy(OrderingPolicy):
             ) from None
         n = len(self.features)
         self.trees = trees
+        self.use_trend = USE_TREND
         prior = np.where(np.isfinite(self.prior_scores), self.prior_scores, np.nan)
         columns = [] if base is None else [np.asarray(base, dtype=np.float64)[:, j] for j in range(base.shape[1])]
         zero = None if zero_shot is None else np.asarray(zero_shot, dtype=np.float64)
-        if zero is not None and np.isfinite(zero).any():
+        if zero is not None and np.isfinite(zero).any() and len(columns) > 1:  # one source: its own order
             columns.append(zero)
         if np.isfinite(prior).any():
             columns.append(prior)
@@ -146,10 +148,13 @@ class EnsemblePolicy(OrderingPolicy):
         rows, values = data
         predictions = [self.base[rows, j] for j in range(self.base.shape[1])]
         model = trend = None
-        if (~np.isnan(np.asarray([v for _, v in self.observed], dtype=np.float64))).sum() >= MIN_TARGET_MODEL:
+        passing = int((~np.isnan(np.asarray([v for _, v in self.observed], dtype=np.float64))).sum())
+        if passing >= MIN_TARGET_MODEL:
             model = self._target_model(rows, values)
+            predictions.append(np.asarray(model.oob_prediction_, dtype=np.float64))
+        if self.use_trend and passing > self.features.shape[1]:
             loo, trend = self._trend(rows, values)
-            predictions += [np.asarray(model.oob_prediction_, dtype=np.float64), loo]
+            predictions.append(loo)
         if not predictions:
             return int(candidates[0])
         weights = ranking_weights(predictions, values, rng)
@@ -160,7 +165,8 @@ class EnsemblePolicy(OrderingPolicy):
                 score += weights[j] * np.nan_to_num(self.base_standardised[candidates, j])
         if trend is not None and weights[-1] > 0:
             score += weights[-1] * np.nan_to_num(standardised(trend[candidates]))
-        if model is not None and weights[-2] > 0:
+        tree_weight = weights[self.base.shape[1]] if model is not None else 0.0
+        if model is not None and tree_weight > 0:
             X = self.features[candidates]
             if self.exploration == "uncertainty" and self.kappa > 0:
                 per_tree = np.stack([tree.predict(X) for tree in model.estimators_])
@@ -168,6 +174,6 @@ class EnsemblePolicy(OrderingPolicy):
             else:
                 mean, spread = model.predict(X), np.zeros(len(candidates))
             scale = mean.std() if mean.std() > 0 else 1.0
-            score += weights[-2] * ((mean - mean.mean()) / scale - self.kappa * spread / scale)
+            score += tree_weight * ((mean - mean.mean()) / scale - self.kappa * spread / scale)
         order = np.lexsort((candidates, self.first_order[candidates], np.round(score, 12)))
         return int(candidates[order[0]])
