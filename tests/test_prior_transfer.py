@@ -103,7 +103,9 @@ def test_the_zero_shot_order_weighs_a_device_of_the_target_architecture_more():
     assert z.order()[0] == 5
 
 
-def test_a_config_measured_as_is_comes_before_an_equally_scored_one_known_by_its_nearest_value():
-    old = [record(kernel(), "a100", {"tile": t}, 10.0 / t) for t in (1, 2, 3, 4)]
-    z = zero_shot(transfer_sources(columns(*old), kernel(), TARGET, [{"tile": 7}, {"tile": 4}, {"tile": 1}]))
-    assert z.order().tolist() == [1, 0, 2]
+def test_configs_measured_as_is_come_before_those_known_by_their_nearest_values_and_the_unknown_last():
+    old = [record(kernel(), "a100", {"tile": t, "algo": "a"}, 10.0 / t) for t in (1, 2, 3, 4)]
+    candidates = [{"tile": 7, "algo": "a"}, {"tile": 4, "algo": "a"}, {"tile": 1, "algo": "b"}, {"tile": 1, "algo": "a"}]
+    z = zero_shot(transfer_sources(columns(*old), kernel(), TARGET, candidates))
+    assert z.order().tolist() == [1, 3, 0, 2]
+    np.testing.assert_array_equal(z.positions(), [2.0, 0.0, np.nan, 1.0])

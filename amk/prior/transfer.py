@@ -257,15 +257,28 @@ def order_of(score: np.ndarray, support: np.ndarray | None = None) -> np.ndarray
 
 @attrs.frozen
 class ZeroShot:
-    """The order before the target has measured anything: scores per candidate (NaN: no source knows it),
-    the similarity weight behind each (ties go to more), and what it is made of."""
+    """The order before the target has measured anything: per candidate its score (NaN: no source knows
+    it), whether a source measured it as is (``exact``; False: known by the nearest values only), the
+    similarity weight behind it, and what the order is made of."""
 
     scores: np.ndarray
+    exact: np.ndarray
     support: np.ndarray
     description: str
 
     def order(self) -> np.ndarray:
-        return order_of(self.scores, self.support)
+        """Configs some source measured as is, by score (ties: more support first); then configs known by
+        their nearest values, by score; then the unknown; each tier in index order at equal keys."""
+        tier = np.where(self.exact, 0, np.where(np.isnan(self.scores), 2, 1))
+        score = np.where(np.isnan(self.scores), np.inf, self.scores)
+        return np.lexsort((np.arange(len(score)), -self.support, score, tier))
+
+    def positions(self) -> np.ndarray:
+        """Each candidate's place in :meth:`order` (0 = first), NaN where no source knows it: a score the
+        tune policy can rank by."""
+        out = np.empty(len(self.scores))
+        out[self.order()] = np.arange(len(self.scores), dtype=np.float64)
+        return np.where(np.isnan(self.scores), np.nan, out)
 
 
 def zero_shot(sources: Sources, similarity: Sequence[Similarity] = ()) -> ZeroShot:
@@ -273,19 +286,23 @@ def zero_shot(sources: Sources, similarity: Sequence[Similarity] = ()) -> ZeroSh
     best, each source device weighing its similarity to the target (equal when none is known: then it is
     plain pooled replay). Failures count as the source's worst pass plus FAILURE_PENALTY.
 
-    Why this one, fixed: leave-one-device-out over the source devices cannot tell orders apart with two
+    A config some source measured as is is scored from those sources only and comes before every config
+    known only by its nearest values (a value the sources never measured, or a knob they do not have): what
+    was measured is knowledge, what was matched to its nearest is a guess the tune loop checks.
+
+    Why this order, fixed: leave-one-device-out over the source devices cannot tell orders apart with two
     sources (one predicts the other, whatever the combination) and, with three, chose by noise on the dev
-    data (bench/search_nested.py: picking among pooled, geometric, median and best-of by inner
-    leave-one-device-out needed more evaluations than pooled on 2 of 32 targets and fewer on none).
+    data (bench/search_nested.py, bench/RESULTS.md "Search": picking among pooled, geometric, median and
+    best-of by inner leave-one-device-out needed more evaluations than pooled on 2 of 14 targets and fewer
+    on none).
     """
     filled = sources.filled()
     weights = sources.device_weights({s.device: s.weight for s in similarity})
     exact = sources.known_exactly()
-    # A config some source measured as is is scored from those sources only; one no source measured from
-    # the nearest values the sources did measure. Ties go to more (exact) support.
-    use = np.where(exact.any(axis=1, keepdims=True), np.where(exact, filled, np.nan), filled)
+    has_exact = exact.any(axis=1)
+    use = np.where(has_exact[:, None], np.where(exact, filled, np.nan), filled)
     _, support = weighted_support(np.where(exact, filled, np.nan), weights)
     basis = sorted({s.basis for s in similarity if s.weight > 0})
     how = f"weighted by similarity ({', '.join(basis)})" if basis else "equal weights"
-    return ZeroShot(pooled_score(use, weights), support,
+    return ZeroShot(pooled_score(use, weights), has_exact, support,
                     f"mean relative latency on {', '.join(sorted(set(sources.devices)))}, {how}")

@@ -120,7 +120,8 @@ class TuneTarget:
     floor_us: float | None
     skipped_seeds: int = 0
     # What the other devices measured of the same configs (amk.prior.transfer): one column per source, log
-    # latency relative to the source's best (NaN: unknown); the zero-shot order's scores and what it is.
+    # latency relative to the source's best (NaN: unknown); each candidate's place in the zero-shot order
+    # (NaN: no source knows it) and what that order is.
     base_scores: np.ndarray | None = None
     base_names: list[str] = attrs.field(factory=list)
     zero_shot: np.ndarray | None = None
@@ -202,7 +203,7 @@ class TuneTarget:
         floor = backend.floor_us(workload, device)
         return cls(workload, device, backend, space, candidates, keys, index, np.column_stack(feats), scores,
                    uncertainty, repr(prior), seeds, sources, sorted(set(sources_of.devices)), floor, skipped,
-                   sources_of.filled(), list(sources_of.names), None if zero is None else zero.scores,
+                   sources_of.filled(), list(sources_of.names), None if zero is None else zero.positions(),
                    "" if zero is None else zero.description)
 
 
