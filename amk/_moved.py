@@ -94,4 +94,4 @@ class _MovedFinder(importlib.abc.MetaPathFinder):
 def install() -> None:
     """Let the old paths import (once per process)."""
     if not any(isinstance(f, _MovedFinder) for f in sys.meta_path):
-        sys.meta_path.append(_MovedFinder())
+        sys.meta_path.insert(0, _MovedFinder())  # first: a stale file at an old path must not win

@@ -10,7 +10,18 @@ backend, and every strategy is scored by the evaluations it needs until it has m
   configs among n (not simulated, so no seed noise);
 - ``tpe``: Optuna's TPE sampler over the same knobs (when optuna is installed), median over seeds;
   draws outside the recorded space or repeating a config cost no evaluation;
-- ``pooled``: the other devices' configs in order of their mean relative time (failures last).
+- ``pooled``: the other devices' configs in order of their mean relative time (failures last);
+- ``kt:NAME`` (when kernel_tuner is installed; by default its strategies in
+  :data:`~amk.integrations.kernel_tuner.harness.KERNEL_TUNER_BASELINES`): Kernel Tuner's own strategy
+  replaying the held-out cache in its simulation mode (``tune_cache``, ``max_fevals`` = the budget,
+  seeded as :mod:`amk.integrations.kernel_tuner.harness` says), median over seeds. Its configs are judged
+  by the same latencies as the others'; its search space leaves out the configs that failed on the device
+  (``tune_cache`` does), where the other strategies can spend evaluations on them.
+
+Each row also has the autotuning methodology's performance score over the budget
+(:mod:`amk.integrations.kernel_tuner.methodology`: 0 = random search, 1 = the optimum, from the
+strategy's best-so-far curve, median over seeds). ``random`` scores 0 by definition. A run that stopped
+early (amk and tpe stop once within 1% of the optimum) keeps its best for the rest of the budget.
 
 Every latency here is replayed (recorded on hardware by someone else), not measured by this run.
 
@@ -27,7 +38,7 @@ import logging
 import math
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +57,7 @@ log = logging.getLogger("amk.simulate")
 
 CACHE_SUFFIXES = (".json", ".json.gz")
 STRATEGIES: tuple[str, ...] = ("amk", "random", "tpe", "pooled")
+KERNEL_TUNER_PREFIX = "kt:"  # kt:NAME runs Kernel Tuner's strategy NAME
 THRESHOLDS = {"5pct": 1.05, "1pct": 1.01}
 
 
@@ -62,6 +74,7 @@ class SimulationRow:
     optimum_us: float
     budget: int
     note: str = ""
+    score: float | None = None  # the autotuning methodology's performance score over the budget
 
 
 @attrs.frozen
@@ -98,16 +111,23 @@ def find_kernel_dirs(root: Path) -> dict[str, list[Path]]:
     return groups
 
 
-def load_cache(path: Path) -> CacheFile:
-    """The records of one cache; an empty device_name takes the file's name as the device."""
-    from amk.formats.kernel_tuner import read_kernel_tuner
+def load_cache(path: Path, device: str | None = None) -> CacheFile:
+    """The records of one cache; ``device`` names the device of a cache whose device_name is empty (or
+    overrides it). A cache that names no device, with no ``device``, takes its file name as the device, and
+    a note says so."""
+    import warnings
+
+    from amk.core.errors import LeftOutWarning
+    from amk.formats import read_file
 
     try:
-        items = list(read_kernel_tuner(path))
+        items = list(read_file(path, device=device))
     except ImportFormatError as exc:
-        if "device_name is empty" not in str(exc):
+        if device or "names no device" not in str(exc):
             raise
-        items = list(read_kernel_tuner(path, device=_stem(path)))
+        warnings.warn(f"{path} names no device; simulated as device {_stem(path)!r} (its file name); "
+                      f"--device {path.name}=NAME names it", LeftOutWarning, stacklevel=2)
+        items = list(read_file(path, device=_stem(path)))
     records = [i.record for i in items if i.record is not None]
     problems = [i.problem for i in items if i.problem is not None]
     if not records:
@@ -150,7 +170,8 @@ def _first_hit(order: Sequence[int], good: np.ndarray, budget: int) -> int | Non
 
 
 def _tpe_runs(target: TuneTarget, truth: np.ndarray, thresholds: dict[str, float], seeds: Sequence[int],
-              budget: int) -> dict[str, list[int | None]]:
+              budget: int, sequences: list[list[float | None]] | None = None) -> dict[str, list[int | None]]:
+    """Evaluations to each threshold per seed; ``sequences`` receives each seed's values in order."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -160,6 +181,7 @@ def _tpe_runs(target: TuneTarget, truth: np.ndarray, thresholds: dict[str, float
         study = optuna.create_study(sampler=sampler, direction="minimize")
         hits: dict[str, int | None] = {k: None for k in thresholds}
         seen: dict[str, float | None] = {}
+        visited: list[float | None] = []
         evaluations = draws = 0
         while evaluations < budget and draws < 20 * budget and any(v is None for v in hits.values()):
             draws += 1
@@ -174,6 +196,7 @@ def _tpe_runs(target: TuneTarget, truth: np.ndarray, thresholds: dict[str, float
                 evaluations += 1
                 value = truth[i]
                 seen[key] = None if math.isnan(value) else float(value)
+                visited.append(seen[key])
                 for name, limit in thresholds.items():
                     if hits[name] is None and seen[key] is not None and seen[key] <= limit:
                         hits[name] = evaluations
@@ -184,6 +207,8 @@ def _tpe_runs(target: TuneTarget, truth: np.ndarray, thresholds: dict[str, float
                 study.tell(trial, value)
         for name in thresholds:
             out[name].append(hits[name])
+        if sequences is not None:
+            sequences.append(visited)
     return out
 
 
@@ -213,14 +238,78 @@ def held_out_target(held: CacheFile, others: Sequence[CacheFile], settings: Tune
     return target, truth
 
 
-def simulate(root: Path, *, budget: int = 500, seeds: int = 5, strategies: Sequence[str] = STRATEGIES,
-             settings: TuneSettings | None = None, featurizer: Any = "amk", ranker: Any = "knn",
-             on_row: Callable[[SimulationRow], None] | None = None) -> list[SimulationRow]:
-    """Every held-out device of every kernel under ``root``, every strategy (see the module docstring)."""
+def kernel_tuner_strategies() -> list[str]:
+    """``kt:NAME`` for every Kernel Tuner strategy installed (empty without kernel_tuner)."""
+    try:
+        from amk.integrations.kernel_tuner.harness import available_strategies
+        return [KERNEL_TUNER_PREFIX + name for name in available_strategies()]
+    except (ImportError, AmkError):
+        return []
 
-    unknown = sorted(set(strategies) - set(STRATEGIES))
+
+def default_strategies() -> list[str]:
+    """amk's own strategies, and Kernel Tuner's baselines when kernel_tuner is installed."""
+    from amk.integrations.kernel_tuner.harness import KERNEL_TUNER_BASELINES
+
+    installed = set(kernel_tuner_strategies())
+    return [*STRATEGIES, *(s for s in (KERNEL_TUNER_PREFIX + n for n in KERNEL_TUNER_BASELINES) if s in installed)]
+
+
+def _kernel_tuner_runs(cache: Any, name: str, target: TuneTarget, truth: np.ndarray, limits: dict[str, float],
+                       seeds: Sequence[int], budget: int, sequences: list[list[float | None]]
+                       ) -> tuple[dict[str, list[int | None]], list[str]]:
+    """Kernel Tuner's strategy ``name`` on the held-out ``cache`` (a ReplayedCache), its configs judged by
+    ``truth``: evaluations to each limit per seed (never for a run that raised), and the errors of the
+    runs that raised (``sequences`` receives the other runs' values, in order)."""
+    from amk.integrations.kernel_tuner.harness import run_strategy
+
+    out: dict[str, list[int | None]] = {k: [] for k in limits}
+    errors = []
+    for seed in seeds:
+        run = run_strategy(cache, name, seed=seed, budget=budget)
+        if run.error:  # no curve to score (counted as never within the limits)
+            errors.append(run.error)
+            for key in limits:
+                out[key].append(None)
+            continue
+        values = []
+        for visited in run.visited:
+            config = {p: visited[p] for p in run.params}
+            i = target.index.get(config_key(target.space.canonical(config)))
+            values.append(None if i is None or math.isnan(truth[i]) else float(truth[i]))
+        sequences.append(values)
+        for key, limit in limits.items():
+            out[key].append(next((e for e, v in enumerate(values, 1) if v is not None and v <= limit), None))
+    return out, errors
+
+
+def _score(sequences: Sequence[Sequence[float | None]], truth: np.ndarray, budget: int) -> float | None:
+    from amk.integrations.kernel_tuner.methodology import performance_score
+
+    valid = truth[~np.isnan(truth)]
+    if not sequences or len(valid) < 2:
+        return None
+    return performance_score(sequences, valid, budget).score
+
+
+def simulate(root: Path, *, budget: int = 500, seeds: int = 5, strategies: Sequence[str] | None = None,
+             settings: TuneSettings | None = None, featurizer: Any = "amk", ranker: Any = "knn",
+             on_row: Callable[[SimulationRow], None] | None = None,
+             devices: Mapping[str, str] | None = None) -> list[SimulationRow]:
+    """Every held-out device of every kernel under ``root``, every strategy (see the module docstring;
+    ``strategies`` None: :func:`default_strategies`). ``devices`` maps a cache's file name (or its name
+    without .json/.json.gz) to its device name."""
+
+    strategies = default_strategies() if strategies is None else list(strategies)
+    wanted_kt = [s for s in strategies if s.startswith(KERNEL_TUNER_PREFIX)]
+    installed_kt = kernel_tuner_strategies() if wanted_kt else []
+    if wanted_kt and not installed_kt:
+        log.warning("kernel_tuner is not installed (pip install 'amk[kernel-tuner]'); the Kernel Tuner "
+                    "baselines %s are left out", wanted_kt)
+        strategies = [s for s in strategies if s not in wanted_kt]
+    unknown = sorted(set(strategies) - set(STRATEGIES) - set(installed_kt))
     if unknown:
-        raise AmkError(f"unknown strategies {unknown}; strategies are {list(STRATEGIES)}.")
+        raise AmkError(f"unknown strategies {unknown}; strategies are {list(STRATEGIES) + installed_kt}.")
     if "tpe" in strategies:
         try:
             import optuna  # noqa: F401
@@ -233,7 +322,7 @@ def simulate(root: Path, *, budget: int = 500, seeds: int = 5, strategies: Seque
     seed_list = list(range(seeds))
     rows: list[SimulationRow] = []
     for kernel, paths in find_kernel_dirs(root).items():
-        files = [load_cache(p) for p in paths]
+        files = [load_cache(p, (devices or {}).get(p.name) or (devices or {}).get(_stem(p))) for p in paths]
         labels = [f.device_label for f in files]
         if len(set(labels)) != len(labels):  # two files of one device: tell them apart by file name
             files = [attrs.evolve(f, device_label=_stem(f.path)) for f in files]
@@ -250,33 +339,52 @@ def simulate(root: Path, *, budget: int = 500, seeds: int = 5, strategies: Seque
 
             def row(strategy: str, per_seed: dict[str, list[int | None]] | None,
                     values: dict[str, float | None], note: str = "", *, kernel: str = kernel,
-                    device: str = held.device_label, n: int = n, optimum: float = optimum) -> None:
+                    device: str = held.device_label, n: int = n, optimum: float = optimum,
+                    truth: np.ndarray = truth, sequences: list[list[float | None]] | None = None,
+                    score: float | None = None) -> None:
+                score = _score(sequences, truth, budget) if sequences else score
                 r = SimulationRow(kernel, device, strategy, values["5pct"], values["1pct"],
                                   per_seed["5pct"] if per_seed else None, per_seed["1pct"] if per_seed else None,
-                                  n, optimum, budget, note)
+                                  n, optimum, budget, note, score)
                 rows.append(r)
                 if on_row:
                     on_row(r)
 
+            replayed = None
             for strategy in strategies:
+                sequences: list[list[float | None]] = []
                 if strategy == "amk":
                     per_seed: dict[str, list[int | None]] = {k: [] for k in THRESHOLDS}
                     for s in seed_list:
                         result = tune(target, settings, seed=s, budget=budget, minutes=0, stop_at_us=min(limits.values()))
                         for name, limit in limits.items():
                             per_seed[name].append(result.evaluations_to(limit))
+                        sequences.append([t.latency_us if t.verdict == Verdict.PASS.value else None
+                                          for t in result.state.trials])
                     row("amk", per_seed, {k: _median(v) for k, v in per_seed.items()},
-                        f"median of {len(seed_list)} seeds")
+                        f"median of {len(seed_list)} seeds", sequences=sequences)
                 elif strategy == "random":
                     values = {k: (n + 1) / (int(g.sum()) + 1) if g.any() else None for k, g in good.items()}
-                    row("random", None, values, "exact expectation")
+                    row("random", None, values, "exact expectation", score=0.0)
                 elif strategy == "tpe":
-                    per_seed = _tpe_runs(target, truth, limits, seed_list, budget)
+                    per_seed = _tpe_runs(target, truth, limits, seed_list, budget, sequences)
                     row("tpe", per_seed, {k: _median(v) for k, v in per_seed.items()},
-                        f"median of {len(seed_list)} seeds")
+                        f"median of {len(seed_list)} seeds", sequences=sequences)
                 elif strategy == "pooled":
                     order = _pooled_order(target, others)
-                    row("pooled", None, {k: _first_hit(order, g, budget) for k, g in good.items()})
+                    sequences.append([None if math.isnan(truth[i]) else float(truth[i]) for i in order[:budget]])
+                    row("pooled", None, {k: _first_hit(order, g, budget) for k, g in good.items()},
+                        sequences=sequences)
+                elif strategy.startswith(KERNEL_TUNER_PREFIX):
+                    from amk.integrations.kernel_tuner.harness import ReplayedCache
+
+                    replayed = replayed or ReplayedCache.read(held.path)  # uncompressed once per held-out file
+                    per_seed, errors = _kernel_tuner_runs(replayed, strategy[len(KERNEL_TUNER_PREFIX):], target,
+                                                          truth, limits, seed_list, budget, sequences)
+                    note = f"median of {len(seed_list)} seeds; tune_cache (failed configs not in its space)"
+                    row(strategy, per_seed, {k: _median(v) for k, v in per_seed.items()},
+                        note + (f"; {len(errors)} run(s) raised: {errors[0]}" if errors else ""),
+                        sequences=sequences)
             log.info("%s %s done in %.1f s", kernel, held.device_label, time.monotonic() - started)
     return rows
 

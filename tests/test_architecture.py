@@ -18,6 +18,7 @@ LAYERS = {
     "formats": {"core"},
     "backends": {"core", "decode", "formats"},
     "tuning": {"core", "decode", "prior", "formats"},
+    "testing": {"core", "decode"},  # the plugin contract: amk's public API and its sample decode records only
 }
 
 

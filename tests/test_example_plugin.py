@@ -1,4 +1,5 @@
-"""The out-of-tree example plugin in plugins/, installed for real and selected from a config file."""
+"""The out-of-tree example plugin in plugins/, installed for real, selected from a config file, and passing
+its own tests (amk.testing's ranker contract) as its author would run them."""
 
 import json
 import subprocess
@@ -8,6 +9,7 @@ import pytest
 from conftest import REPO_ROOT, amk_env
 
 from amk.core.ranker import Ranker
+from amk.testing import ranker_checks
 
 PLUGIN = REPO_ROOT / "plugins" / "amk-ridge-ranker"
 
@@ -52,3 +54,13 @@ def test_the_plugin_ranker_fits_and_orders_by_its_prediction(installed, monkeypa
     y = X[:, 0] * 2.0 + 1.0
     scores = ranker.fit(X, y).predict(X[::-1])
     assert np.all(np.diff(scores) < 0)
+
+
+def test_the_plugins_own_tests_run_amks_ranker_contract_on_it_and_pass(installed):
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=PLUGIN,
+        env=amk_env([str(installed)]), capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    checks = len(ranker_checks())
+    assert f"{2 * checks} passed" in result.stdout.splitlines()[-1], result.stdout[-2000:]

@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch", reason="the cpu backend needs torch (pip in
 from amk.backends import cpu as cpu_backend
 from amk.backends.cache_dir import CACHE_ENV_VAR
 from amk.backends.gemv_step import check_step_outputs, latency_stats, output_error, plan_decode_step
+from amk.core.backend import Backend
 from amk.core.devices import Device
 from amk.core.errors import BackendError, ValidationError
 from amk.core.plugins import create
@@ -20,6 +21,7 @@ from amk.core.records import Provenance, Record, Verdict, record_from_dict, reco
 from amk.core.workload import Workload
 from amk.decode.shapes import ModelShape
 from amk.decode.workload import decode_workload
+from amk.testing import backend_checks, parametrize_with_checks
 from tests.kernels_helpers import RAGGED_SHAPE, TINY_SHAPE, tiny_workload
 
 FAST = {"warmup": 1, "repeats": 5, "memory_budget_mb": 64}
@@ -28,7 +30,7 @@ FAST = {"warmup": 1, "repeats": 5, "memory_budget_mb": 64}
 @pytest.fixture(scope="session")
 def backend():
     """The cpu backend with the kernel built (once per machine: later sessions load it from the cache)."""
-    b = create("backend", "cpu", cpu_backend.CpuBackend.Options(**FAST))
+    b = create(Backend, "cpu", cpu_backend.CpuBackend.Options(**FAST))
     cpu_backend.load_extension()
     return b
 
@@ -36,6 +38,17 @@ def backend():
 @pytest.fixture(scope="session")
 def device(backend) -> Device:
     return backend.local_device()
+
+
+def new_fast_backend() -> cpu_backend.CpuBackend:
+    """A new cpu backend that measures with few repeats (each contract check gets its own)."""
+    return create(Backend, "cpu", cpu_backend.CpuBackend.Options(**FAST))
+
+
+@pytest.mark.slow
+@parametrize_with_checks(backend_checks(new_fast_backend, tiny_workload("fp32"), label="cpu"))
+def test_the_cpu_backend_meets_the_backend_contract(check, backend, device):
+    check(device=device)  # this machine's CPU (the session's backend has built or loaded the kernel)
 
 
 def test_local_device_is_this_cpu_with_its_measured_bandwidth(device):

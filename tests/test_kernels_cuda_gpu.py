@@ -7,6 +7,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="the cuda backend needs torch (pip install 'amk[torch]')")
 
 from amk.backends import cuda as cuda_backend
+from amk.core.backend import Backend
 from amk.core.devices import Device
 from amk.core.plugins import create
 from amk.core.records import Verdict
@@ -22,7 +23,7 @@ FAST = cuda_backend.CudaBackend.Options(warmup=2, repeats=5, memory_budget_mb=10
 
 @pytest.fixture(scope="module")
 def backend():
-    b = create("backend", "cuda", FAST)
+    b = create(Backend, "cuda", FAST)
     ok, why = b.availability()
     if not ok:
         pytest.skip(f"the cuda backend cannot run here: {why}")

@@ -1,14 +1,14 @@
-"""The amk and generic featurizers: fixed-length vectors, vectorised over unique items, saveable state."""
+"""The amk and generic featurizers: each meets amk.testing's featurizer contract (fixed-length vectors,
+vectorised over unique items, saveable state); then what each one encodes and how."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from amk.core.devices import Device, resolve_device
-from amk.core.errors import NotFittedError
 from amk.featurizers.amk import SCHEDULE_FEATURES, AmkFeaturizer, schedule_features
 from amk.featurizers.generic import GenericFeaturizer
+from amk.testing import featurizer_checks, parametrize_with_checks
 from tests.prior_helpers import SMALL, decode, kernel, schedule
 
 A100 = resolve_device("a100")
@@ -70,33 +70,10 @@ def test_generic_fits_quietly_on_devices_without_gpu_specs():
     assert np.isfinite(f.transform([kernel()], [Device("cpu-amd-epyc")], [{"bx": 16}])).all()
 
 
-@pytest.mark.parametrize("cls", [AmkFeaturizer, GenericFeaturizer])
-def test_indexed_transform_equals_transform_of_the_expanded_points(cls):
-    workloads = [kernel("a"), kernel("b", [128, 128])]
-    devices = [A100, resolve_device("a4000")]
-    configs = [{"bx": 16, "mode": "x"}, {"bx": 64, "mode": "y"}, {"bx": 32, "mode": "x"}]
-    wi, di, ci = np.array([0, 1, 1, 0]), np.array([1, 0, 1, 0]), np.array([2, 0, 1, 1])
-    f = cls().fit([workloads[i] for i in wi], devices, [configs[i] for i in ci])
-    indexed = f.transform_indexed(workloads, devices, configs, wi, di, ci)
-    expanded = f.transform([workloads[i] for i in wi], [devices[i] for i in di], [configs[i] for i in ci])
-    assert np.array_equal(indexed, expanded)
-
-
-@pytest.mark.parametrize("cls", [AmkFeaturizer, GenericFeaturizer])
-def test_transform_before_fit_raises_not_fitted(cls):
-    with pytest.raises(NotFittedError):
-        cls().transform([kernel()], [A100], [{"bx": 1}])
-
-
-@pytest.mark.parametrize("cls", [AmkFeaturizer, GenericFeaturizer])
-def test_state_round_trips_through_json(cls):
-    import json
-
-    configs = [{"bx": 16, "mode": "a"}, {"bx": 256, "mode": "b"}]
-    f = cls().fit([kernel()] * 2, [A100], configs)
-    restored = cls().set_state(json.loads(json.dumps(f.get_state())))
-    assert np.array_equal(restored.transform([kernel()] * 2, [A100] * 2, configs),
-                          f.transform([kernel()] * 2, [A100] * 2, configs))
+@parametrize_with_checks([*featurizer_checks(AmkFeaturizer, label="amk"),
+                          *featurizer_checks(GenericFeaturizer, label="generic")])
+def test_a_built_in_featurizer_meets_the_featurizer_contract(check):
+    check()
 
 
 def test_schedule_features_read_any_mapping_like_a_dict():

@@ -10,7 +10,7 @@ import pytest
 from amk.core.backend import Backend
 from amk.core.columns import CorpusColumns
 from amk.core.devices import Device
-from amk.core.errors import InvalidConfigError
+from amk.core.errors import InvalidConfigError, LeftOutWarning
 from amk.core.records import MeasurementKind, Verdict
 from amk.core.space import Knob, SearchSpace
 from amk.core.workload import Workload
@@ -134,9 +134,10 @@ class _EvenOnlyBackend(Backend):
         raise NotImplementedError
 
 
-def test_seeds_the_backend_would_refuse_are_not_handed_out():
+def test_seeds_the_backend_would_refuse_are_not_handed_out_and_their_count_is_said():
     records = [record(kernel(), "a100", {"x": x}, 10.0 + x) for x in range(5)]
-    seeds = warm_start(kernel(), "a100", records, k=3, backend=_EvenOnlyBackend())
+    with pytest.warns(LeftOutWarning, match="2 corpus config.s. left out because the even-only backend refuses"):
+        seeds = warm_start(kernel(), "a100", records, k=3, backend=_EvenOnlyBackend())
     assert [s.config["x"] for s in seeds] == [0, 2, 4]
     with pytest.raises(InvalidConfigError):
         _EvenOnlyBackend().validate(kernel(), Device("a100"), {"x": 1})
@@ -160,9 +161,10 @@ def test_combined_seed_without_kernel_knobs_gets_the_knob_defaults():
     assert pairs[0][1] == SEARCHABLE_KNOB_DEFAULTS
 
 
-def test_combined_skips_schedules_that_are_not_valid_configs():
+def test_combined_skips_schedules_that_are_not_valid_configs_and_says_how_many():
     records = [record(decode("m"), "h100", schedule(63), 5.0), record(decode("m"), "h100", schedule(64), 10.0)]
-    pairs = warm_start_combined(SMALL, "h100", records)
+    with pytest.warns(LeftOutWarning, match="1 corpus schedule.s. left out because they are not valid"):
+        pairs = warm_start_combined(SMALL, "h100", records)
     assert [s.gemv_n_tile for s, _ in pairs] == [64]
 
 

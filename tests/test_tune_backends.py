@@ -1,4 +1,4 @@
-"""The replay and roofline backends and the memory store."""
+"""The replay and roofline backends (each meets amk.testing's backend contract) and the memory store."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from amk.decode.shapes import ModelShape
 from amk.decode.workload import decode_workload
 from amk.formats.kernel_tuner import read_kernel_tuner
 from amk.stores.memory import MemoryStore
+from amk.testing import backend_checks, parametrize_with_checks
 from tests.tune_helpers import synthetic_time_ms, write_cache
 
 LLAMA_1B = ModelShape(hidden=2048, n_layers=16, n_heads=32, n_kv_heads=8, head_dim=64, intermediate=8192,
@@ -30,6 +31,19 @@ def cache(tmp_path):
 def replay(cache):
     records = [i.record for i in read_kernel_tuner(cache)]
     return ReplayBackend.from_records(records), records[0].workload, records[0].device
+
+
+@parametrize_with_checks(backend_checks(label="replay"))
+def test_the_replay_backend_meets_the_backend_contract(check, cache):
+    [record, *_] = [i.record for i in read_kernel_tuner(cache)]
+    check(make_backend=lambda: ReplayBackend(ReplayBackend.Options(cache=str(cache))), workload=record.workload,
+          device=record.device)
+
+
+@parametrize_with_checks(backend_checks(RooflineBackend, decode_workload("llama-1b", LLAMA_1B), resolve_device("h100"),
+                                        label="roofline"))
+def test_the_roofline_backend_meets_the_backend_contract(check):
+    check()
 
 
 def test_replay_measures_a_recorded_config_as_its_recorded_median_of_kind_replayed(replay):

@@ -84,10 +84,12 @@ def test_simulate_scores_every_strategy_on_every_held_out_device(run_amk, cache_
                   "--json", str(tmp_path / "rows.json"))
     assert out.returncode == 0, out.stderr
     rows = json.loads((tmp_path / "rows.json").read_text())
+    from amk.simulate import default_strategies
+
     assert {(r["device"], r["strategy"]) for r in rows} == {
-        (d, s) for d in ("a4000", "a6000", "mystery-gpu") for s in ("amk", "random", "tpe", "pooled")}
+        (d, s) for d in ("a4000", "a6000", "mystery-gpu") for s in default_strategies()}
     for row in rows:
-        assert {"kernel", "device", "strategy", "evals_to_5pct", "evals_to_1pct"} <= set(row)
+        assert {"kernel", "device", "strategy", "evals_to_5pct", "evals_to_1pct", "score"} <= set(row)
         assert row["kernel"] == "caches"
     random = next(r for r in rows if r["strategy"] == "random" and r["device"] == "a4000")
     assert random["evals_to_5pct"] == pytest.approx((12 + 1) / (1 + 1))  # one good config of 12

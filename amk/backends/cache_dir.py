@@ -28,25 +28,25 @@ def cache_dir() -> Path:
     return root
 
 
-def cpu_model_name() -> str:
-    """The CPU's marketing name, e.g. ``AMD EPYC 7B13`` (falls back to the platform's processor string)."""
+def _cpuinfo(field: str) -> str | None:
+    """The value of the first /proc/cpuinfo line that starts with ``field`` (None: no such line, or no file)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(field):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "unknown cpu"
+    return None
+
+
+def cpu_model_name() -> str:
+    """The CPU's marketing name, e.g. ``AMD EPYC 7B13`` (falls back to the platform's processor string)."""
+    name = _cpuinfo("model name")
+    return name if name is not None else platform.processor() or platform.machine() or "unknown cpu"
 
 
 def _cpu_flags() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
+    return _cpuinfo("flags") or ""
 
 
 def machine_fingerprint() -> str:

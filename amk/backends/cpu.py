@@ -10,15 +10,14 @@ read and cached.
 from __future__ import annotations
 
 import functools
-import math
 import os
 import platform
 import re
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import attrs
 
@@ -30,20 +29,11 @@ from amk.backends.cache_dir import (
     read_cached,
     write_cached,
 )
-from amk.backends.gemv_step import (
-    PreparedStep,
-    StepPlan,
-    check_step_outputs,
-    latency_stats,
-    plan_decode_step,
-    replicate_layer,
-    torch_dtype,
-)
-from amk.core.backend import Backend
+from amk.backends.gemv_backend import GemvBackend, Launch
+from amk.backends.gemv_step import PreparedStep
 from amk.core.devices import Device
 from amk.core.errors import BackendError
 from amk.core.markers import hookimpl
-from amk.core.records import Measurement, MeasurementKind, Verdict
 from amk.core.space import Knob, SearchSpace
 from amk.core.workload import Workload
 
@@ -180,14 +170,16 @@ def local_cpu_device(bandwidth_gbps: float | None = None) -> Device:
                   memory_gb=memory_gb)
 
 
-class CpuBackend(Backend):
+class CpuBackend(GemvBackend):
     """Times the decode step's GEMVs on this machine's CPU with a compiled, knob-parameterised kernel."""
 
     name = "cpu"
     version = "1"
-    measurement_kind = MeasurementKind.MEASURED
-    isolation = "process"  # compiled kernels: a crash or hang must not end the tune run
-    requires: ClassVar[dict[str, str]] = {"torch": "torch"}
+    torch_device = "cpu"
+    measures = "this machine's CPU"
+    kernel_error = "the kernel raised"
+    floor_digits = 1
+    below_floor_note = " (a timing artifact, or the bandwidth measurement is stale: `amk doctor --remeasure`)"
 
     @attrs.frozen
     class Options:
@@ -198,16 +190,8 @@ class CpuBackend(Backend):
         floor_tolerance: float = 0.05  # a latency this far below the floor is rejected as an artifact
         seed: int = 0
 
-    def __init__(self, options: Any = None) -> None:
-        super().__init__(options)
-        self._prepared: PreparedStep | None = None
-
     # -- what can run here -------------------------------------------------------------------------
-    def availability(self) -> tuple[bool, str]:
-        try:
-            import torch
-        except ImportError:
-            return False, "torch is not installed: pip install 'amk[torch]'"
+    def _availability_with(self, torch: Any) -> tuple[bool, str]:
         compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
         if not compiler:
             return False, "no C++ compiler on PATH (c++/g++) to build the kernel"
@@ -226,10 +210,13 @@ class CpuBackend(Backend):
         """This machine's CPU, with its measured memory bandwidth (measured once, cached)."""
         return local_cpu_device(measure_bandwidth_gbps())
 
+    def _device_here(self) -> Device:
+        return local_cpu_device()
+
     # -- the search space --------------------------------------------------------------------------
     def search_space(self, workload: Workload, device: Device) -> SearchSpace:
         self._check_device(device)
-        plan_decode_step(workload, self.options.memory_budget_mb << 20)  # refuses a non-decode workload
+        self.plan(workload)  # refuses a non-decode workload
         threads = thread_choices()
         knobs = (
             Knob("cols_per_thread", COLS_PER_THREAD, default=4),
@@ -245,96 +232,47 @@ class CpuBackend(Backend):
             canonicalize=_canonical_cpu_config,
         )
 
-    def _check_device(self, device: Device) -> None:
-        local = local_cpu_device()
-        if device.name != local.name:
-            raise BackendError(
-                f"the cpu backend measures this machine's CPU, {local.name!r}, not device {device.name!r}; "
-                f"tune with the device {local.name!r}."
-            )
-
     # -- the floor ---------------------------------------------------------------------------------
-    def plan(self, workload: Workload) -> StepPlan:
-        """The step a measurement times (its layer count is the shape's, scaled to the memory budget)."""
-        return plan_decode_step(workload, self.options.memory_budget_mb << 20)
-
     def floor_us(self, workload: Workload, device: Device) -> float | None:
         """The planned step's weight bytes over this machine's measured memory bandwidth."""
         return self.plan(workload).floor_us(measure_bandwidth_gbps())
 
-    # -- measuring ---------------------------------------------------------------------------------
-    def measure(self, workload: Workload, device: Device, config: Mapping[str, Any]) -> Measurement:
-        try:
-            self.validate(workload, device, config)
-        except BackendError as exc:
-            return Measurement(verdict=Verdict.REJECTED, kind=self.measurement_kind, reason=str(exc))
-        prepared = self.prepare(workload)
-        floor = prepared.plan.floor_us(measure_bandwidth_gbps())
-        ext = load_extension()
-        knobs = (int(config["cols_per_thread"]), int(config["k_unroll"]), int(config["prefetch_lines"]),
-                 int(config["threads"]), int(config["n_tile"]))
-        try:
-            def run(replica: int) -> None:
-                ext.gemv_step(prepared.replicas[replica], prepared.xs, prepared.ys, *knobs)
+    def _floor_tolerance(self) -> float:
+        return self.options.floor_tolerance
 
-            run(0)
-            wrong = check_step_outputs(prepared)
-            if wrong:
-                return Measurement(verdict=Verdict.FAIL, kind=self.measurement_kind, bound_us=floor, reason=wrong)
-            n_replicas = len(prepared.replicas)
-            for i in range(self.options.warmup):
-                run((i + 1) % n_replicas)
-            samples = []
-            for i in range(self.options.repeats):
-                replica = (self.options.warmup + 1 + i) % n_replicas
-                start = time.perf_counter()
-                run(replica)
-                samples.append(time.perf_counter() - start)
-            wrong = check_step_outputs(prepared)  # the last timed run's outputs, too
-            if wrong:
-                return Measurement(verdict=Verdict.FAIL, kind=self.measurement_kind, bound_us=floor, reason=wrong)
-        except RuntimeError as exc:
-            return Measurement(verdict=Verdict.CRASH, kind=self.measurement_kind, bound_us=floor,
-                               reason=f"the kernel raised: {str(exc).splitlines()[0] if str(exc) else exc!r}")
-        median_us, iqr_us = latency_stats(samples)
-        if median_us < floor * (1 - self.options.floor_tolerance):
+    def _recheck_floor(self, prepared: PreparedStep, median_us: float, floor_us: float) -> float:
+        if median_us < floor_us * (1 - self.options.floor_tolerance):
             # Faster than the cached bandwidth allows: that reading may have been taken on a busy machine.
             # Measure again (the better reading is kept) before calling the latency an artifact.
-            floor = prepared.plan.floor_us(measure_bandwidth_gbps(refresh=True))
-        if median_us < floor * (1 - self.options.floor_tolerance):
-            return Measurement(
-                verdict=Verdict.REJECTED, kind=self.measurement_kind, bound_us=floor, samples=len(samples),
-                reason=f"latency {median_us:.1f} us is below the memory-bandwidth floor {floor:.1f} us "
-                       "(a timing artifact, or the bandwidth measurement is stale: `amk doctor --remeasure`)",
-            )
-        return Measurement(verdict=Verdict.PASS, kind=self.measurement_kind, latency_us=median_us,
-                           spread_us=iqr_us, samples=len(samples), bound_us=floor)
+            return prepared.plan.floor_us(measure_bandwidth_gbps(refresh=True))
+        return floor_us
 
-    def prepare(self, workload: Workload) -> PreparedStep:
-        """Random weights for the planned step (one layer, copied to every layer and replica), inputs,
-        outputs and torch's fp32 results; kept for the next config on the same workload. Identical
-        layers still live at distinct addresses, so the step streams all of its bytes from memory."""
-        import torch
+    # -- measuring ---------------------------------------------------------------------------------
+    def _cache_bytes(self) -> int:
+        return last_level_cache_bytes()
 
-        key = (workload.key, self.options)
-        if self._prepared is not None and self._prepared.key == key:
-            return self._prepared
-        self._prepared = None  # free the previous workload's tensors first
-        plan = self.plan(workload)
-        dtype = torch_dtype(plan.dtype)
-        generator = torch.Generator().manual_seed(self.options.seed)
-        layer = [(torch.randn(p.n, p.k, generator=generator) / math.sqrt(p.k)).to(dtype) for p in plan.projections]
-        xs = [torch.randn(p.k, generator=generator).to(dtype) for p in plan.projections]
-        references = [torch.mv(w.float(), x.float()) for w, x in zip(layer, xs)]
-        budget = self.options.memory_budget_mb << 20
-        n_replicas = 1
-        if self.options.cold_cache:
-            wanted = math.ceil(4 * last_level_cache_bytes() / plan.weight_bytes)
-            n_replicas = max(1, min(wanted, budget // plan.weight_bytes))
-        replicas = replicate_layer(layer, plan.layers, n_replicas)
-        ys = [torch.empty(p.n, dtype=dtype) for _ in range(plan.layers) for p in plan.projections]
-        self._prepared = PreparedStep(key, plan, replicas, xs * plan.layers, ys, references)
-        return self._prepared
+    def _launcher(self, knobs: Mapping[str, Any]) -> Launch:
+        ext = load_extension()  # one build for every config: a failure raises BackendError (run `amk doctor`)
+        args = (int(knobs["cols_per_thread"]), int(knobs["k_unroll"]), int(knobs["prefetch_lines"]),
+                int(knobs["threads"]), int(knobs["n_tile"]))
+
+        def launch(prepared: PreparedStep, replica: int) -> None:
+            ext.gemv_step(prepared.replicas[replica], prepared.xs, prepared.ys, *args)
+
+        return launch
+
+    def _time_step(self, prepared: PreparedStep, run: Callable[[int], None]) -> list[float]:
+        """Wall-clock seconds of each timed run (``time.perf_counter`` around one step)."""
+        n_replicas = len(prepared.replicas)
+        for i in range(self.options.warmup):
+            run((i + 1) % n_replicas)
+        samples = []
+        for i in range(self.options.repeats):
+            replica = (self.options.warmup + 1 + i) % n_replicas
+            start = time.perf_counter()
+            run(replica)
+            samples.append(time.perf_counter() - start)
+        return samples
 
 
 def _canonical_cpu_config(config: Mapping[str, Any]) -> dict[str, Any]:

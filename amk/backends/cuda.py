@@ -16,27 +16,19 @@ import functools
 import hashlib
 import math
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import attrs
 
 from amk.backends.cache_dir import MEASUREMENT_SUFFIX, cache_dir, read_cached, write_cached
-from amk.backends.gemv_step import (
-    PreparedStep,
-    StepPlan,
-    check_step_outputs,
-    latency_stats,
-    plan_decode_step,
-    replicate_layer,
-    torch_dtype,
-)
-from amk.core.backend import Backend
+from amk.backends.gemv_backend import GemvBackend, KernelCrash, Launch
+from amk.backends.gemv_step import PreparedStep
 from amk.core.devices import KNOWN_DEVICES, Device, resolve_device
 from amk.core.errors import BackendError
 from amk.core.markers import hookimpl
-from amk.core.records import Measurement, MeasurementKind, Verdict
+from amk.core.records import Measurement
 from amk.core.space import Knob, SearchSpace
 from amk.core.workload import Workload
 from amk.decode.knobs import knobs_of_schedule, schedule_of_knobs
@@ -221,14 +213,17 @@ def _best_event_time(fn, repeats: int = 10) -> float:
     return best
 
 
-class CudaBackend(Backend):
+class CudaBackend(GemvBackend):
     """Times the decode step's GEMVs on the live NVIDIA GPU, one built kernel per distinct knob set."""
 
     name = "cuda"
     version = "1"
-    measurement_kind = MeasurementKind.MEASURED
-    isolation = "process"  # compiled kernels: a crash or hang must not end the tune run
-    requires: ClassVar[dict[str, str]] = {"torch": "torch"}
+    torch_device = "cuda"
+    measures = "the live GPU"
+    max_replicas = MAX_REPLICAS
+    kernel_error = "the kernel failed"
+    floor_digits = 2
+    below_floor_note = ": a timing artifact (e.g. weights served from L2), not a result"
 
     @attrs.frozen
     class Options:
@@ -238,15 +233,7 @@ class CudaBackend(Backend):
         cold_cache: bool = True  # rotate weight replicas so each step reads HBM, not L2
         seed: int = 0
 
-    def __init__(self, options: Any = None) -> None:
-        super().__init__(options)
-        self._prepared: PreparedStep | None = None
-
-    def availability(self) -> tuple[bool, str]:
-        try:
-            import torch
-        except ImportError:
-            return False, "torch is not installed: pip install 'amk[torch]'"
+    def _availability_with(self, torch: Any) -> tuple[bool, str]:
         if torch.version.cuda is None:
             return False, f"torch {torch.__version__} is a CPU-only build (install a CUDA build of torch)"
         if not torch.cuda.is_available():
@@ -268,17 +255,17 @@ class CudaBackend(Backend):
         self._require_gpu()
         return live_device()
 
+    def _device_here(self) -> Device:
+        return live_device()
+
     def _require_gpu(self) -> None:
         ok, why = self.availability()
         if not ok:
             raise BackendError(f"the cuda backend cannot run here: {why}; run `amk doctor` for details.")
 
     def search_space(self, workload: Workload, device: Device) -> SearchSpace:
-        plan_decode_step(workload, self.options.memory_budget_mb << 20)  # refuses a non-decode workload
+        self.plan(workload)  # refuses a non-decode workload
         return cuda_search_space(device)
-
-    def plan(self, workload: Workload) -> StepPlan:
-        return plan_decode_step(workload, self.options.memory_budget_mb << 20)
 
     def record_config(self, workload: Workload, knobs: Mapping[str, Any]) -> dict[str, Any]:
         return schedule_of_knobs(knobs)
@@ -294,61 +281,17 @@ class CudaBackend(Backend):
             bandwidth = measure_bandwidth_gbps()
         return self.plan(workload).floor_us(bandwidth)
 
-    def _check_device(self, device: Device) -> None:
-        live = live_device()
-        if device.name != live.name:
-            raise BackendError(f"the cuda backend measures the live GPU, {live.name!r}, not device {device.name!r}; "
-                               f"tune with the device {live.name!r}.")
-
     def measure(self, workload: Workload, device: Device, config: Mapping[str, Any]) -> Measurement:
-        import torch
-
+        """As ``GemvBackend.measure``; raises BackendError first when no usable GPU is here."""
         self._require_gpu()
-        try:
-            self._check_device(device)
-            config = self.knob_config(workload, config)
-            self.validate(workload, device, config)
-            self._check_k(workload)
-        except BackendError as exc:
-            return Measurement(verdict=Verdict.REJECTED, kind=self.measurement_kind, reason=str(exc))
-        floor = self.floor_us(workload, device)
-        try:
-            library = build_kernel(kernel_variant(config), torch.cuda.get_device_capability(0))
-        except BackendError as exc:
-            return Measurement(verdict=Verdict.CRASH, kind=self.measurement_kind, bound_us=floor, reason=str(exc))
-        prepared = self.prepare(workload)
-        n_tile = int(config["gemv_n_tile"])
-        dtype = prepared.plan.dtype
-        try:
-            def run(replica: int) -> None:
-                stream = torch.cuda.current_stream().cuda_stream  # the capture stream inside a graph capture
-                for w, x, y in zip(prepared.replicas[replica], prepared.xs, prepared.ys):
-                    library.launch(dtype, w, x, y, n_tile, stream)
+        return super().measure(workload, device, config)
 
-            run(0)  # also opts the kernel into its shared memory before any capture
-            torch.cuda.synchronize()
-            wrong = check_step_outputs(prepared)
-            if wrong:
-                return Measurement(verdict=Verdict.FAIL, kind=self.measurement_kind, bound_us=floor, reason=wrong)
-            samples = self._time_graphs(prepared, run)
-            wrong = check_step_outputs(prepared)
-            if wrong:
-                return Measurement(verdict=Verdict.FAIL, kind=self.measurement_kind, bound_us=floor, reason=wrong)
-        except RuntimeError as exc:
-            return Measurement(verdict=Verdict.CRASH, kind=self.measurement_kind, bound_us=floor,
-                               reason=f"the kernel failed: {str(exc).splitlines()[0] if str(exc) else exc!r}")
-        median_us, iqr_us = latency_stats(samples)
-        if median_us < floor:
-            return Measurement(
-                verdict=Verdict.REJECTED, kind=self.measurement_kind, bound_us=floor, samples=len(samples),
-                reason=f"latency {median_us:.2f} us is below the memory-bandwidth floor {floor:.2f} us: a timing "
-                       "artifact (e.g. weights served from L2), not a result",
-            )
-        return Measurement(verdict=Verdict.PASS, kind=self.measurement_kind, latency_us=median_us,
-                           spread_us=iqr_us, samples=len(samples), bound_us=floor)
-
-    def _time_graphs(self, prepared: PreparedStep, run) -> list[float]:
-        return time_graph_replays(capture_step_graphs(prepared, run), self.options.warmup, self.options.repeats)
+    def _checked_knobs(self, workload: Workload, device: Device, config: Mapping[str, Any]) -> dict[str, Any]:
+        self._check_device(device)
+        knobs = self.knob_config(workload, config)
+        self.validate(workload, device, knobs)
+        self._check_k(workload)
+        return knobs
 
     def _check_k(self, workload: Workload) -> None:
         plan = self.plan(workload)
@@ -358,31 +301,41 @@ class CudaBackend(Backend):
             raise BackendError(f"projections {odd} of {workload.name!r} have K not a multiple of {per_vec}, "
                                "which the 16-byte vector loads of the cuda GEMV need.")
 
-    def prepare(self, workload: Workload) -> PreparedStep:
+    def _cache_bytes(self) -> int:
         import torch
 
-        key = (workload.key, self.options)
-        if self._prepared is not None and self._prepared.key == key:
-            return self._prepared
-        self._prepared = None
+        return getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 50 << 20) or (50 << 20)
+
+    def _release_memory(self) -> None:
+        import torch
+
         torch.cuda.empty_cache()
-        plan = self.plan(workload)
-        dtype = torch_dtype(plan.dtype)
-        generator = torch.Generator(device="cuda").manual_seed(self.options.seed)
-        layer = [(torch.randn(p.n, p.k, generator=generator, device="cuda") / math.sqrt(p.k)).to(dtype)
-                 for p in plan.projections]
-        xs = [torch.randn(p.k, generator=generator, device="cuda").to(dtype) for p in plan.projections]
-        references = [torch.mv(w.float(), x.float()) for w, x in zip(layer, xs)]
-        n_replicas = 1
-        if self.options.cold_cache:
-            l2 = getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 50 << 20) or (50 << 20)
-            wanted = math.ceil(4 * l2 / plan.weight_bytes)
-            n_replicas = max(1, min(wanted, MAX_REPLICAS, (self.options.memory_budget_mb << 20) // plan.weight_bytes))
-        replicas = replicate_layer(layer, plan.layers, n_replicas)
-        del layer
-        ys = [torch.empty(p.n, dtype=dtype, device="cuda") for _ in range(plan.layers) for p in plan.projections]
-        self._prepared = PreparedStep(key, plan, replicas, xs * plan.layers, ys, references)
-        return self._prepared
+
+    def _launcher(self, knobs: Mapping[str, Any]) -> Launch:
+        """The distinct kernel of ``knobs``, built for the live GPU; each config's build can fail on its own."""
+        import torch
+
+        try:
+            library = build_kernel(kernel_variant(knobs), torch.cuda.get_device_capability(0))
+        except BackendError as exc:
+            raise KernelCrash(str(exc)) from exc
+        n_tile = int(knobs["gemv_n_tile"])
+
+        def launch(prepared: PreparedStep, replica: int) -> None:
+            stream = torch.cuda.current_stream().cuda_stream  # the capture stream inside a graph capture
+            for w, x, y in zip(prepared.replicas[replica], prepared.xs, prepared.ys):
+                library.launch(prepared.plan.dtype, w, x, y, n_tile, stream)
+
+        return launch
+
+    def _synchronize(self) -> None:
+        import torch
+
+        torch.cuda.synchronize()
+
+    def _time_step(self, prepared: PreparedStep, run: Callable[[int], None]) -> list[float]:
+        """Seconds of each timed replay of the step captured in a CUDA graph per replica (CUDA events)."""
+        return time_graph_replays(capture_step_graphs(prepared, run), self.options.warmup, self.options.repeats)
 
 
 def capture_step_graphs(prepared: PreparedStep, run) -> list:

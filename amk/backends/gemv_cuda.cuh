@@ -33,39 +33,34 @@ template <> struct Lanes<float> {
   __device__ static inline float from_float(float v) { return v; }
 };
 
+__device__ inline float2 to_float2(const __half2& v) { return __half22float2(v); }
+__device__ inline float2 to_float2(const __nv_bfloat162& v) { return __bfloat1622float2(v); }
+
+// The fp32 dot product of two 16-byte vectors of eight 16-bit elements, read as four pairs T2.
+template <typename T2>
+__device__ inline float dot_pairs(const uint4& w, const uint4& x) {
+  const T2* wp = reinterpret_cast<const T2*>(&w);
+  const T2* xp = reinterpret_cast<const T2*>(&x);
+  float s = 0.f;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 a = to_float2(wp[i]);
+    const float2 b = to_float2(xp[i]);
+    s = fmaf(a.x, b.x, s);
+    s = fmaf(a.y, b.y, s);
+  }
+  return s;
+}
+
 template <> struct Lanes<__half> {
   static constexpr int kPerVec = 8;
-  __device__ static inline float dot(const uint4& w, const uint4& x) {
-    const __half2* wp = reinterpret_cast<const __half2*>(&w);
-    const __half2* xp = reinterpret_cast<const __half2*>(&x);
-    float s = 0.f;
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const float2 a = __half22float2(wp[i]);
-      const float2 b = __half22float2(xp[i]);
-      s = fmaf(a.x, b.x, s);
-      s = fmaf(a.y, b.y, s);
-    }
-    return s;
-  }
+  __device__ static inline float dot(const uint4& w, const uint4& x) { return dot_pairs<__half2>(w, x); }
   __device__ static inline __half from_float(float v) { return __float2half_rn(v); }
 };
 
 template <> struct Lanes<__nv_bfloat16> {
   static constexpr int kPerVec = 8;
-  __device__ static inline float dot(const uint4& w, const uint4& x) {
-    const __nv_bfloat162* wp = reinterpret_cast<const __nv_bfloat162*>(&w);
-    const __nv_bfloat162* xp = reinterpret_cast<const __nv_bfloat162*>(&x);
-    float s = 0.f;
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const float2 a = __bfloat1622float2(wp[i]);
-      const float2 b = __bfloat1622float2(xp[i]);
-      s = fmaf(a.x, b.x, s);
-      s = fmaf(a.y, b.y, s);
-    }
-    return s;
-  }
+  __device__ static inline float dot(const uint4& w, const uint4& x) { return dot_pairs<__nv_bfloat162>(w, x); }
   __device__ static inline __nv_bfloat16 from_float(float v) { return __float2bfloat16_rn(v); }
 };
 

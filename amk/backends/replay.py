@@ -1,6 +1,8 @@
 """The ``replay`` backend: "measures" a config by looking it up in recorded tuning data.
 
-The data is a Kernel Tuner cache file (``cache = PATH``), the records of a store (``store = URL``), or
+The data is a tuning file amk reads (``cache = PATH``: a Kernel Tuner cache, T4 results, a Triton autotune
+file; ``device = NAME`` names its device when the file names none, and without it such a file replays as
+the tuned device), the records of a store (``store = URL``), or
 records handed over in code (:meth:`ReplayBackend.from_records`, what ``amk simulate`` uses). A config
 the data does not hold is a failed measurement; a recorded failure replays as the same verdict. Every
 result is of kind ``replayed``, so it is never mistaken for a new measurement on hardware.
@@ -116,9 +118,9 @@ class ReplayBackend(Backend):
 
     @attrs.frozen
     class Options:
-        cache: str = ""  # a Kernel Tuner cache file (plain or .gz) to replay
+        cache: str = ""  # a tuning file (Kernel Tuner cache, T4, Triton; plain or .gz) to replay
         store: str = ""  # or a store URL whose records are replayed (jsonl:PATH, sqlite:PATH, ...)
-        device: str = ""  # the device of a cache file whose device_name is empty (or to override it)
+        device: str = ""  # the device of a file that names none (or to override it); default: the tuned one
         samples: int = 0  # repeats drawn per measurement from the recorded times; 0: the recorded median
         seed: int = 0  # seeds the draws of ``samples``
         recorded_only: bool = True  # the search space is the recorded configs (Kernel Tuner's restrictions)
@@ -144,29 +146,45 @@ class ReplayBackend(Backend):
             self._data = RecordedData(self._load_records())
         return self._data
 
-    def _load_records(self) -> list[Record]:
+    def _data_for(self, device: Device) -> RecordedData:
+        """The data, loaded with ``device`` as the device of a file that names none."""
+        if self._data is None:
+            self._data = RecordedData(self._load_records(device.name))
+        return self._data
+
+    def _load_records(self, target_device: str | None = None) -> list[Record]:
         if bool(self.options.cache) == bool(self.options.store):
             raise BackendError(
                 "the replay backend needs exactly one of 'cache' (a Kernel Tuner cache file) and 'store' "
                 "(a store URL) in its [backend] section."
             )
         if self.options.cache:
-            from amk.formats.kernel_tuner import read_kernel_tuner
+            from amk.core.errors import ImportFormatError, LeftOutWarning
+            from amk.formats import read_file
 
             path = Path(self.options.cache)
             if not path.is_file():
                 raise BackendError(f"replay cache {str(path)!r} does not exist; check [backend] cache.")
-            items = read_kernel_tuner(path, device=self.options.device or None)
+            try:
+                items = list(read_file(path, device=self.options.device or None))
+            except ImportFormatError as exc:
+                if self.options.device or not target_device or "names no device" not in str(exc):
+                    raise
+                import warnings
+
+                warnings.warn(f"replay cache {path} names no device; replayed as the tuned device {target_device!r} "
+                              "(--backend-option device=NAME names it)", LeftOutWarning, stacklevel=2)
+                items = list(read_file(path, device=target_device))
             return [item.record for item in items if item.record is not None]
         # The URL names the store; no config file is read (a worker process rebuilds this from its options).
         with open_store(self.options.store) as store:
             return list(store.query())
 
     def search_space(self, workload: Workload, device: Device) -> SearchSpace:
-        knobs = self.data.knobs(workload, device)
+        knobs = self._data_for(device).knobs(workload, device)
         if not self.options.recorded_only:
             return SearchSpace(knobs)
-        table = self.data.table(workload, device)
+        table = self._data_for(device).table(workload, device)
         return SearchSpace(
             knobs,
             constraints=(lambda config: config_key(config) in table,),
@@ -175,7 +193,7 @@ class ReplayBackend(Backend):
         )
 
     def measure(self, workload: Workload, device: Device, config: Mapping[str, Any]) -> Measurement:
-        record = self.data.table(workload, device).get(config_key(dict(config)))
+        record = self._data_for(device).table(workload, device).get(config_key(dict(config)))
         if record is None:
             return Measurement(verdict=Verdict.FAIL, kind=MeasurementKind.REPLAYED, reason=ABSENT_REASON)
         m = record.measurement
@@ -195,7 +213,7 @@ class ReplayBackend(Backend):
                            spread_us=m.spread_us, samples=m.samples, bound_us=m.bound_us)
 
     def floor_us(self, workload: Workload, device: Device) -> float | None:
-        bounds = [r.measurement.bound_us for r in self.data.table(workload, device).values()
+        bounds = [r.measurement.bound_us for r in self._data_for(device).table(workload, device).values()
                   if r.measurement.bound_us is not None]
         return min(bounds) if bounds else None
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 
 from amk.cli.context import AppContext, pass_app
-from amk.formats import EXPORT_NAMES
+from amk.cli.problems import echo_problems, echo_unreadable
+from amk.formats import EXPORT_NAMES, FORMATS
 
 
 @click.group("corpus")
@@ -19,53 +20,109 @@ def corpus_group() -> None:
     """Import, inspect, validate, migrate, copy and export the corpus of measured points."""
 
 
-def _echo_problems(problems, limit: int | None = None) -> None:
-    for i, problem in enumerate(problems):
-        if limit is not None and i >= limit:
-            click.echo(f"... and {len(problems) - limit} more", err=True)
-            break
-        click.echo(f"{problem.where}: {problem.reason}", err=True)
+# In a folder, the files amk reads: the names its formats are written under (others are listed as skipped).
+DATA_SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz", ".gz")
+FORMAT_CHOICES = [name for fmt in FORMATS for name in (fmt.name, *fmt.aliases)]
+
+
+def _input_files(paths: tuple[Path, ...]) -> list[Path]:
+    """The files named, and the data files under each folder named (sorted); other files in a folder are
+    said in one note."""
+    files, skipped = [], []
+    for path in paths:
+        if not path.is_dir():
+            files.append(path)
+            continue
+        for found in sorted(p for p in path.rglob("*") if p.is_file()):
+            (files if found.name.endswith(DATA_SUFFIXES) else skipped).append(found)
+    if skipped:
+        shown = ", ".join(str(p) for p in skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+        click.echo(f"amk: note: {len(skipped)} file(s) in the folders given are no data files "
+                   f"({', '.join(DATA_SUFFIXES)}) and were not read: {shown}", err=True)
+    return files
+
+
+def _read_input(path: Path, fmt: str | None, options):
+    """(records, problems) of one file, its notes said on stderr; a file that cannot be read at all is one
+    problem."""
+    from amk.core.errors import ImportFormatError
+    from amk.core.store import CorpusProblem
+    from amk.formats import read_file
+
+    records, problems = [], []
+    try:
+        for item in read_file(path, fmt, options=options):
+            if item.record is not None:
+                records.append(item.record)
+            elif item.problem is not None:
+                problems.append(item.problem)
+            else:
+                click.echo(f"amk: note: {item.note.where}: {item.note.message}", err=True)
+    except ImportFormatError as exc:
+        return [], [CorpusProblem(str(path), str(exc).removeprefix(f"{path}: "))]
+    return records, problems
+
+
+def input_options(func):
+    """The options of commands that read tuning files: --format, --device, --t1, --kernel, --problem-size."""
+    for option in reversed((
+        click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES),
+                     help="Force the file format instead of detecting it from the file's structure."),
+        click.option("--device", help="The device the data was measured on (overrides the file's; needed when it "
+                                      "names none: a Kernel Tuner cache with an empty device_name, a Triton file)."),
+        click.option("--t1", "t1", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                     help="T4 results: the T1 input file of their kernel (default: the one T1 file beside them)."),
+        click.option("--kernel", help="T4 results without a T1 file: the kernel's name."),
+        click.option("--problem-size", metavar="N,N,...", help="T4 results with --kernel: the problem size."),
+    )):
+        func = option(func)
+    return func
+
+
+def _import_options(device, t1, kernel, problem_size):
+    from amk.cli.target import parse_problem_size
+    from amk.formats import ImportOptions
+
+    return ImportOptions(device=device, t1=t1, kernel=kernel,
+                         problem_size=parse_problem_size(problem_size) if problem_size else None)
 
 
 @corpus_group.command("import")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["amk-jsonl", "kernel-tuner"]),
-              help="Force the file format instead of detecting it.")
-@click.option("--device", help="The device the data was measured on (overrides the file's; needed when it has none).")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@input_options
 @click.option("--allow-duplicates", is_flag=True,
-              help="Append records even when an identical record is already in the store.")
+              help="Append records even when a record of the same content is already in the store.")
 @pass_app
-def import_command(app: AppContext, files: tuple[Path, ...], fmt: str | None, device: str | None,
-                   allow_duplicates: bool) -> None:
-    """Import FILES (amk JSONL of any schema version, or Kernel Tuner caches) into the store.
+def import_command(app: AppContext, files: tuple[Path, ...], fmt: str | None, device: str | None, t1: Path | None,
+                   kernel: str | None, problem_size: str | None, allow_duplicates: bool) -> None:
+    """Import FILES and folders (every data file under them) into the store: amk JSONL of any schema
+    version, Kernel Tuner caches, T4 results, Triton autotune files; the format of each is detected from
+    its structure.
 
-    Valid records are appended; every bad entry is reported as FILE:LINE (or FILE#KEY): reason,
-    and the command then exits 1.
+    Valid records are appended; every bad entry is reported as FILE:LINE (or FILE#KEY): reason, and the
+    command then exits 1. A record whose content the store already holds (wherever it was read from) is
+    skipped and counted.
     """
-    from amk.core.records import record_id
-    from amk.formats import read_file
+    from amk.core.records import content_id
 
+    options = _import_options(device, t1, kernel, problem_size)
     with app.open_store() as store:
         total_bad = 0
-        for path in files:
-            items, problems, duplicates = [], [], 0
-            for item in read_file(path, fmt, device=device):
-                if item.problem is not None:
-                    problems.append(item.problem)
-                else:
-                    items.append((None if allow_duplicates else record_id(item.record), item.record))
+        for path in _input_files(files):
+            records, problems = _read_input(path, fmt, options)
+            items = [(None if allow_duplicates else content_id(r), r) for r in records]
             # Only this file's records are looked up, by content: no store reads (nor hashes) all its records.
-            known = set() if allow_duplicates else store.known_ids(dict(items))
-            records = []
-            for rid, record in items:
-                if rid in known:
+            known = set() if allow_duplicates else store.known_ids(dict(items), identity=content_id)
+            fresh, duplicates = [], 0
+            for cid, record in items:
+                if cid in known:
                     duplicates += 1
                     continue
                 if not allow_duplicates:
-                    known.add(rid)
-                records.append(record)
-            added = store.append(records)
-            _echo_problems(problems)
+                    known.add(cid)
+                fresh.append(record)
+            added = store.append(fresh)
+            echo_problems(problems)
             total_bad += len(problems)
             dup_note = f", {duplicates} already in the store (skipped)" if duplicates else ""
             click.echo(f"{path}: imported {added} records into {store.describe()}, "
@@ -101,29 +158,23 @@ def stats_command(app: AppContext, as_json: bool) -> None:
         known = {k: v for k, v in shape.items() if v not in (0, None)}
         shape_text = ", ".join(f"{k}={v}" for k, v in known.items()) or "shape unknown"
         click.echo(f"  {key:<40} {n:>9}   {shape_text}")
-    if problems:
-        click.echo(f"unreadable entries: {len(problems)} (run 'amk corpus validate' on the file to list them)")
+    echo_unreadable(problems)
 
 
 @corpus_group.command("validate")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["amk-jsonl", "kernel-tuner"]),
-              help="Force the file format instead of detecting it.")
-def validate_command(files: tuple[Path, ...], fmt: str | None) -> None:
-    """Check FILES without importing: every bad record is reported as FILE:LINE: reason; exit 1 if any."""
-    from amk.formats import read_file
-
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@input_options
+def validate_command(files: tuple[Path, ...], fmt: str | None, device: str | None, t1: Path | None,
+                     kernel: str | None, problem_size: str | None) -> None:
+    """Check FILES (and the data files under folders) without importing: every bad entry is reported as
+    FILE:LINE (or FILE#KEY): reason; every file is checked, and the command exits 1 if any entry was bad."""
+    options = _import_options(device, t1, kernel, problem_size)
     bad = 0
-    for path in files:
-        good, problems = 0, []
-        for item in read_file(path, fmt):
-            if item.problem is not None:
-                problems.append(item.problem)
-            else:
-                good += 1
-        _echo_problems(problems)
+    for path in _input_files(files):
+        records, problems = _read_input(path, fmt, options)
+        echo_problems(problems)
         bad += len(problems)
-        click.echo(f"{path}: {good} valid records, {len(problems)} bad")
+        click.echo(f"{path}: {len(records)} valid records, {len(problems)} bad")
     if bad:
         raise SystemExit(1)
 
@@ -162,7 +213,7 @@ def copy_command(src: str, dst: str, batch_size: int) -> None:
         problems = source.problems()
         readable = source.count()
         after = target.count()
-        _echo_problems(problems, limit=20)
+        echo_problems(problems, limit=20)
         click.echo(f"copied {copied} records from {source.describe()} to {target.describe()} "
                    f"(it held {before}, now {after})")
         if problems:
@@ -183,6 +234,8 @@ def copy_command(src: str, dst: str, batch_size: int) -> None:
 @click.option("--device", help="Only records of this device.")
 @click.option("--workload-kind", help="Only workloads of this kind (decode, kernel_tuner, ...).")
 @click.option("--workload-name", help="Only the workload of this name.")
+@click.option("--problem-size", metavar="N,N,...", help="Only workloads of this problem size (shape problem_size).")
+@click.option("--shape", metavar="KEY=VALUE,...", help="Only workloads whose shape has these values.")
 @click.option("--verdict", type=click.Choice(["PASS", "FAIL", "REJECTED", "TIMEOUT", "CRASH"]),
               help="Only records with this verdict.")
 @click.option("--kind", type=click.Choice(["measured", "predicted", "replayed"]), help="Only this measurement kind.")
@@ -190,38 +243,61 @@ def copy_command(src: str, dst: str, batch_size: int) -> None:
 @click.option("--until", type=float, metavar="EPOCH_S", help="Only records measured before this time.")
 @pass_app
 def export_command(app: AppContext, output: Path | None, fmt: str, device: str | None, workload_kind: str | None,
-                   workload_name: str | None, verdict: str | None, kind: str | None, since: float | None,
-                   until: float | None) -> None:
-    """Write the store's records (those matching the filters) in the current schema.
+                   workload_name: str | None, problem_size: str | None, shape: str | None, verdict: str | None,
+                   kind: str | None, since: float | None, until: float | None) -> None:
+    """Write the store's records (those matching the filters): as amk JSONL in the current schema, or as one
+    Kernel Tuner cache or T4 results file (one kernel on one device at one problem size: an export that
+    spans more says what differs and which filter chooses).
 
     Entries the store cannot read are listed on stderr and make the command exit 1 after writing the rest.
     """
+    from amk.cli.target import parse_problem_size, parse_shape
     from amk.core.records import MeasurementKind, Verdict
     from amk.core.store import CorpusQuery
-    from amk.formats import format_named, write_records
+    from amk.formats import write_records
 
-    format_named(fmt)  # an unknown name fails before the store is read
+    if fmt not in EXPORT_NAMES:  # an unknown name fails before the store is read
+        from amk.core.errors import ExportError
+
+        what = f"amk reads {fmt} files but does not write them" if fmt in FORMAT_CHOICES else \
+            f"unknown export format {fmt!r}"
+        raise ExportError(f"{what}; the formats amk writes are {list(EXPORT_NAMES)}.")
 
     def writer(records, out):
         return write_records(records, out, fmt)
 
+    wanted_shape = parse_shape(shape)
+    if problem_size:
+        wanted_shape["problem_size"] = parse_problem_size(problem_size)
+    if device:
+        from amk.core.devices import normalize_device_name
+
+        device = normalize_device_name(device)
     query = CorpusQuery(device=device, workload_kind=workload_kind, workload_name=workload_name,
                         verdict=Verdict(verdict) if verdict else None, kind=MeasurementKind(kind) if kind else None,
                         since=since, until=until)
+
+    def selected(store):
+        records = store.query(query)
+        if not wanted_shape:
+            return records
+        return (r for r in records if all(k in r.workload.shape and r.workload.shape[k] == v
+                                          for k, v in wanted_shape.items()))
+
     with app.open_store() as store:
         if output is None:
-            written = writer(store.query(query), sys.stdout)
+            written = writer(selected(store), sys.stdout)
         else:
             partial = output.with_name(output.name + ".partial")
             try:
                 with partial.open("w", encoding="utf-8") as out:
-                    written = writer(store.query(query), out)
+                    written = writer(selected(store), out)
                 os.replace(partial, output)
             finally:
                 partial.unlink(missing_ok=True)
         problems = store.problems()
         where = store.describe()
-    _echo_problems(problems, limit=20)
+    echo_problems(problems, limit=20)
     target = str(output) if output else "stdout"
     click.echo(f"exported {written} records from {where} to {target} as {fmt}", err=True)
     if problems:

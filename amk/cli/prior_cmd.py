@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from amk.cli.context import AppContext, pass_app
+from amk.cli.problems import echo_unreadable
 from amk.cli.target import KIND_CHOICES, WORKLOAD_HELP, parse_kinds, parse_workload, workload_options
 from amk.core.errors import AmkError, ValidationError
 
@@ -21,9 +22,7 @@ def _read_columns(app: AppContext):
         columns = store.columns()
         problems = store.problems()
         where = store.describe()
-    if problems:
-        click.echo(f"amk: {len(problems)} unreadable entries in {where} left out "
-                   "(run 'amk corpus validate' on the file to list them)", err=True)
+    echo_unreadable(problems, where)
     return columns
 
 

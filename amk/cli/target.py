@@ -16,7 +16,8 @@ WORKLOAD_HELP = """\b
 Name the workload and device like this:
   --workload decode:NAME --shape hidden=2048,n_layers=16,n_heads=32,n_kv_heads=8,head_dim=64,intermediate=8192,vocab=128256
   --workload kernel_tuner:convolution_kernel --problem-size 4096,4096
-  --device h100   (or any device string: "NVIDIA A100-PCIE-40GB" resolves to a100)
+  --device h100   (or any device string: "NVIDIA A100-PCIE-40GB" resolves to a100,
+                   "NVIDIA A100 80GB PCIe MIG 1g.10gb" to a100-pcie-80gb-mig-1g.10gb)
 A workload is KIND:NAME; its shape is --shape KEY=VALUE,... and, for Kernel Tuner kernels,
 --problem-size N,N,... (the cache header's problem_size; a single N is a number, "N," a list
 of one). Decode workloads match by shape (the nearest shape transfers whatever its name); other
@@ -32,6 +33,30 @@ def _parse_value(text: str) -> Any:
     return text
 
 
+def parse_problem_size(text: str) -> Any:
+    """A Kernel Tuner problem size from ``N,N,...``, as Kernel Tuner keeps it: a list, or a single number
+    ("4096" names the number, "4096," a list of one); an item that is not an integer is kept as text
+    (an expression such as ``bx*64``, or ``callable``)."""
+    items = [p.strip() for p in text.split(",") if p.strip()]
+    if not items:
+        raise ValidationError(f"--problem-size {text!r} must be N,N,... (integers, or expressions kept as text).")
+    sizes = [int(p) if p.lstrip("-").isdigit() else p for p in items]
+    return sizes[0] if len(sizes) == 1 and "," not in text else sizes
+
+
+def parse_shape(shape: str | None) -> dict[str, Any]:
+    """A shape from ``KEY=VALUE,...`` (numbers where a value reads as one)."""
+    values: dict[str, Any] = {}
+    for item in (shape or "").split(","):
+        if not item.strip():
+            continue
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ValidationError(f"--shape item {item!r} must be KEY=VALUE, e.g. hidden=2048.")
+        values[key.strip()] = _parse_value(value.strip())
+    return values
+
+
 def parse_workload(spec: str, shape: str | None, problem_size: str | None):
     """A Workload from ``KIND:NAME``, ``KEY=VALUE,...`` and ``N,N,...``."""
     from amk.core.workload import Workload
@@ -41,22 +66,9 @@ def parse_workload(spec: str, shape: str | None, problem_size: str | None):
     kind, sep, name = spec.partition(":")
     if not sep or not kind or not name:
         raise ValidationError(f"--workload {spec!r} must be KIND:NAME, e.g. decode:llama-1b or kernel_tuner:my_kernel.")
-    values: dict[str, Any] = {}
-    for item in (shape or "").split(","):
-        if not item.strip():
-            continue
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise ValidationError(f"--shape item {item!r} must be KEY=VALUE, e.g. hidden=2048.")
-        values[key.strip()] = _parse_value(value.strip())
+    values = parse_shape(shape)
     if problem_size:
-        try:
-            sizes = [int(p) for p in problem_size.split(",") if p.strip()]
-        except ValueError:
-            raise ValidationError(f"--problem-size {problem_size!r} must be integers separated by commas.") from None
-        # Kernel Tuner keeps a problem size as given, a list or a single number: "4096" names the number,
-        # "4096," a list of one.
-        values["problem_size"] = sizes[0] if len(sizes) == 1 and "," not in problem_size else sizes
+        values["problem_size"] = parse_problem_size(problem_size)
     if kind == DECODE_KIND:
         unknown = sorted(set(values) - set(SHAPE_FIELDS) - {"dtype"})
         if unknown:

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from amk.cli.context import AppContext, pass_app
+from amk.cli.problems import echo_unreadable
 from amk.cli.target import WORKLOAD_HELP, parse_kinds, parse_workload, workload_options
 
 
@@ -125,10 +126,7 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
                    "(pass --resume to continue that run instead)", err=True)
     with app.open_store() as store:
         corpus = store.columns()
-        problems = store.problems()
-        if problems:
-            click.echo(f"amk: {len(problems)} unreadable entries in {store.describe()} left out "
-                       "(run 'amk corpus validate' on the file to list them)", err=True)
+        echo_unreadable(store.problems(), store.describe())
         if resume:
             previous = TuneState.load(state_path, target_id(workload, dev, backend.name))
             corpus = without_run(corpus, previous.run_id)
@@ -150,7 +148,10 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
                f"({state.measurements} measurements), {state.stop_reason}")
     click.echo(f"warm start: {', '.join(state.warm_sources) or 'none (cold start)'}")
     if target.skipped_seeds:
-        click.echo(f"warm start: {target.skipped_seeds} corpus seed(s) left out: not configs of this search space")
+        click.echo(f"warm start: {target.skipped_seeds} corpus seed(s) left out: {target.skipped_text}")
+    if target.defaulted_seeds:
+        click.echo(f"warm start: {target.defaulted_seeds} seed(s) lacked knobs of this search space and took their "
+                   "defaults")
     if result.adopted:
         click.echo(f"resume: {result.adopted} evaluation(s) taken back from the store (measured after the last "
                    "saved state)")

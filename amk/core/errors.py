@@ -66,6 +66,11 @@ class InvalidConfigError(BackendError):
     """A backend refused one config (outside the search space or breaking a constraint)."""
 
 
+class WrongAnswerError(BackendError):
+    """A config ran but computed a wrong result: an objective (``amk.tune``, the Optuna bridge) raises it
+    to have the config recorded as FAIL rather than CRASH."""
+
+
 class NotFittedError(AmkError):
     """A ranker or featurizer was used before ``fit`` (see :func:`amk.core.implementation.check_is_fitted`)."""
 

@@ -45,6 +45,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "amk.backends.roofline",
     "amk.backends.cpu",
     "amk.backends.cuda",
+    "amk.backends.command",
 )
 
 
@@ -147,9 +148,11 @@ class Registry:
         ))
 
 
-def _distribution_of(module_name: str) -> tuple[str, str]:
+def _distribution_of(module_name: str, packages: Mapping[str, list[str]]) -> tuple[str, str]:
+    """The distribution that installs ``module_name`` and its version; ``packages`` is
+    ``metadata.packages_distributions()``, read once per registry (it scans every installed package)."""
     top = module_name.split(".")[0]
-    for dist in metadata.packages_distributions().get(top, []):
+    for dist in packages.get(top, []):
         try:
             return dist, metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -183,10 +186,11 @@ def build_registry(include_entry_points: bool = True) -> Registry:
     pm.add_hookspecs(hookspecs)
     origins: dict[str, tuple[str, str]] = {}
 
+    packages = metadata.packages_distributions()
     for module_name in BUILTIN_PLUGINS:
         module = importlib.import_module(module_name)
         pm.register(module, name=module_name)
-        origins[module_name] = _distribution_of(module_name)
+        origins[module_name] = _distribution_of(module_name, packages)
 
     if include_entry_points:
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):

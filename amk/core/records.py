@@ -19,9 +19,20 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 from cattrs.v import format_exception
 
 from amk.core.devices import Device
-from amk.core.errors import AmkError, RecordError
+from amk.core.errors import AmkError, RecordError, ValidationError
 from amk.core.migrations import SCHEMA_VERSION, upgrade_to_current
 from amk.core.workload import Workload
+
+# Microseconds per unit of a latency: amk keeps every latency in microseconds (``latency_us``).
+LATENCY_UNITS: dict[str, float] = {"ns": 1e-3, "us": 1.0, "µs": 1.0, "ms": 1e3, "s": 1e6}
+
+
+def latency_to_us(value: float, unit: str) -> float:
+    """``value`` in ``unit`` (ns, us, ms, s) as microseconds; ValidationError naming the units otherwise."""
+    factor = LATENCY_UNITS.get(unit.strip().lower()) if isinstance(unit, str) else None
+    if factor is None:
+        raise ValidationError(f"the latency unit {unit!r} is not one of ns, us, ms, s.")
+    return value * factor
 
 
 class Verdict(str, enum.Enum):
@@ -171,3 +182,14 @@ def record_to_json(record: Record) -> str:
 def record_id(record: Record) -> str:
     """A content hash that identifies a record exactly (same content, same id)."""
     return hashlib.sha256(record_to_json(record).encode()).hexdigest()[:20]
+
+
+def content_id(record: Record) -> str:
+    """The ``record_id`` of the record without ``provenance.source`` (where it was read from): what
+    ``amk corpus import`` compares to skip what the store already holds, so the same content read by a
+    relative or an absolute path, from a copy on another machine or from a renamed file is one import.
+    Stored records keep their own ``record_id`` (the source is part of it, as it always was)."""
+    data = record_to_dict(record)
+    data["provenance"]["source"] = None  # as record_id of the record with source None, without rebuilding it
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+                          ).hexdigest()[:20]

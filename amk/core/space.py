@@ -8,7 +8,8 @@ from typing import Any
 
 import attrs
 
-from amk.core.errors import InvalidConfigError
+from amk.core.errors import InvalidConfigError, ValidationError
+from amk.core.restrictions import compile_restrictions
 
 
 @attrs.frozen
@@ -98,3 +99,39 @@ class SearchSpace:
     @property
     def default_config(self) -> dict[str, Any]:
         return {k.name: k.default_value for k in self.knobs}
+
+    @classmethod
+    def from_tune_params(cls, tune_params: Mapping[str, Any], restrictions: Any = (),
+                         defaults: Mapping[str, Any] | None = None) -> SearchSpace:
+        """A space from Kernel Tuner's pieces: ``tune_params`` (knob -> list of choices, in the order
+        configs are enumerated), ``restrictions`` (expression strings or callables over the config dict,
+        :mod:`amk.core.restrictions`) and optional ``defaults`` (knob -> its default; else the first choice).
+
+        Raises ValidationError naming the knob or restriction at fault.
+        """
+        if not isinstance(tune_params, Mapping) or not tune_params:
+            raise ValidationError(f"tune_params must map each knob to its list of choices, got {tune_params!r}.")
+        defaults = dict(defaults or {})
+        unknown = sorted(set(defaults) - set(tune_params))
+        if unknown:
+            raise ValidationError(f"defaults name {unknown}, which are not knobs; the knobs are {list(tune_params)}.")
+        knobs = []
+        for name, choices in tune_params.items():
+            if not isinstance(name, str) or not name.isidentifier():
+                raise ValidationError(f"knob name {name!r} must be an identifier (letters, digits, _), so "
+                                      "restrictions and command templates can name it.")
+            if isinstance(choices, (str, bytes)) or not isinstance(choices, (list, tuple)) or not choices:
+                raise ValidationError(f"knob {name!r} needs a non-empty list of choices, got {choices!r}.")
+            bad = [c for c in choices if not isinstance(c, (int, float, str, bool))]
+            if bad:
+                raise ValidationError(f"knob {name!r} has choices {bad!r}; choices must be numbers, strings or bools.")
+            if len(set(map(repr, choices))) != len(choices):
+                raise ValidationError(f"knob {name!r} lists a choice twice: {list(choices)!r}.")
+            try:
+                knobs.append(Knob(name, tuple(choices), defaults.get(name)))
+            except ValueError as exc:
+                raise ValidationError(f"{exc}; fix the defaults.") from None
+        if isinstance(restrictions, (str, bytes)) or callable(restrictions):
+            restrictions = [restrictions]
+        checks, texts = compile_restrictions(list(restrictions or ()), tune_params)
+        return cls(knobs, constraints=checks, constraint_texts=texts)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import collections
 from abc import abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import attrs
@@ -160,8 +160,12 @@ class Store(Implementation):
             keep &= np.isin(cols.workload_index, ids)
         return cols.take(keep).compact().best_configs(per_workload).compact()
 
-    def known_ids(self, records: Mapping[str, Record]) -> set[str]:
-        """Those ids of ``records`` (``record_id`` -> its record) whose record this store holds, readable.
+    def known_ids(self, records: Mapping[str, Record], *,
+                  identity: Callable[[Record], str] = record_id) -> set[str]:
+        """Those ids of ``records`` (``identity(record)`` -> record) whose record this store holds, readable.
+
+        ``identity`` is ``record_id`` (the exact record) or ``content_id`` (the record wherever it was read
+        from: what ``amk corpus import`` asks).
 
         What an import asks to skip records it already holds. The records are given with their ids so a
         store can match by content first (``match_key``): only a stored record of the same workload,
@@ -173,7 +177,7 @@ class Store(Implementation):
         if not records:
             return set()
         wanted = {match_key(r) for r in records.values()}
-        return {rid for rid in (record_id(r) for r in self.query() if match_key(r) in wanted) if rid in records}
+        return {rid for rid in (identity(r) for r in self.query() if match_key(r) in wanted) if rid in records}
 
     def problems(self) -> list[CorpusProblem]:
         """Entries found unreadable by the last full read (malformed, torn, from a newer schema)."""

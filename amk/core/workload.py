@@ -2,7 +2,7 @@
 
 amk's own decode workload has kind ``decode`` and a model shape as its shape (see :mod:`amk.decode`);
 an imported Kernel Tuner kernel has kind ``kernel_tuner``, its kernel name, and
-``{"problem_size": [...]}``. Any other kernel fits the same way.
+``{"problem_size": [...]}`` (numbers, or strings where the problem size is an expression). Any other kernel fits the same way.
 """
 
 from __future__ import annotations
@@ -35,12 +35,15 @@ def _to_shape(value: Any) -> dict[str, ShapeValue]:
         if not isinstance(key, str) or not key:
             raise ValidationError(f"Workload.shape keys must be non-empty strings, got {key!r}.")
         if isinstance(item, (list, tuple)):
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in item):
-                raise ValidationError(f"Workload.shape[{key!r}]={item!r} must be a list of numbers.")
+            # Kernel Tuner keeps a problem size as given: numbers, or strings (expressions over the tune
+            # parameters such as "bx*64"), or both.
+            if not all(isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in item):
+                raise ValidationError(f"Workload.shape[{key!r}]={item!r} must be a list of numbers and strings.")
             item = list(item)
         elif not _is_scalar(item):
             raise ValidationError(
-                f"Workload.shape[{key!r}]={item!r} must be a number, a string, a bool or a list of numbers."
+                f"Workload.shape[{key!r}]={item!r} must be a number, a string, a bool or a list of numbers "
+                "and strings."
             )
         shape[key] = item
     return shape

@@ -1,40 +1,70 @@
-"""Kernel Tuner cache files (plain or .gz), read and written.
+"""Kernel Tuner cache files (plain or gzip), read in every shape they come in and written back.
 
-A cache is a JSON object with a header (``device_name``, ``kernel_name``, ``problem_size``,
+A cache is a JSON object: a header (``device_name``, ``kernel_name``, ``problem_size``,
 ``tune_params_keys``, ``tune_params``, ``objective``) and ``cache``: config key -> entry, where an entry
-holds the tune parameters, ``time`` (mean, milliseconds) and ``times`` (the repeats), or a failure string
-such as ``"RuntimeFailedConfig"`` in place of ``time``.
+holds the tune parameters, ``time`` (the mean of ``times``, milliseconds), ``times`` (the repeats) and
+whatever else the run recorded. Kernel Tuner writes the file as it goes and closes it at the end, so an
+interrupted run leaves it open (read whole, with a note); a cut-off file keeps its whole entries (the cut
+is one problem); see :mod:`amk.formats.jsonwalk`.
+
+A failed config is marked, depending on the Kernel Tuner version, by (first match wins):
+
+- an ``__error__`` field (1.4 and later; there is then no ``time``),
+- an ``error`` field (a development version of 2025),
+- a marker string in ``time`` or in the objective's field (0.4.3 to 1.3: the objective field is ``time``
+  unless another objective was tuned),
+- ``time`` = 1e20 (0.3.0 to 0.4.2 wrote that number for a failure).
+
+Markers: ``InvalidConfig`` -> REJECTED, ``CompilationFailedConfig`` -> FAIL, ``RuntimeFailedConfig`` ->
+CRASH, ``ErrorConfig`` -> FAIL; the marker is kept as the verdict's reason, and the field it was in stays
+in the record, so an export writes it back where it was read. ``time`` must otherwise be a finite number
+> 0 and every sample of ``times`` too; an entry breaking that is reported naming the field. A NaN or
+infinite number in another field (a metric) is kept as null, said once per file.
 
 Each entry becomes one record: workload ``kernel_tuner``/kernel name/``{"problem_size": ...}`` (kept as
-given, list or number), the header's device, the tune parameters as config, the median of ``times`` as
-latency with the IQR as spread, and every other entry field kept in ``provenance.extra``.
+given; ``4096.0`` read as ``4096``), the device (``--device`` wins over the header's ``device_name``), the
+tune parameters as config, the median of ``times`` as latency with their IQR as spread (``time`` alone
+when there are no ``times``), ``timestamp`` (ISO 8601; without an offset it is UTC) and every other entry
+field in ``provenance.extra["entry"]``, the header in ``provenance.extra["header"]``. The header's
+``objective`` may be a string (up to 1.3) or a list (1.4 and later); the latency is always ``time``.
 
-Writing (``amk corpus export --format kernel-tuner``): one cache holds one kernel (workload) on one
-device, so the records written must share both. Each record becomes the entry ``"v1,v2,..."`` (the tune parameter values in order) with its parameters,
-``time`` in milliseconds (the entry's original ``time`` when the record was imported from Kernel Tuner,
-else the latency), ``times`` and the other fields an import kept, and ``timestamp``; a failure writes
-its Kernel Tuner marker (``InvalidConfig``, ``CompilationFailedConfig``, ``RuntimeFailedConfig``) in
-place of ``time``. A cache holds one entry per config: of several records of one config, the last
-wins. Importing the file again gives the same records (up to ``provenance.source``, which names the
-file a record was read from).
+Writing (``amk corpus export --format kernel-tuner``): one cache holds one kernel on one device at one
+problem size, so the records written must share all three. Each record becomes the entry ``"v1,v2,..."``
+with its parameters, ``time`` (the entry's original when it was imported from Kernel Tuner, else the
+latency in milliseconds, or the failure marker where the record's failure was marked by ``time``), the
+fields the import kept (its ``__error__``/``error``/objective marker among them) and ``timestamp``. Of
+several records of one config the last wins. Importing the file again gives the same records (up to
+``provenance.source``, which names the file a record was read from).
 """
 
 from __future__ import annotations
 
-import gzip
 import json
-import statistics
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from amk.core.devices import Device, resolve_device
-from amk.core.errors import AmkError, ExportError, ImportFormatError
+from amk.core.devices import Device
+from amk.core.errors import AmkError, ExportError, ImportFormatError, MissingDependencyError
 from amk.core.records import Measurement, MeasurementKind, Provenance, Record, Verdict
-from amk.core.store import CorpusProblem
 from amk.core.workload import Workload
-from amk.formats import ImportItem
+from amk.formats import ImportItem, ImportOptions, file_device, read_file
+from amk.formats.source import Source, check_header, position, walk_items
+from amk.formats.values import (
+    Tally,
+    all_finite_positive,
+    has_replacement,
+    is_finite_number,
+    kept_extra,
+    median_and_iqr_us,
+    note,
+    parse_timestamp,
+    problem,
+    problem_size,
+    without_nonfinite,
+)
 
 KERNEL_TUNER_KIND = "kernel_tuner"  # the workload kind of an imported Kernel Tuner kernel
 BACKEND_NAME = "kernel_tuner"
@@ -43,151 +73,222 @@ FAILURE_VERDICTS: dict[str, Verdict] = {
     "InvalidConfig": Verdict.REJECTED,
     "CompilationFailedConfig": Verdict.FAIL,
     "RuntimeFailedConfig": Verdict.CRASH,
+    "ErrorConfig": Verdict.FAIL,
 }
-_ENTRY_FIELDS_USED = ("time", "times", "timestamp")
+KERNEL_TUNER_MARKERS = tuple(FAILURE_VERDICTS)
+MARKER_FIELDS = ("__error__", "error")  # fields that hold only a failure marker (1.4+, a 2025 development version)
+# Kernel Tuner 0.3.0 to 0.4.2 wrote this time for a failed config.
+FAILURE_SENTINEL_MS = 1e20
 
 
-def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open("r", encoding="utf-8")
-
-
-def looks_like_kernel_tuner(path: Path) -> bool:
-    """True when the file starts like a Kernel Tuner cache (a JSON object with a Kernel Tuner header)."""
-    try:
-        with _open_text(path) as f:
-            head = f.read(4096)
-    except (OSError, UnicodeDecodeError, EOFError, gzip.BadGzipFile):
+def looks_like_kernel_tuner(source: Source) -> bool:
+    """True when the file is a JSON object with a ``cache`` member and a Kernel Tuner header key, or, cut off
+    before its ``cache``, with ``kernel_name`` and another header key."""
+    document = source.document()
+    fields = document.fields
+    if document.not_an_object:
         return False
-    return head.lstrip().startswith("{") and '"tune_params' in head and '"kernel_name"' in head
-
-
-def _load(path: Path) -> tuple[dict[str, Any], str | None]:
-    """The cache object, and a note when the file was not closed (an interrupted Kernel Tuner run)."""
-    try:
-        with _open_text(path) as f:
-            text = f.read()
-    except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError) as exc:
-        raise ImportFormatError(f"{path}: cannot be read as a Kernel Tuner cache ({exc}); check the file.") from None
-    try:
-        return json.loads(text), None
-    except json.JSONDecodeError as first_error:
-        # Kernel Tuner appends entries as it goes and closes the object at the end; an interrupted run
-        # leaves it open. Close it and read what was written.
-        repaired = text.rstrip().rstrip(",") + "}}"
-        try:
-            return json.loads(repaired), "the file was not closed (an interrupted Kernel Tuner run); read what it holds"
-        except json.JSONDecodeError:
-            raise ImportFormatError(
-                f"{path}: not valid JSON ({first_error}); is it a Kernel Tuner cache file?"
-            ) from None
-
-
-def _header_problem(path: Path, data: dict[str, Any]) -> str | None:
-    for key in ("kernel_name", "tune_params_keys", "cache"):
-        if key not in data:
-            return f"{path}: the Kernel Tuner header has no {key!r}; is it a Kernel Tuner cache file?"
-    if not isinstance(data["cache"], dict):
-        return f"{path}: 'cache' must be an object of config key -> entry."
-    if not isinstance(data["tune_params_keys"], list) or not data["tune_params_keys"]:
-        return f"{path}: 'tune_params_keys' must be a non-empty list of parameter names."
-    return None
-
-
-def _timestamp(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value).timestamp()
-    except ValueError:
-        return None
-
-
-def _quartiles_us(times_ms: list[float]) -> tuple[float, float]:
-    """Median and interquartile range, in microseconds."""
-    us = sorted(t * 1000.0 for t in times_ms)
-    median = statistics.median(us)
-    if len(us) < 4:
-        return median, 0.0
-    q1, _, q3 = statistics.quantiles(us, n=4)
-    return median, max(0.0, q3 - q1)
-
-
-def _measurement(entry: dict[str, Any]) -> Measurement:
-    time = entry.get("time")
-    if isinstance(time, str):
-        verdict = FAILURE_VERDICTS.get(time, Verdict.FAIL)
-        return Measurement(verdict=verdict, kind=MeasurementKind.MEASURED, reason=time)
-    if isinstance(time, bool) or not isinstance(time, (int, float)) or not time > 0:
-        raise ValueError(f"'time' must be a positive number of milliseconds or a failure marker, got {time!r}")
-    times = entry.get("times")
-    if isinstance(times, list) and times and all(isinstance(t, (int, float)) and t > 0 for t in times):
-        median, spread = _quartiles_us(times)
-        return Measurement(verdict=Verdict.PASS, kind=MeasurementKind.MEASURED, latency_us=median,
-                           spread_us=spread, samples=len(times))
-    return Measurement(verdict=Verdict.PASS, kind=MeasurementKind.MEASURED, latency_us=float(time) * 1000.0,
-                       samples=1)
+    if "cache" in fields:
+        return isinstance(fields["cache"], dict) and \
+            any(k in fields for k in ("tune_params_keys", "kernel_name", "tune_params"))
+    return document.state != "closed" and "kernel_name" in fields and \
+        any(k in fields for k in ("device_name", "problem_size", "tune_params_keys"))
 
 
 def read_kernel_tuner(path: Path, *, device: str | None = None) -> Iterator[ImportItem]:
-    """Every cache entry of ``path`` as a record; ``device`` overrides (or supplies) the header's device."""
-    data, note = _load(path)
-    if not isinstance(data, dict):
-        raise ImportFormatError(f"{path}: a Kernel Tuner cache is a JSON object, got {type(data).__name__}.")
-    problem = _header_problem(path, data)
-    if problem:
-        raise ImportFormatError(problem)
-    if note:
-        yield ImportItem(problem=CorpusProblem(str(path), note))
+    """Every entry of the cache ``path`` as an item; ``device`` overrides (or supplies) the header's device."""
+    return read_file(path, "kernel-tuner", options=ImportOptions(device=device))
 
-    device_string = device or str(data.get("device_name") or "").strip()
-    if not device_string:
-        raise ImportFormatError(
-            f"{path}: the cache's device_name is empty; pass --device NAME to say which device it was measured on."
-        )
-    dev: Device = resolve_device(device_string)
-    params: list[str] = list(data["tune_params_keys"])
-    problem_size = data.get("problem_size")
-    shape = {"problem_size": problem_size} if problem_size is not None else {}
+
+def _header(path: Path, fields: Mapping[str, Any], torn: bool) -> None:
+    for key in ("kernel_name", "tune_params_keys", "cache"):
+        if key not in fields:
+            cut = " (the file is cut off before it)" if torn else ""
+            raise ImportFormatError(f"{path}: the Kernel Tuner header has no {key!r}{cut}; is it a Kernel Tuner "
+                                    "cache file?")
+    if not isinstance(fields["cache"], dict):
+        raise ImportFormatError(f"{path}: 'cache' must be an object of config key -> entry.")
+    keys = fields["tune_params_keys"]
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+        raise ImportFormatError(f"{path}: 'tune_params_keys' must be a non-empty list of parameter names.")
+    if has_replacement(keys):
+        raise ImportFormatError(f"{path}: 'tune_params_keys' {keys!r} holds bytes that are not UTF-8, so no entry "
+                                "can be matched to its parameters; fix the file's header.")
+
+
+def _marker(entry: Mapping[str, Any], params: set[str]) -> tuple[str, str] | None:
+    """(marker, field) of a failed entry, by Kernel Tuner's versions' rules (see the module docstring)."""
+    for field in MARKER_FIELDS:
+        value = entry.get(field)
+        if isinstance(value, str) and value:
+            return value, field
+    time = entry.get("time")
+    if time in FAILURE_VERDICTS:
+        return time, "time"
+    if is_finite_number(time):
+        return None  # a measured time: markers of Kernel Tuner <= 1.3 stand in place of the time
+    for field, value in entry.items():
+        if field not in params and isinstance(value, str) and value in FAILURE_VERDICTS:
+            return value, field
+    return None
+
+
+def entry_measurement(entry: Mapping[str, Any], params: Iterable[str] = ()) -> Measurement:
+    """The verdict and latency of a cache entry (or a Kernel Tuner result dict) whose tune parameters are
+    ``params``; ValueError naming the field when neither can be read. Times are milliseconds; the
+    Measurement's are microseconds."""
+    params = set(params)
+    marked = _marker(entry, params)
+    if marked is not None:
+        marker = marked[0]
+        verdict = FAILURE_VERDICTS.get(marker, Verdict.FAIL)
+        return Measurement(verdict=verdict, kind=MeasurementKind.MEASURED, reason=marker)
+    if "time" not in entry:
+        raise ValueError("the entry has no 'time' and no failure marker (__error__, or a marker string such as "
+                         "'RuntimeFailedConfig')")
+    time = entry["time"]
+    if isinstance(time, str):
+        raise ValueError(f"'time' is {time!r}: neither a number of milliseconds nor a failure marker Kernel Tuner "
+                         f"writes ({', '.join(KERNEL_TUNER_MARKERS)})")
+    if not is_finite_number(time) or not time > 0:
+        raise ValueError(f"'time' is {time!r}: it must be a finite number of milliseconds > 0")
+    if time >= FAILURE_SENTINEL_MS:
+        return Measurement(verdict=Verdict.FAIL, kind=MeasurementKind.MEASURED,
+                           reason=f"time {time!r}: Kernel Tuner 0.4.2 and older wrote 1e20 for a failed config")
+    times = entry.get("times")
+    if times is None or times == []:
+        return Measurement(verdict=Verdict.PASS, kind=MeasurementKind.MEASURED, latency_us=float(time) * 1000.0,
+                           samples=1)
+    if not isinstance(times, list):
+        raise ValueError(f"'times' is {times!r}: it must be a list of milliseconds")
+    if not all_finite_positive(times):
+        i, sample = next((i, t) for i, t in enumerate(times) if not is_finite_number(t) or not t > 0)
+        raise ValueError(f"'times[{i}]' is {sample!r}: every sample must be a finite number of milliseconds > 0")
+    median, spread = median_and_iqr_us(times, 1000.0)
+    return Measurement(verdict=Verdict.PASS, kind=MeasurementKind.MEASURED, latency_us=median, spread_us=spread,
+                       samples=len(times))
+
+
+def _workload(path: Path, fields: Mapping[str, Any]) -> Workload:
+    shape = {"problem_size": problem_size(fields["problem_size"])} if fields.get("problem_size") is not None else {}
     try:
-        workload = Workload(KERNEL_TUNER_KIND, str(data["kernel_name"]), shape)
+        return Workload(KERNEL_TUNER_KIND, str(fields["kernel_name"]), shape)
     except AmkError as exc:
         raise ImportFormatError(f"{path}: {exc}") from None
-    header_extra = {k: v for k, v in data.items() if k not in ("cache", "tune_params")}
-    header_extra["device_name"] = data.get("device_name")
 
-    for key, entry in data["cache"].items():
-        where = f"{path}#{key}"
+
+def read_kernel_tuner_source(source: Source, options: ImportOptions) -> Iterator[ImportItem]:
+    """Every cache entry of ``source`` as an item (see the module docstring)."""
+    path = source.path
+    document = source.document()
+    if document.not_an_object:
+        raise ImportFormatError(f"{path}: not a Kernel Tuner cache ({document.not_an_object}).")
+    fields = document.fields
+    check_header(source, "cache")
+    _header(path, fields, document.state == "torn")
+    dev = file_device(path, fields.get("device_name"), options.device)
+    if options.device:
+        yield note(str(path), f"device {dev.name!r} from --device (the file says {fields.get('device_name')!r})")
+    yield from _schema_items(source)
+    workload = _workload(path, fields)
+    params: list[str] = list(fields["tune_params_keys"])
+    param_set = set(params)
+    header_found: list[str] = []
+    header_extra = without_nonfinite({k: v for k, v in fields.items() if k not in ("cache", "tune_params")}, "",
+                                     header_found)
+    header_extra["device_name"] = fields.get("device_name")
+    backend_version = str(fields.get("version") or fields.get("schema_version") or "")
+    tally = Tally(str(path))
+    if header_found:
+        tally.add(f"header field(s) {', '.join(header_found)} NaN or infinite, kept as null", "the header")
+
+    replaced = bool(source.replaced)
+    read = 0
+    for item in document.entries("cache"):
+        where = f"{path}#{item.key}"
+        read += 1
         try:
-            if not isinstance(entry, dict):
-                raise ValueError(f"an entry must be an object, got {type(entry).__name__}")
-            missing = [p for p in params if p not in entry]
-            if missing:
-                raise ValueError(f"the entry has no value for tune parameter(s) {missing}")
-            config = {p: entry[p] for p in params}
-            extra = {k: v for k, v in entry.items() if k not in params and k not in ("time", "timestamp")}
-            if "time" in entry and not isinstance(entry["time"], str):
-                extra["kernel_tuner_time_ms"] = entry["time"]
-            record = Record(
-                workload=workload,
-                device=dev,
-                config=config,
-                measurement=_measurement(entry),
-                provenance=Provenance(
-                    backend=BACKEND_NAME,
-                    backend_version=str(data.get("version") or data.get("schema_version") or ""),
-                    timestamp=_timestamp(entry.get("timestamp")),
-                    source=where,
-                    extra={"entry": extra, "header": header_extra},
-                ),
-            )
+            record = _record(item.key, item.value, params, param_set, workload, dev, where, header_extra,
+                             backend_version, tally, replaced)
         except (ValueError, TypeError, AmkError) as exc:
-            yield ImportItem(problem=CorpusProblem(where, str(exc)))
+            yield problem(where, str(exc))
             continue
         yield ImportItem(record=record)
+    yield from walk_items(source, "cache", read)
+    _tally_replaced_bytes(source, tally)
+    yield from tally.notes()
+
+
+def _record(key: str, entry: Any, params: list[str], param_set: set[str], workload: Workload, dev: Device,
+            where: str, header_extra: dict[str, Any], backend_version: str, tally: Tally,
+            replaced: bool = True) -> Record:
+    """One entry's record; ``replaced`` says whether the file had bytes that are not UTF-8."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"an entry must be an object, got {type(entry).__name__}")
+    missing = [p for p in params if p not in entry]
+    if missing:
+        raise ValueError(f"the entry has no value for tune parameter(s) {missing}")
+    config = {p: entry[p] for p in params}
+    for name, value in config.items():
+        if replaced and has_replacement(value):
+            raise ValueError(f"tune parameter {name!r} = {value!r} holds bytes that are not UTF-8")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"tune parameter {name!r} is {value!r}, not a value a kernel can be built with")
+    measurement = entry_measurement(entry, param_set)
+    timestamp, readable = parse_timestamp(entry.get("timestamp"))
+    if not readable:
+        tally.add(f"a 'timestamp' amk cannot read (e.g. {entry.get('timestamp')!r}), imported without one", key)
+    found: list[str] = []
+    extra = {k: v for k, v in entry.items() if k not in param_set and k not in ("time", "timestamp")}
+    extra = without_nonfinite(extra, "", found)
+    if "time" in entry and not isinstance(entry["time"], str):
+        extra["kernel_tuner_time_ms"] = entry["time"]
+    for field in found:
+        tally.add(f"{field!r} NaN or infinite, kept as null", key)
+    return Record(
+        workload=workload, device=dev, config=config, measurement=measurement,
+        provenance=Provenance(backend=BACKEND_NAME, backend_version=backend_version, timestamp=timestamp,
+                              source=where, extra={"entry": extra, "header": header_extra}),
+    )
+
+
+def _tally_replaced_bytes(source: Source, tally: Tally) -> None:
+    """Where each byte that was not UTF-8 was (its entry, or the header), for one note per file."""
+    text, document = source.text(), source.document()
+    holders: dict[str, list[str]] = {}
+    for index, raw in source.replaced:
+        entry = document.entry_at(index)
+        holder = f"entry {entry.key!r}" if entry is not None else "the header"
+        holders.setdefault(holder, []).append(f"{raw!r} at {position(text, index)}")
+    for holder, places in holders.items():
+        tally.add("bytes that are not UTF-8 replaced by U+FFFD", f"{holder}: {', '.join(places)}")
+
+
+def _schema_items(source: Source) -> Iterator[ImportItem]:
+    """A cache that declares ``schema_version`` is checked against that schema when the installed
+    kernel_tuner ships it (``kernel_tuner/schema/cache/<version>/schema.json``); else a note says so."""
+    fields = source.document().fields
+    version = fields.get("schema_version")
+    if version is None:
+        return
+    from amk.formats.schemas import kernel_tuner_schema, schema_errors
+
+    try:
+        schema = kernel_tuner_schema("cache", str(version), "schema.json")
+    except MissingDependencyError as exc:
+        yield note(str(source.path), f"declares cache schema_version {version!r}, not checked: {exc}")
+        return
+    if schema is None:
+        yield note(str(source.path), f"declares cache schema_version {version!r}; the installed kernel_tuner ships no "
+                                     "such cache schema, so amk checked it by its own rules only")
+        return
+    for where, message in schema_errors(schema, fields):
+        key = where[1] if len(where) > 1 and where[0] == "cache" else None
+        yield problem(f"{source.path}#{key}" if key is not None else str(source.path),
+                      f"breaks Kernel Tuner's cache schema {version}: {message}")
 
 
 # -- writing ------------------------------------------------------------------------------------------
-KERNEL_TUNER_MARKERS = ("InvalidConfig", "CompilationFailedConfig", "RuntimeFailedConfig")
 # amk verdicts -> the Kernel Tuner marker a failure is written as (when its reason is not one already).
 VERDICT_MARKERS: dict[Verdict, str] = {
     Verdict.REJECTED: "InvalidConfig",
@@ -195,8 +296,6 @@ VERDICT_MARKERS: dict[Verdict, str] = {
     Verdict.CRASH: "RuntimeFailedConfig",
     Verdict.TIMEOUT: "RuntimeFailedConfig",
 }
-HEADER_ORDER = ("device_name", "kernel_name", "problem_size", "tune_params_keys", "tune_params", "objective")
-
 
 
 def _sorted_values(values: list[Any]) -> list[Any]:
@@ -210,54 +309,71 @@ def _entry_key(params: list[str], config: Mapping[str, Any]) -> str:
     return ",".join(str(config[p]) for p in params)
 
 
+
 def _entry(record: Record, params: list[str]) -> dict[str, Any]:
-    extra = record.provenance.extra.get("entry") if isinstance(record.provenance.extra, Mapping) else None
-    extra = dict(extra) if isinstance(extra, Mapping) else {}
+    extra = kept_extra(record, "entry")
     original_time = extra.pop("kernel_tuner_time_ms", None)
     entry: dict[str, Any] = {p: record.config[p] for p in params}
     m = record.measurement
-    if m.verdict is Verdict.PASS:
-        entry["time"] = original_time if original_time is not None else m.latency_us / 1000.0
-    else:
-        entry["time"] = m.reason if m.reason in KERNEL_TUNER_MARKERS else VERDICT_MARKERS[m.verdict]
+    marked_elsewhere = any(isinstance(v, str) and v in FAILURE_VERDICTS for k, v in extra.items() if k not in params)
+    if original_time is not None:
+        entry["time"] = original_time
+    elif m.verdict is Verdict.PASS:
+        entry["time"] = m.latency_us / 1000.0
+    elif not marked_elsewhere:
+        entry["time"] = m.reason if m.reason in FAILURE_VERDICTS else VERDICT_MARKERS[m.verdict]
     entry.update(extra)
     if record.provenance.timestamp is not None:
         entry["timestamp"] = datetime.fromtimestamp(record.provenance.timestamp, tz=UTC).isoformat(sep=" ")
     return entry
 
 
-def kernel_tuner_cache(records: Iterable[Record]) -> dict[str, Any]:
-    """The Kernel Tuner cache object of ``records`` (one workload on one device)."""
-    records = list(records)
+def one_target(records: list[Record], what: str) -> None:
+    """ExportError unless ``records`` are one kernel on one device at one shape, naming what differs."""
     if not records:
-        raise ExportError("no records to export; a Kernel Tuner cache needs at least one (check the filters).")
+        raise ExportError(f"no records to export; {what} needs at least one (check the filters).")
+    kernels = sorted({f"{r.workload.kind}:{r.workload.name}" for r in records})
+    devices = sorted({r.device.name for r in records})
+    shapes = sorted({json.dumps(r.workload.shape, sort_keys=True) for r in records})
+    differ = []
+    if len(kernels) > 1:
+        differ.append(f"{len(kernels)} kernels ({', '.join(kernels[:5])}): choose one with --workload-name")
+    if len(devices) > 1:
+        differ.append(f"{len(devices)} devices ({', '.join(devices[:5])}): choose one with --device")
+    if len(shapes) > 1:
+        shown = [json.dumps(s["problem_size"]) if set(s) == {"problem_size"} else json.dumps(s)
+                 for s in (json.loads(text) for text in shapes)]
+        differ.append(f"{len(shapes)} problem sizes ({'; '.join(shown[:5])}): choose one with --problem-size "
+                      "(or --shape)")
+    if differ:
+        raise ExportError(f"{what} holds one kernel on one device at one problem size, but the records span "
+                          + " and ".join(differ) + ".")
+
+
+def kernel_tuner_cache(records: Iterable[Record]) -> dict[str, Any]:
+    """The Kernel Tuner cache object of ``records`` (one kernel on one device at one problem size)."""
+    records = list(records)
+    one_target(records, "a Kernel Tuner cache")
     first = records[0]
-    targets = {(r.workload.key, r.device.name) for r in records}
-    if len(targets) > 1:
-        names = sorted({f"{r.workload.name} on {r.device.name}" for r in records})[:5]
-        raise ExportError(
-            f"a Kernel Tuner cache holds one kernel on one device, but the records span {len(targets)} "
-            f"({', '.join(names)}, ...); filter with --device and --workload-name."
-        )
-    header = first.provenance.extra.get("header") if isinstance(first.provenance.extra, Mapping) else None
-    header = dict(header) if isinstance(header, Mapping) else {}
+    header = kept_extra(first, "header")
     # Kernel Tuner keys entries by the values in tune_params_keys order; a store may have sorted the
     # config's keys, so the imported header's order wins when it names the same parameters.
     declared = header.get("tune_params_keys")
     params = list(declared) if isinstance(declared, list) and set(declared) == set(first.config) \
         else list(first.config)
     for r in records:
-        if list(r.config) != params and set(r.config) != set(params):
+        if set(r.config) != set(params):
             raise ExportError(
                 f"record configs have different parameters ({sorted(params)} and {sorted(r.config)}); "
                 "a Kernel Tuner cache needs one set of tune parameters."
             )
     data: dict[str, Any] = {
+        # The name as read; where the file named none (or the records came from elsewhere), amk's name.
         "device_name": header.get("device_name") or first.device.name,
         "kernel_name": first.workload.name,
     }
-    if "problem_size" in first.workload.shape:
-        data["problem_size"] = first.workload.shape["problem_size"]
+    if "problem_size" in header or "problem_size" in first.workload.shape:
+        data["problem_size"] = header.get("problem_size", first.workload.shape.get("problem_size"))
     data["tune_params_keys"] = params
     data["tune_params"] = {p: _sorted_values(list({json.dumps(r.config[p]): r.config[p] for r in records}.values()))
                            for p in params}

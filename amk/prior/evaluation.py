@@ -26,6 +26,7 @@ import numpy as np
 
 from amk.core.ranker import Ranker
 from amk.core.records import MeasurementKind
+from amk.prior.ranking import MIN_ROWS_TO_RANK, fit_prior
 from amk.prior.training import DEFAULT_KINDS, Corpus, TrainingSet, load_points
 
 POOLED_REPLAY = "pooled-replay"
@@ -149,8 +150,6 @@ def evaluate(corpus: Corpus | TrainingSet, *, splits: Sequence[str] = ("device",
     Folds whose training side has fewer rows than the prior needs are left out; so are groups with
     fewer than ``min_group`` configs, where any order is perfect.
     """
-    from amk.prior.ranking import MIN_ROWS_TO_RANK, fit_prior
-
     data = corpus if isinstance(corpus, TrainingSet) else load_points(corpus, kinds=kinds)
     cols = data.columns
     results: list[EvalResult] = []

@@ -14,6 +14,7 @@ import attrs
 import numpy as np
 
 from amk.core.columns import CorpusColumns
+from amk.core.config import load_config
 from amk.core.records import MeasurementKind, Record, Verdict
 from amk.core.store import Store
 
@@ -34,8 +35,6 @@ def corpus_columns(corpus: Corpus | None) -> CorpusColumns:
     if isinstance(corpus, TrainingSet):
         return corpus.columns
     if corpus is None:
-        from amk.core.config import load_config
-
         with load_config().create(Store) as store:
             return store.columns()
     if isinstance(corpus, Store):

@@ -28,7 +28,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -242,16 +242,19 @@ class JsonlStore(Store):
         self._problems = list(read.problems)
         return read
 
-    def known_ids(self, records: Mapping[str, Record]) -> set[str]:
+    def known_ids(self, records: Mapping[str, Record], *,
+                  identity: Callable[[Record], str] | None = None) -> set[str]:
         """Candidates from the columns cache (see ``Store.known_ids``); only their lines are re-read and hashed.
 
         The cache reads what was appended since it was written, so a record another process appended
         before the call is seen. Offsets hold for the file the cache read: if it was replaced since
         (``amk corpus migrate``), every record is read instead.
         """
-        if not records or not self.options.columns_cache:
-            return super().known_ids(records)
         from amk.core.records import record_id
+
+        identity = identity or record_id
+        if not records or not self.options.columns_cache:
+            return super().known_ids(records, identity=identity)
 
         read = self._columns_read()
         cols = read.columns
@@ -276,11 +279,11 @@ class JsonlStore(Store):
             return found
         with self._open_for_reading() as f:
             if os.fstat(f.fileno()).st_ino != read.inode:
-                return super().known_ids(records)
+                return super().known_ids(records, identity=identity)
             for offset in lines:
                 f.seek(offset)
                 try:
-                    rid = record_id(record_from_dict(json.loads(f.readline()), where=f"{self.path}@{offset}"))
+                    rid = identity(record_from_dict(json.loads(f.readline()), where=f"{self.path}@{offset}"))
                 except (json.JSONDecodeError, UnicodeDecodeError, RecordError):
                     continue  # the cache read this line as a record: only a replaced file reads otherwise
                 if rid in records:

@@ -100,31 +100,59 @@ def _encode_value(value: Any) -> str:
     return _dumps(value)
 
 
-def record_rows(records: Iterable[Record]) -> list[RecordRow]:
-    """Rows for ``records``; what many records share (a config, a provenance) is serialised once."""
-    # Keyed by id(): each entry keeps its object alive, so an id cannot be reused within the call.
-    by_object: dict[int, tuple[Any, str]] = {}
-    by_origin: dict[tuple, str] = {}
-    rows = []
-    for r in records:
-        if type(r) is not Record and not isinstance(r, Record):
-            raise TypeError(f"a store appends Record objects, got {type(r).__name__}")
-        cfg, m, p = r.config, r.measurement, r.provenance
-        found = by_object.get(id(cfg))
-        if found is None:
-            found = by_object[id(cfg)] = (cfg, config_key(cfg))
-        extra = by_object.get(id(p.extra))
-        if extra is None:
-            extra = by_object[id(p.extra)] = (p.extra, _dumps(p.extra))
-        origin = _provenance_values(p)
-        provenance = by_origin.get(origin)
-        if provenance is None:
-            provenance = by_origin[origin] = _dumps(dict(zip(_PROVENANCE_FIELDS, origin)))[1:-1]
-        body = _BODY_TEMPLATE % (*map(_encode_value, _measurement_values(m)), provenance, extra[1])
+class RowEncoder:
+    """Serialises records into what their rows store as text: the config key and the body.
+
+    What many records share (a config, a provenance) is serialised once per encoder, so one encoder
+    serves every chunk of a bulk append. Shared objects are recognised by id(); each cache entry keeps
+    its object alive, so an id cannot be reused while the encoder lives.
+    """
+
+    def __init__(self) -> None:
+        self._config_keys: dict[int, tuple[Any, str]] = {}  # id(config) -> (config, config_key)
+        self._extras: dict[int, tuple[Any, str]] = {}  # id(provenance.extra) -> (extra, its JSON)
+        self._origins: dict[tuple, str] = {}  # provenance fields in the body -> their JSON
+
+    def encode(self, records: Sequence[Record]) -> tuple[list[str], list[str]]:
+        """(config keys, bodies) of ``records``, one of each per record, in order (two lists rather than a
+        pair per record: bulk appends spend their time here). Raises TypeError for an item that is not a
+        Record."""
+        config_keys, extras, origins = self._config_keys, self._extras, self._origins
+        keys: list[str] = []
+        bodies: list[str] = []
+        for r in records:
+            if type(r) is not Record and not isinstance(r, Record):
+                raise TypeError(f"a store appends Record objects, got {type(r).__name__}")
+            cfg, p = r.config, r.provenance
+            found = config_keys.get(id(cfg))
+            if found is None:
+                found = config_keys[id(cfg)] = (cfg, config_key(cfg))
+            extra = extras.get(id(p.extra))
+            if extra is None:
+                extra = extras[id(p.extra)] = (p.extra, _dumps(p.extra))
+            origin = _provenance_values(p)
+            provenance = origins.get(origin)
+            if provenance is None:
+                provenance = origins[origin] = _dumps(dict(zip(_PROVENANCE_FIELDS, origin)))[1:-1]
+            keys.append(found[1])
+            bodies.append(_BODY_TEMPLATE % (*map(_encode_value, _measurement_values(r.measurement)), provenance,
+                                            extra[1]))
+        return keys, bodies
+
+    def rows(self, records: Iterable[Record]) -> list[RecordRow]:
+        """The rows of ``records``, in order. Raises TypeError for an item that is not a Record."""
+        records = records if isinstance(records, list) else list(records)
+        keys, bodies = self.encode(records)
         # _value_ is the enum's plain attribute (.value is a slower property; both are the same str).
-        rows.append(RecordRow(r.workload, r.device, found[1], m.verdict._value_, m.kind._value_, m.latency_us,
-                              m.bound_us, p.timestamp, p.source, body))
-    return rows
+        return [RecordRow(r.workload, r.device, key, r.measurement.verdict._value_, r.measurement.kind._value_,
+                          r.measurement.latency_us, r.measurement.bound_us, r.provenance.timestamp,
+                          r.provenance.source, body)
+                for r, key, body in zip(records, keys, bodies)]
+
+
+def record_rows(records: Iterable[Record]) -> list[RecordRow]:
+    """Rows for ``records`` (one ``RowEncoder``'s); raises TypeError for an item that is not a Record."""
+    return RowEncoder().rows(records)
 
 
 def device_key(device: Device) -> str:
@@ -460,7 +488,8 @@ class SqlStore(Store):
                 part))
         return found
 
-    def known_ids(self, records: Mapping[str, Record]) -> set[str]:
+    def known_ids(self, records: Mapping[str, Record], *,
+                  identity: Callable[[Record], str] | None = None) -> set[str]:
         """Matched by content through the indexes (see ``Store.known_ids``), never by hashing every row.
 
         Only rows of a record's device and workload (the head of ``amk_records_best``) with its config,
@@ -472,6 +501,7 @@ class SqlStore(Store):
             return set()
         from amk.core.records import record_id
 
+        identity = identity or record_id
         ph = self.ph
         keys = [(r.workload.key, device_key(r.device), config_key(r.config), r.measurement.verdict.value,
                  r.measurement.kind.value, r.measurement.latency_us) for r in records.values()]
@@ -504,7 +534,7 @@ class SqlStore(Store):
                 self._tables.ensure({row[2] for row in batch}, {row[3] for row in batch}, {row[4] for row in batch})
                 for row in batch:
                     try:
-                        rid = record_id(read_record(self._tables, row, f"{self.describe()}#{row[0]}"))
+                        rid = identity(read_record(self._tables, row, f"{self.describe()}#{row[0]}"))
                     except RecordError:
                         continue  # unreadable rows are reported by problems(), and hold no known record
                     if rid in records:

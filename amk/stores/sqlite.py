@@ -16,14 +16,13 @@ import itertools
 import random
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from pathlib import Path
 from typing import Any, ClassVar
 
 import attrs
 
 import amk
-from amk.core.columns import config_key
 from amk.core.errors import StoreError
 from amk.core.migrations import SCHEMA_VERSION
 from amk.core.records import Record
@@ -63,13 +62,12 @@ class _Batch:
     """What the chunks of one append share: the next record id and the ids interned so far."""
 
     next_id: int
+    encoder: sql.RowEncoder = attrs.field(factory=sql.RowEncoder)  # what records share is serialised once
     workloads: dict[int, int] = attrs.field(factory=dict)  # id(object) -> row id
     devices: dict[int, int] = attrs.field(factory=dict)
-    configs: dict[int, int] = attrs.field(factory=dict)
-    extras: dict[int, str] = attrs.field(factory=dict)  # id(provenance.extra) -> its JSON
-    origins: dict[tuple, str] = attrs.field(factory=dict)  # provenance fields in the body -> their JSON
+    configs: dict[str, int] = attrs.field(factory=dict)  # config key -> row id
     pairs: set[tuple[int, int]] = attrs.field(factory=set)
-    keep_alive: list = attrs.field(factory=list)  # the rows whose objects' id() the dicts above use
+    keep_alive: list = attrs.field(factory=list)  # the records whose objects' id() the dicts above use
 
 
 class SqliteStore(sql.SqlStore):
@@ -208,42 +206,32 @@ class SqliteStore(sql.SqlStore):
 
     def _insert_records(self, conn: sqlite3.Connection, records: list[Record], batch: _Batch,
                         pending: dict[str, dict[Any, int]]) -> None:
-        """Insert ``records`` in one pass: each record straight to its two rows (bodies as ``sql.record_rows``).
+        """Insert ``records`` in one pass: each record straight to its two table rows (the config key and the
+        body from ``batch.encoder``, as ``sql.record_rows`` makes them).
 
-        Most records share their workload, device, config and provenance extra objects: each is interned
-        (and serialised) once per batch, keyed by id() (``records`` holds the objects for the whole batch).
+        Most records share their workload, device and config: each is interned once per batch, the
+        workload and device keyed by id() (``batch.keep_alive`` holds the objects for the whole batch).
         """
-        w_ids, d_ids, c_ids, extras, origins, pairs = (batch.workloads, batch.devices, batch.configs, batch.extras,
-                                                       batch.origins, batch.pairs)
-        measurement_values, provenance_values, encode = sql._measurement_values, sql._provenance_values, sql._encode_value
-        template, dumps, fields = sql._BODY_TEMPLATE, sql._dumps, sql._PROVENANCE_FIELDS
+        w_ids, d_ids, c_ids, pairs = batch.workloads, batch.devices, batch.configs, batch.pairs
+        keys, bodies = batch.encoder.encode(records)
         record_values, body_values = [], []
         rid = batch.next_id
-        for r in records:
-            if type(r) is not Record and not isinstance(r, Record):
-                raise TypeError(f"a store appends Record objects, got {type(r).__name__}")
-            cfg, m, p, workload, device = r.config, r.measurement, r.provenance, r.workload, r.device
+        for r, key, body in zip(records, keys, bodies):
+            m, p, workload, device = r.measurement, r.provenance, r.workload, r.device
             w = w_ids.get(id(workload))
             if w is None:
                 w = w_ids[id(workload)] = self._intern(conn, "workload", workload, pending)
             d = d_ids.get(id(device))
             if d is None:
                 d = d_ids[id(device)] = self._intern(conn, "device", device, pending)
-            c = c_ids.get(id(cfg))
+            c = c_ids.get(key)
             if c is None:
-                c = c_ids[id(cfg)] = self._intern(conn, "config", config_key(cfg), pending)
-            extra = extras.get(id(p.extra))
-            if extra is None:
-                extra = extras[id(p.extra)] = dumps(p.extra)
-            origin = provenance_values(p)
-            provenance = origins.get(origin)
-            if provenance is None:
-                provenance = origins[origin] = dumps(dict(zip(fields, origin)))[1:-1]
+                c = c_ids[key] = self._intern(conn, "config", key, pending)
             pairs.add((d, w))
             # _value_ is the enum's plain attribute (.value is a slower property; both are the same str).
             record_values.append((rid, SCHEMA_VERSION, w, d, c, m.verdict._value_, m.kind._value_, m.latency_us,
                                   m.bound_us, p.timestamp, p.source))
-            body_values.append((rid, template % (*map(encode, measurement_values(m)), provenance, extra)))
+            body_values.append((rid, body))
             rid += 1
         batch.next_id = rid
         batch.keep_alive.append(records)
@@ -276,9 +264,10 @@ class SqliteStore(sql.SqlStore):
 
     # -- reading ------------------------------------------------------------------------------------
 
-    def known_ids(self, records: Mapping[str, Record]) -> set[str]:
+    def known_ids(self, records: Mapping[str, Record], *,
+                  identity: Callable[[Record], str] | None = None) -> set[str]:
         try:
-            return super().known_ids(records)
+            return super().known_ids(records, identity=identity)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot read {self.describe()}: {exc}; check the file.") from None
 

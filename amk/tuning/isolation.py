@@ -39,8 +39,12 @@ from typing import IO, Any, Protocol
 import attrs
 
 from amk.core.backend import Backend
+from amk.core.config import options_converter, structure_options
 from amk.core.devices import Device
-from amk.core.errors import BackendError, InvalidConfigError
+from amk.core.errors import BackendError, InvalidConfigError, PluginError
+from amk.core.plugins import Registry, build_registry, get_registry
+from amk.core.processes import describe_exit
+from amk.core.processes import kill_group as _kill_group
 from amk.core.records import Measurement, MeasurementKind, Verdict, converter
 from amk.core.workload import Workload
 from amk.tuning.gates import checked_measurement, error_measurement, measure_guarded
@@ -69,11 +73,8 @@ class BackendSpec:
     entry_points: bool = True
 
     @classmethod
-    def of(cls, backend: Backend, registry: Any) -> BackendSpec:
+    def of(cls, backend: Backend, registry: Registry) -> BackendSpec:
         """The spec of a live backend created through ``registry``; refuses one the registry cannot rebuild."""
-        from amk.core.config import _options_converter
-        from amk.core.errors import PluginError
-
         hint = 'register it as a plugin (docs/plugins.md) or set [tune] isolation = "thread"'
         try:
             impl = registry.get(Backend, backend.name)
@@ -84,14 +85,11 @@ class BackendSpec:
             raise BackendError(
                 f"the backend {backend.name!r} is a {_class_path(type(backend))}, not the registered "
                 f"{_class_path(impl.cls)}, so a worker process cannot rebuild it; {hint}.")
-        return cls(backend.name, _options_converter.unstructure(backend.options), _class_path(impl.cls),
-                   getattr(registry, "include_entry_points", True))
+        return cls(backend.name, options_converter.unstructure(backend.options), _class_path(impl.cls),
+                   registry.include_entry_points)
 
     def create(self) -> Backend:
         """The backend, built through a registry built as the parent's was (in the worker)."""
-        from amk.core.config import structure_options
-        from amk.core.plugins import build_registry
-
         registry = build_registry(include_entry_points=self.entry_points)
         impl = registry.get(Backend, self.name)
         if _class_path(impl.cls) != self.cls:
@@ -309,24 +307,6 @@ def _exited(pid: int, timeout_s: float) -> bool:
         time.sleep(0.005)
 
 
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def describe_exit(returncode: int) -> str:
-    """``killed by signal 11 (SIGSEGV)`` / ``exited with code 3``."""
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = "unknown signal"
-        return f"killed by signal {-returncode} ({name})"
-    return f"exited with code {returncode}"
-
-
 class WorkerProcess:
     """A persistent measurement worker for one backend; a fresh one replaces it after a death, a timeout
     or a CRASH verdict. ``measure`` never raises for the backend; a worker that cannot even start (the
@@ -503,7 +483,7 @@ class ThreadMeasurer:
 def resolve_isolation(isolation: str, backend: Backend) -> str:
     """``process`` or ``thread``: the setting, or for ``auto`` what the backend's class asks for."""
     if isolation == "auto":
-        return "process" if getattr(backend, "isolation", "thread") == "process" else "thread"
+        return "process" if backend.isolation == "process" else "thread"
     return isolation
 
 
@@ -513,7 +493,5 @@ def make_measurer(backend: Backend, isolation: str = "auto", registry: Any = Non
     if resolve_isolation(isolation, backend) == "thread":
         return ThreadMeasurer(backend)
     if registry is None:
-        from amk.core.plugins import get_registry
-
         registry = get_registry()
     return WorkerProcess(BackendSpec.of(backend, registry), backend.measurement_kind)

@@ -14,7 +14,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -243,11 +243,16 @@ def new_state(target: TuneTarget, seed: int) -> TuneState:
 def tune(target: TuneTarget, settings: TuneSettings, *, seed: int = 0, budget: int | None = None,
          minutes: float | None = None, store: Store | None = None, state_path: Path | None = None,
          resume: bool = False, progress: ProgressBar | None = None, stop_at_us: float | None = None,
-         registry: Registry | None = None) -> TuneResult:
+         registry: Registry | None = None, measurer: Measurer | None = None,
+         should_stop: Callable[[], str | None] | None = None) -> TuneResult:
     """Run (or, with ``resume``, continue) the loop until ``budget`` evaluations or ``minutes`` have passed
     (or, with ``stop_at_us``, a config at least that fast was measured). In ``settings.isolation`` process
     mode, the worker rebuilds the backend through ``registry`` (the one it was created with; the
-    process-wide registry by default)."""
+    process-wide registry by default).
+
+    A host that runs the loop inside its own (a tuner calling amk as its search strategy) passes
+    ``measurer`` to measure its own way (e.g. in the calling thread, where the host's device context
+    lives) and ``should_stop``, asked before every evaluation: a reason stops the run (the host's budget)."""
     budget = settings.budget if budget is None else budget
     minutes = settings.minutes if minutes is None else minutes
     if budget <= 0 and minutes <= 0:
@@ -262,7 +267,7 @@ def tune(target: TuneTarget, settings: TuneSettings, *, seed: int = 0, budget: i
     else:
         state = new_state(target, seed)
         adopted = 0
-    measurer = make_measurer(target.backend, settings.isolation, registry)
+    measurer = measurer or make_measurer(target.backend, settings.isolation, registry)
     session = _Session(target, state, settings, store, state_path, measurer)
     session.save()
     limit_s = minutes * 60 if minutes > 0 else math.inf
@@ -279,6 +284,10 @@ def tune(target: TuneTarget, settings: TuneSettings, *, seed: int = 0, budget: i
                 break
             if not session.untried.any():
                 state.stop_reason = "every config of the search space was evaluated"
+                break
+            host_reason = should_stop() if should_stop else None
+            if host_reason:
+                state.stop_reason = host_reason
                 break
             trial = session.step()
             if stop_at_us is not None and trial.verdict == "PASS" and trial.latency_us <= stop_at_us:

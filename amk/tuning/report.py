@@ -46,6 +46,8 @@ def report_dict(result: TuneResult, settings: TuneSettings, store: str | None) -
         "fraction_of_floor": (floor / state.incumbent_us) if floor and state.incumbent_us else None,
         "warm_start": list(state.warm_sources),
         "warm_start_left_out": target.skipped_seeds,  # corpus seeds this search space cannot take
+        "warm_start_left_out_reasons": dict(target.skipped_reasons),  # reason -> how many
+        "warm_start_defaulted_knobs": target.defaulted_seeds,  # seeds that took the default of a knob they lack
         "resumed_from_store": result.adopted,
         "prior": target.prior_description,
         "transfer_devices": list(target.transfer_devices),

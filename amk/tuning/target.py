@@ -99,6 +99,53 @@ def _impute(block: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(block), np.nanmedian(block, axis=0, keepdims=True), block)
 
 
+# Why a corpus seed cannot seed a search space (counted per reason in the CLI output and the tune report).
+NOT_A_VALUE = "a knob value is not one of the search space's values"
+UNKNOWN_KNOBS = "it has knobs the search space does not have"
+BREAKS_CONSTRAINT = "it breaks a constraint of the search space"
+REFUSED = "the backend refuses it"
+NOT_A_CANDIDATE = "it is not among the candidates tuned"
+
+
+def _same_value(choice: Any, value: Any, zero_one: bool) -> bool:
+    """Whether a seed's ``value`` is the knob's ``choice``: numbers by value (2 == 2.0), a bool equal to 0/1
+    only on a 0/1 knob (``zero_one``), anything else by equality (the string "2" is not 2)."""
+    if isinstance(choice, bool) or isinstance(value, bool):
+        if isinstance(choice, bool) and isinstance(value, bool):
+            return choice is value
+        return zero_one and choice == value
+    if isinstance(choice, (int, float)) and isinstance(value, (int, float)):
+        return choice == value
+    return type(choice) is type(value) and choice == value
+
+
+def seed_in_space(space: SearchSpace, config: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None, bool]:
+    """A seed's knob config mapped onto ``space`` by value: (config in the space's own values, None, whether a
+    knob the seed lacks took its default), or (None, why not, False).
+
+    Each value becomes the knob's choice equal to it (1 == 1.0 == true on a 0/1 knob); a knob the seed lacks
+    (the space gained it) takes the knob's default; then the space's constraints are checked.
+    """
+    unknown = sorted(set(config) - set(space.knob_names))
+    if unknown:
+        return None, UNKNOWN_KNOBS, False
+    mapped: dict[str, Any] = {}
+    defaulted = False
+    for knob in space.knobs:
+        if knob.name not in config:
+            mapped[knob.name] = knob.default_value
+            defaulted = True
+            continue
+        zero_one = all(c in (0, 1) for c in knob.choices if isinstance(c, (int, float)))
+        match = [c for c in knob.choices if _same_value(c, config[knob.name], zero_one)]
+        if not match:
+            return None, NOT_A_VALUE, False
+        mapped[knob.name] = match[0]
+    if not space.is_valid(mapped):
+        return None, BREAKS_CONSTRAINT, False
+    return mapped, None, defaulted
+
+
 @attrs.define
 class TuneTarget:
     """Everything about one (workload, device, backend) the loop computes once."""
@@ -126,6 +173,13 @@ class TuneTarget:
     base_names: list[str] = attrs.field(factory=list)
     zero_shot: np.ndarray | None = None
     zero_shot_description: str = ""
+    skipped_reasons: dict[str, int] = attrs.field(factory=dict)  # why each left-out seed was left out
+    defaulted_seeds: int = 0  # seeds used with the default of knobs they lack
+
+    @property
+    def skipped_text(self) -> str:
+        """The left-out seeds per reason, e.g. ``2 (a knob value is not one of ...), 1 (...)``."""
+        return ", ".join(f"{n} ({why})" for why, n in sorted(self.skipped_reasons.items(), key=lambda kv: -kv[1]))
 
     @property
     def target_id(self) -> str:
@@ -176,18 +230,23 @@ class TuneTarget:
         if prior.trained:
             feats.append(prior_column[:, None])
 
-        seeds, sources, skipped = [], [], 0
+        seeds, sources = [], []
+        reasons: dict[str, int] = {}
+        defaulted = 0
         for seed in portfolio_warm_start(workload, device, corpus, settings, kinds):
             try:
-                key = config_key(space.canonical(backend.knob_config(workload, seed.config)))
+                mapped, why, took_default = seed_in_space(space, backend.knob_config(workload, seed.config))
             except InvalidConfigError:
-                skipped += 1
-                continue
-            if key not in index:
-                skipped += 1
+                mapped, why, took_default = None, REFUSED, False
+            key = config_key(space.canonical(mapped)) if mapped is not None else None
+            if mapped is not None and key not in index:
+                why = NOT_A_CANDIDATE
+            if why is not None:
+                reasons[why] = reasons.get(why, 0) + 1
                 continue
             if key not in seeds:
                 seeds.append(key)
+                defaulted += took_default
                 sources.append(f"{seed.source} ({seed.device}, {seed.latency_us:.3f} us)")
             if len(seeds) >= settings.warm_start:
                 break
@@ -198,13 +257,21 @@ class TuneTarget:
         if not seeds:
             default = config_key(space.canonical(space.default_config))
             if default in index:
-                reason = cold_start_reason(workload, device, corpus, kinds)
-                seeds, sources = [default], [f"the search space's default config (cold start: {reason})"]
+                if reasons:
+                    left = sum(reasons.values())
+                    text = (f"the search space's default config (no warm start: the corpus had {left} seed(s) "
+                            "for it, none usable in this search space)")
+                else:
+                    reason = cold_start_reason(workload, device, corpus, kinds)
+                    text = f"the search space's default config (cold start: {reason})"
+                seeds, sources = [default], [text]
         floor = backend.floor_us(workload, device)
         return cls(workload, device, backend, space, candidates, keys, index, np.column_stack(feats), scores,
-                   uncertainty, repr(prior), seeds, sources, sorted(set(sources_of.devices)), floor, skipped,
-                   sources_of.filled(), list(sources_of.names), None if zero is None else zero.positions(),
-                   "" if zero is None else zero.description)
+                   uncertainty, repr(prior), seeds, sources, sorted(set(sources_of.devices)), floor,
+                   skipped_seeds=sum(reasons.values()), base_scores=sources_of.filled(),
+                   base_names=list(sources_of.names), zero_shot=None if zero is None else zero.positions(),
+                   zero_shot_description="" if zero is None else zero.description, skipped_reasons=reasons,
+                   defaulted_seeds=defaulted)
 
 
 def target_id(workload: Workload, device: Device, backend_name: str) -> str:

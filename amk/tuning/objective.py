@@ -1,0 +1,90 @@
+"""A Python callable as a backend: what lets amk's loop tune any objective (``amk.tune``) and what other
+tools' loops (Optuna, Kernel Tuner) reuse to hand amk an evaluation function.
+
+``ObjectiveBackend(objective, space)`` measures a config by calling ``objective(config)``, which returns
+the config's latency (a positive, finite number in ``unit``), or a :class:`~amk.core.records.Measurement`
+for full control, or raises: :class:`~amk.core.errors.WrongAnswerError` is a FAIL record,
+:class:`~amk.core.errors.InvalidConfigError` a REJECTED one, any other exception a CRASH record naming
+the exception (the loop's gates turn it into one). Anything else returned (None, 0, a negative number,
+NaN, infinity, a string) is a CRASH record whose reason says what came back and what was expected.
+
+The callable lives in this process, so the backend measures in a thread (``isolation = "thread"``): a
+worker process could not rebuild it. A program that may hang or crash belongs in the ``command`` backend,
+which runs it in a process of its own.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from amk.core.backend import Backend
+from amk.core.devices import Device
+from amk.core.errors import ValidationError, WrongAnswerError
+from amk.core.records import Measurement, MeasurementKind, Verdict, latency_to_us
+from amk.core.restrictions import Restriction
+from amk.core.space import SearchSpace
+from amk.core.workload import Workload
+
+Objective = Callable[[dict[str, Any]], Any]
+
+
+def as_search_space(space: SearchSpace | Mapping[str, Any], restrictions: list[Restriction] | None = None) -> SearchSpace:
+    """``space`` as a SearchSpace: a SearchSpace as it is, or a dict of knob -> choices (Kernel Tuner's
+    ``tune_params``) with ``restrictions`` (expression strings or callables over the config dict).
+
+    Raises ValidationError for a malformed space or restriction.
+    """
+    if isinstance(space, SearchSpace):
+        if restrictions:
+            raise ValidationError("restrictions go inside a SearchSpace given as the space (its constraints); "
+                                  "pass the space as a dict of knob -> choices to add restrictions.")
+        return space
+    if isinstance(space, Mapping):
+        return SearchSpace.from_tune_params(space, restrictions or ())
+    raise ValidationError(f"the space must be a dict of knob -> list of choices or a SearchSpace, got "
+                          f"{type(space).__name__}.")
+
+
+class ObjectiveBackend(Backend):
+    """Measures a config by calling ``objective(config)``; the search space is given, not derived."""
+
+    name: ClassVar[str] = "objective"
+    version: ClassVar[str] = "1"
+    isolation: ClassVar[str] = "thread"  # the callable cannot be rebuilt in a worker process
+
+    def __init__(self, objective: Objective, space: SearchSpace, *, unit: str = "ms",
+                 kind: MeasurementKind | str = MeasurementKind.MEASURED) -> None:
+        super().__init__(None)
+        if not callable(objective):
+            raise ValidationError(f"the objective must be a callable taking the config dict, got {objective!r}.")
+        latency_to_us(1.0, unit)  # refuses an unknown unit now, not at the first measurement
+        self.objective = objective
+        self.space = space
+        self.unit = unit
+        self.measurement_kind = MeasurementKind(kind)
+
+    def search_space(self, workload: Workload, device: Device) -> SearchSpace:
+        return self.space
+
+    def measure(self, workload: Workload, device: Device, config: Mapping[str, Any]) -> Measurement:
+        try:
+            value = self.objective(dict(config))
+        except WrongAnswerError as exc:
+            return Measurement(verdict=Verdict.FAIL, kind=self.measurement_kind,
+                               reason=f"wrong answer: {exc}"[:500])
+        return self.measurement_of(value, config)
+
+    def measurement_of(self, value: Any, config: Mapping[str, Any]) -> Measurement:
+        """What the objective's return value means: a latency in ``unit`` is a PASS, a Measurement is
+        itself, anything else a CRASH that says what came back."""
+        if isinstance(value, Measurement):
+            return value
+        if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+            return Measurement(verdict=Verdict.PASS, kind=self.measurement_kind,
+                               latency_us=latency_to_us(float(value), self.unit), samples=1)
+        reason = (f"the objective returned {value!r} for {dict(config)!r}; it must return the config's latency, a "
+                  f"positive finite number (in {self.unit}), or raise")
+        return Measurement(verdict=Verdict.CRASH, kind=self.measurement_kind, reason=reason[:500])

@@ -1,0 +1,116 @@
+"""``amk.tune(objective, space)``: amk's loop over a Python function, its records, warm start and resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import amk
+from amk.core.errors import ConfigError, WrongAnswerError
+from amk.stores.jsonl import JsonlStore
+from tests.conftest import amk_env
+
+DATA = np.random.default_rng(0).random(1 << 14)
+SPACE = {"block": [16, 64, 256, 1024, 4096], "passes": [4, 2, 1]}  # the fastest config comes last
+
+
+def blocked_sum(config: dict) -> float:
+    """Sums DATA ``passes`` times in slices of ``block``; the best of three timings, in seconds."""
+    best = math.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        total = 0.0
+        for _ in range(config["passes"]):
+            for i in range(0, DATA.size, config["block"]):
+                total += DATA[i:i + config["block"]].sum()
+        best = min(best, time.perf_counter() - start)
+    assert abs(total - config["passes"] * DATA.sum()) < 1e-6 * DATA.size
+    return best
+
+
+@pytest.fixture
+def corpus(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no config file of the caller's; state files under tmp_path/.amk
+    return f"jsonl:{tmp_path / 'corpus.jsonl'}"
+
+
+def test_a_second_run_reaches_the_first_runs_best_config_in_fewer_evaluations(corpus):
+    first = amk.tune(blocked_sum, SPACE, unit="s", budget=15, store=corpus)
+    assert first.evaluations == 15 and first.verdicts == {"PASS": 15}
+    assert first.best_config == {"block": 4096, "passes": 1}
+    second = amk.tune(blocked_sum, SPACE, unit="s", budget=3, store=corpus)
+    run = first.report["run_id"]
+    assert second.warm_start and all(f"amk tune {run} " in source for source in second.warm_start)
+    reached = second.evaluation_of(first.best_config)
+    assert reached is not None and reached < first.evaluation_of(first.best_config)
+    assert second.workload.name.endswith("test_tune_api.blocked_sum") and second.workload.kind == "python"
+
+
+def test_every_evaluation_is_recorded_with_its_verdict_failures_included(corpus, tmp_path):
+    def model(config: dict) -> float:
+        x = config["x"]
+        if x == 1:
+            raise ValueError("no kernel for x=1")
+        if x == 2:
+            raise WrongAnswerError("max error 0.5 at index 3")
+        return {3: float("nan"), 4: None, 5: -2.0}.get(x, 100.0 + (x - 7) ** 2)
+
+    result = amk.tune(model, {"x": list(range(10))}, kind="predicted", unit="us", budget=10, store=corpus,
+                      workload="toy:model", shape={"n": 10}, device="h100")
+    assert result.evaluations == 10 and result.best_config == {"x": 7} and result.best_latency_us == 100.0
+    by_x = {r.config["x"]: r.measurement for r in result.records}
+    assert by_x[1].verdict.value == "CRASH" and by_x[1].reason == "ValueError: no kernel for x=1"
+    assert by_x[2].verdict.value == "FAIL" and "max error 0.5" in by_x[2].reason
+    for x, shown in ((3, "nan"), (4, "None"), (5, "-2.0")):
+        assert by_x[x].verdict.value == "CRASH" and f"returned {shown} for {{'x': {x}}}" in by_x[x].reason
+    stored = list(JsonlStore(JsonlStore.Options(path=str(tmp_path / "corpus.jsonl"))).query())
+    assert len(stored) == 10 and {r.device.name for r in stored} == {"h100"}
+    assert {r.workload.name for r in stored} == {"model"} and stored[0].workload.shape == {"n": 10}
+    assert [point for point in result.curve if point[1] is not None][-1][1] == 100.0
+
+
+def test_restrictions_keep_configs_out_of_the_run(corpus):
+    seen = []
+
+    def model(config: dict) -> float:
+        seen.append(dict(config))
+        return 1.0 + config["bx"] * config["by"]
+
+    result = amk.tune(model, {"bx": [1, 2, 4], "by": [1, 2, 4]}, restrictions=["bx * by <= 4", "bx >= by"],
+                      kind="predicted", budget=20, store=corpus)
+    assert sorted((c["bx"], c["by"]) for c in seen) == [(1, 1), (2, 1), (2, 2), (4, 1)]
+    assert result.stop_reason == "every config of the search space was evaluated"
+
+
+def test_a_resumed_run_goes_on_where_it_stopped_without_measuring_a_config_twice(corpus):
+    calls = []
+
+    def model(config: dict) -> float:
+        calls.append(config["x"])
+        return 10.0 + config["x"]
+
+    first = amk.tune(model, {"x": list(range(8))}, kind="predicted", budget=3, store=corpus, seed=5)
+    resumed = amk.tune(model, {"x": list(range(8))}, kind="predicted", budget=6, store=corpus, resume=True)
+    assert resumed.evaluations == 6 and resumed.report["sessions"] == 2
+    assert resumed.report["run_id"] == first.report["run_id"] and len(set(calls)) == len(calls) == 6
+    assert json.loads(resumed.state_path.read_text())["run_id"] == first.report["run_id"]
+
+
+def test_process_isolation_is_refused_with_what_to_use_instead(corpus):
+    with pytest.raises(ConfigError, match="command backend"):
+        amk.tune(lambda c: 1.0, {"x": [1]}, settings={"isolation": "process"}, store=corpus)
+
+
+def test_importing_amk_stays_cheap_and_amk_tune_is_a_function():
+    code = ("import sys, amk; assert callable(amk.tune); "
+            "print(sorted(m for m in sys.modules if m.startswith(('amk.tuning', 'amk.api', 'numpy', 'simpleeval'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=amk_env(), timeout=60,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
