@@ -109,3 +109,20 @@ def test_configs_measured_as_is_come_before_those_known_by_their_nearest_values_
     z = zero_shot(transfer_sources(columns(*old), kernel(), TARGET, candidates))
     assert z.order().tolist() == [1, 3, 0, 2]
     np.testing.assert_array_equal(z.positions(), [2.0, 0.0, np.nan, 1.0])
+
+
+def test_a_device_of_unknown_similarity_weighs_the_mean_known_weight_not_nothing():
+    from amk.prior.similarity import Similarity
+
+    configs = [{"x": x} for x in range(8)]
+    records = ([record(kernel(), "a", c, 10.0 + abs(c["x"] - 1)) for c in configs]
+               + [record(kernel(), "b", c, 10.0 + 0.9 * abs(c["x"] - 1)) for c in configs]
+               + [record(kernel(), "new-vendor-gpu", c, 10.0 + 4 * abs(c["x"] - 6)) for c in configs])
+    sources = transfer_sources(columns(*records), kernel(), TARGET, configs)
+    z = zero_shot(sources, [Similarity("a", 0.2, "specs"), Similarity("b", 0.2, "specs"),
+                            Similarity("new-vendor-gpu", math.nan, "unknown")])
+    assert z.order()[0] == 6  # at the mean weight its strong opinion counts as much as each of the others'
+    unlike = zero_shot(sources, [Similarity("a", 0.2, "specs"), Similarity("b", 0.2, "specs"),
+                                 Similarity("new-vendor-gpu", 0.0, "specs")])
+    assert unlike.order()[0] == 1  # known to be unlike: weighed 0
+    assert "unknown: the mean weight" in z.description

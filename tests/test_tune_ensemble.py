@@ -66,9 +66,18 @@ def test_when_no_source_ranks_the_results_the_runs_own_models_take_over_and_extr
     assert p.weights[0] < 0.1  # the source (the only base model: one source is its own zero-shot order)
 
 
-def test_with_no_source_and_no_prior_the_search_space_order_starts():
+def test_with_nothing_known_the_first_picks_are_a_random_sample_seeded_by_the_run():
+    picks = run(policy(np.zeros((N, 0)), None), np.full(N, 10.0), 5)
+    assert picks == run(policy(np.zeros((N, 0)), None), np.full(N, 10.0), 5)
+    assert picks != [0, 1, 2, 3, 4] and len(set(picks)) == 5
+
+
+def test_with_nothing_known_the_runs_own_model_takes_over_once_it_ranks_better_than_chance():
+    latency = 1.0 + X[:, 0]  # best at 0, a trend the run's models learn from a few results
     p = policy(np.zeros((N, 0)), None)
-    assert run(p, np.full(N, 10.0), 2) == [0, 1]
+    picks = run(p, latency, 14)
+    assert p.weights is not None and p.weights[-1] < 0.5  # chance lost most of its weight
+    assert 0 in picks
 
 
 def test_without_scikit_learn_the_ensemble_policy_names_the_extra_and_the_alternative(monkeypatch):

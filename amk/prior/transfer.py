@@ -117,10 +117,16 @@ class Sources:
 
     def device_weights(self, similarity: Mapping[str, float]) -> np.ndarray:
         """Per column: its device's similarity weight split over that device's columns (a device counts
-        once, however many slices it has); equal weights where no similarity is known."""
-        known = [similarity.get(d, 0.0) for d in self.devices]
-        if not any(w > 0 for w in known):
+        once, however many slices it has); equal weights where no similarity is known. A device whose
+        similarity is unknown (NaN or absent) while others' are known weighs the mean known weight: it is
+        not known to be less alike than the others (a new vendor's device amk has no specs for, say)."""
+        given = [similarity.get(d, math.nan) for d in self.devices]
+        finite = [w for w in given if math.isfinite(w)]
+        if not any(w > 0 for w in finite):
             known = [1.0] * len(self.devices)
+        else:
+            mean = sum(finite) / len(finite)
+            known = [w if math.isfinite(w) else mean for w in given]
         counts = {d: self.devices.count(d) for d in set(self.devices)}
         return np.asarray([w / counts[d] for w, d in zip(known, self.devices)], dtype=np.float64)
 
@@ -297,12 +303,14 @@ def zero_shot(sources: Sources, similarity: Sequence[Similarity] = ()) -> ZeroSh
     on none).
     """
     filled = sources.filled()
-    weights = sources.device_weights({s.device: s.weight for s in similarity})
+    weights = sources.device_weights({s.device: s.weight if s.basis != "unknown" else math.nan for s in similarity})
     exact = sources.known_exactly()
     has_exact = exact.any(axis=1)
     use = np.where(has_exact[:, None], np.where(exact, filled, np.nan), filled)
     _, support = weighted_support(np.where(exact, filled, np.nan), weights)
     basis = sorted({s.basis for s in similarity if s.weight > 0})
+    if basis and any(s.basis == "unknown" for s in similarity):
+        basis.append("unknown: the mean weight")
     how = f"weighted by similarity ({', '.join(basis)})" if basis else "equal weights"
     return ZeroShot(pooled_score(use, weights), has_exact, support,
                     f"mean relative latency on {', '.join(sorted(set(sources.devices)))}, {how}")

@@ -43,6 +43,7 @@ RIDGE_PENALTIES = tuple(10.0 ** np.arange(-3, 4))  # searched by generalised cro
 MIN_PASSING = 2  # passing results before the weights replace the zero-shot order (one pair to rank)
 MIN_TARGET_MODEL = 3  # passing results before the trees are fitted
 USE_TREND = True  # the ridge trend, fitted once there are more passing results than features
+COLD_RANDOM_SHARE = 0.0  # a cold start's least share of uniform random picks
 
 
 def misordered(prediction: np.ndarray, observed: np.ndarray) -> np.ndarray:
@@ -103,6 +104,8 @@ class EnsemblePolicy(OrderingPolicy):
             else np.zeros((n, 0))
         # The order before any pair of results: the zero-shot order, else the prior's, else the space's.
         first = zero if zero is not None and np.isfinite(zero).any() else prior
+        # Nothing known (no source, no zero-shot order, an untrained prior): a cold start (see choose).
+        self.informed = bool(self.base.shape[1]) or bool(np.isfinite(first).any())
         self.first_order = np.where(np.isfinite(first), first, np.inf) if np.isfinite(first).any() \
             else np.zeros(n)
         spread = self.features.std(axis=0)
@@ -141,6 +144,8 @@ class EnsemblePolicy(OrderingPolicy):
         candidates = np.flatnonzero(untried)
         data = self._results()
         if data is None:
+            if not self.informed:  # a cold start: a uniform random sample (the run's seeded generator)
+                return int(rng.choice(candidates))
             return int(candidates[np.lexsort((candidates, self.first_order[candidates]))[0]])
         picked = self._explore(untried, rng)
         if picked is not None:
@@ -155,10 +160,20 @@ class EnsemblePolicy(OrderingPolicy):
         if self.use_trend and passing > self.features.shape[1]:
             loo, trend = self._trend(rows, values)
             predictions.append(loo)
-        if not predictions:
+        if not self.informed:
+            # A cold start: chance (a constant prediction, which misorders every pair by half) competes
+            # with the run's own models, and with its weight the pick is a uniform random one.
+            predictions.append(np.zeros(len(values)))
+            weights = ranking_weights(predictions, values, rng)
+            self.weights = weights
+            if rng.random() < max(weights[-1], COLD_RANDOM_SHARE):
+                return int(rng.choice(candidates))
+            weights = weights[:-1] / weights[:-1].sum()
+        elif not predictions:
             return int(candidates[0])
-        weights = ranking_weights(predictions, values, rng)
-        self.weights = weights
+        else:
+            weights = ranking_weights(predictions, values, rng)
+            self.weights = weights
         score = np.zeros(len(candidates))
         for j in range(self.base.shape[1]):
             if weights[j] > 0:
