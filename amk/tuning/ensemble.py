@@ -22,6 +22,14 @@ predicting. A device whose configs rank like the target's gains
 weight as measurements arrive (device similarity learned in the run); when none does, the target model
 takes over. Nothing here is tuned: the resample count only sets the weights' resolution.
 
+A cold start (no source, no zero-shot order, an untrained prior: an empty corpus) has no order to start
+from: the first picks are a uniform random sample drawn by the run's seeded generator (resumable, the
+same for the same seed), and *chance* (a constant prediction, which misorders every pair by half) is one
+of the weighted models; with its weight the pick is a uniform random one, so the run's own models lead
+only as far as they rank its results better than chance. The evidence decides, not a count of picks.
+``COLD_RANDOM_SHARE`` (a least share of random picks, SMAC's interleaving) is 0, fixed a priori;
+bench/search_cold.py compares it and ``kappa`` on the dev targets by leave-one-target-out.
+
 Exploration (``exploration = "uncertainty"``): the target model's spread across its trees, times ``kappa``
 and the target model's weight, is subtracted from the score, so an unmeasured region counts as promising
 only as far as the run's own model is trusted; ``kappa = 0`` exploits. ``"epsilon"``: a uniformly random
@@ -43,7 +51,7 @@ RIDGE_PENALTIES = tuple(10.0 ** np.arange(-3, 4))  # searched by generalised cro
 MIN_PASSING = 2  # passing results before the weights replace the zero-shot order (one pair to rank)
 MIN_TARGET_MODEL = 3  # passing results before the trees are fitted
 USE_TREND = True  # the ridge trend, fitted once there are more passing results than features
-COLD_RANDOM_SHARE = 0.0  # a cold start's least share of uniform random picks
+COLD_RANDOM_SHARE = 0.0  # a cold start's least share of uniform random picks (a priori; see above)
 
 
 def misordered(prediction: np.ndarray, observed: np.ndarray) -> np.ndarray:
