@@ -170,16 +170,16 @@ def main() -> None:
                             logs.append(math.log2(v if v is not None else args.inner_budget + 1))
                     row["inner"][name] = float(np.mean(logs)) if logs else None
                 scored = {k: v for k, v in row["inner"].items() if v is not None}
-                pick = chosen[0] if not scored or scored.get(chosen[0], math.inf) <= min(scored.values()) \
-                    else min(scored, key=scored.get)
-                row["pick"], row["picked"] = pick, med(row["settings"][pick])
+                pick = None if not chosen else chosen[0] if not scored or \
+                    scored.get(chosen[0], math.inf) <= min(scored.values()) else min(scored, key=scored.get)
+                row["pick"], row["picked"] = pick, (med(row["settings"][pick]) if pick else math.nan)
                 rows.append(row)
                 cells = "  ".join(f"{k}: {med(v):g}" for k, v in row["settings"].items())
                 print(f"{kernel:<16}{held.device_label:<22} pooled {row['pooled']}  {cells}  nested pick: {pick} "
                       f"-> {row['picked']:g}  zero-shot {zs and zs['outer']} pick {zs and zs['pick']}  "
                       f"({time.monotonic() - t0:.0f} s)", flush=True)
     print()
-    for name in [*chosen, "nested pick"]:
+    for name in [*chosen, "nested pick"] if chosen else []:  # --settings "": the zero-shot orders only
         values = [med(r["settings"][name]) if name != "nested pick" else r["picked"] for r in rows]
         pooled = [math.inf if r["pooled"] is None else r["pooled"] for r in rows]
         print(f"{name:<24} median {statistics.median(values):g}; no more than pooled on "
