@@ -14,7 +14,7 @@ by leave-one-TARGET-out: for each target, the setting with the least mean log2 e
 reached: budget + 1) over the OTHER targets and seeds; that setting's result on the target is what
 counts. Ties go to the first listed (the a-priori default). Printed: each setting's and the nested
 pick's targets no worse than random (median over seeds), and which setting the nesting picks how often.
-amk/tuning/ensemble.py's COLD_RANDOM_SHARE and settings.py's kappa are what this nesting picks.
+amk/tuning/ensemble.py's COLD_THOMPSON (and COLD_RANDOM_SHARE, kappa) are what this nesting picks.
 
 Every latency is replayed from the Kernel Tuner caches (recorded on GPUs by others), not measured here.
 """
@@ -43,15 +43,17 @@ from amk.tuning.settings import TuneSettings
 DEV_KERNELS = ("convolution", "dedispersion", "convolution_rtx", "pnpoly")
 # name -> (COLD_RANDOM_SHARE, [tune] settings); the first is the a-priori default.
 COLD_SETTINGS: dict[str, tuple[float, dict]] = {
-    "chance only, kappa 1": (0.0, {"kappa": 1.0}),
+    "chance only, kappa 1": (0.0, {"kappa": 1.0}),  # the trees pick by mean - kappa x spread
     "random share 0.2, kappa 1": (0.2, {"kappa": 1.0}),
     "chance only, kappa 3": (0.0, {"kappa": 3.0}),
+    "chance only, Thompson": (0.0, {"kappa": 1.0}),  # the trees pick by one tree drawn at random
 }
 
 
 def run(setting: str, seeds: int, budget: int) -> list[dict]:
     share, options = COLD_SETTINGS[setting]
     ensemble.COLD_RANDOM_SHARE = share
+    ensemble.COLD_THOMPSON = "Thompson" in setting
     settings = attrs.evolve(TuneSettings(**options), isolation="thread")
     rows = []
     for kernel in DEV_KERNELS:
