@@ -102,7 +102,8 @@ def test_seeds_written_2_0_and_true_warm_start_a_space_written_2_and_1(tmp_path)
     assert done.exit_code == 0, done.output
     report = json.loads(done.stdout)
     assert len(report["warm_start"]) == 3 and "cold start" not in " ".join(report["warm_start"])
-    assert all("mixed-types-a100.json#" in s for s in report["warm_start"])
+    # The other device measured this workload: its configs, matched by value, seed in its zero-shot order.
+    assert all("zero-shot order (mean relative latency on a100" in s for s in report["warm_start"])
     assert report["warm_start_left_out"] == 0
 
 

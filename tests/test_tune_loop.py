@@ -263,14 +263,16 @@ def test_progress_off_a_terminal_is_one_plain_line_per_evaluation_with_the_incum
     assert "best " in lines[-1] and "us (predicted, evaluation" in lines[-1] and "\x1b" not in shown.getvalue()
 
 
-def test_without_data_for_the_device_seeds_come_first_from_a_device_of_its_architecture():
-    # For an a6000 (sm_86) the a100 (sm_80) is nearer by specs; the a4000 shares its architecture.
+def test_without_data_for_the_device_the_zero_shot_order_weighs_a_device_of_its_architecture_more():
+    # For an a6000 (sm_86) the a100 (sm_80) is nearer by memory size; the a4000 shares its architecture.
+    # They disagree: the a100 is fastest at x=1, the a4000 at x=5; the a4000's answer comes first.
     a100, a4000 = resolve_device("a100"), resolve_device("a4000")
-    corpus = CorpusColumns.from_records([toy_record(1, 10.0, a100), toy_record(2, 11.0, a100),
-                                         toy_record(5, 20.0, a4000), toy_record(6, 21.0, a4000)])
+    corpus = CorpusColumns.from_records([toy_record(x, 10.0 + abs(x - 1), a100) for x in range(16)]
+                                        + [toy_record(x, 10.0 + abs(x - 5), a4000) for x in range(16)])
     s = TuneSettings(policy="prior")
     target = TuneTarget.prepare(toy_workload(), resolve_device("a6000"), ToyBackend(), corpus, s)
-    assert target.seeds == [config_key({"x": x}) for x in (5, 1, 6)]
+    assert target.seeds[0] == config_key({"x": 5})
+    assert "zero-shot order" in target.seed_sources[0] and "specs" in target.seed_sources[0]
 
 
 def test_without_a_device_of_its_architecture_the_first_seed_is_the_best_on_average():

@@ -48,18 +48,22 @@ def test_a_seed_with_a_knob_the_space_lost_or_breaking_a_constraint_says_why():
     assert seed_in_space(SPACE, {"bx": 64, "tile": 4, "flag": 0, "mode": "a"}) == (None, BREAKS_CONSTRAINT, False)
 
 
-def _target(corpus_files: list[str], replayed: str, device: str) -> TuneTarget:
+def _target(corpus_files: list[str], replayed: str, device: str, transfer: bool = True) -> TuneTarget:
     records = [i.record for name in corpus_files for i in read_file(CASES / name) if i.record]
     backend = ReplayBackend(ReplayBackend.Options(cache=str(CASES / replayed)))
     workload = Workload("kernel_tuner", "mixk", {"problem_size": [1024, 1024]})
     return TuneTarget.prepare(workload, resolve_device(device), backend, CorpusColumns.from_records(records),
-                              TuneSettings(warm_start=3))
+                              TuneSettings(warm_start=3, transfer=transfer))
 
 
 def test_seeds_of_a_cache_written_2_0_and_true_seed_a_space_written_2_and_1():
-    target = _target(["mixed-types-a100.json"], "mixed-types-a4000.json", "NVIDIA RTX A4000")
+    # Without transfer the corpus's best records seed; with it (the default) the other device's zero-shot
+    # order of the same configs, matched by the same values.
+    target = _target(["mixed-types-a100.json"], "mixed-types-a4000.json", "NVIDIA RTX A4000", transfer=False)
     assert len(target.seeds) == 3 and target.skipped_seeds == 0
     assert all("mixed-types-a100.json#" in s for s in target.seed_sources)
+    zero = _target(["mixed-types-a100.json"], "mixed-types-a4000.json", "NVIDIA RTX A4000")
+    assert zero.seeds == target.seeds and all("zero-shot order" in s for s in zero.seed_sources)
 
 
 def test_seeds_the_space_cannot_take_are_counted_by_reason_and_no_cold_start_is_claimed(tmp_path):
@@ -71,7 +75,7 @@ def test_seeds_the_space_cannot_take_are_counted_by_reason_and_no_cold_start_is_
     backend = ReplayBackend(ReplayBackend.Options(cache=str(CASES / "mixed-types-a4000.json")))
     workload = Workload("kernel_tuner", "mixk", {"problem_size": [1024, 1024]})
     target = TuneTarget.prepare(workload, resolve_device("a4000"), backend, CorpusColumns.from_records(records),
-                                TuneSettings(warm_start=3))
+                                TuneSettings(warm_start=3, transfer=False))
     assert target.skipped_seeds > 0 and target.skipped_reasons == {NOT_A_VALUE: target.skipped_seeds}
     [source] = target.seed_sources
     assert "cold start" not in source and "none usable in this search space" in source

@@ -94,7 +94,7 @@ def _local_device(backend):
               help="Wall-clock limit in minutes (default: [tune] minutes; 0 = none).")
 @click.option("--resume", is_flag=True, help="Continue the interrupted (or finished) run of this target.")
 @click.option("--seed", default=0, show_default=True, help="Random seed of a new run (a resumed run keeps its own).")
-@click.option("--policy", type=click.Choice(["surrogate", "prior"]), help="Ordering policy (default: [tune] policy).")
+@click.option("--policy", type=click.Choice(["ensemble", "surrogate", "prior"]), help="Ordering policy (default: [tune] policy).")
 @click.option("--isolation", type=click.Choice(["auto", "process", "thread"]),
               help="Where measurements run: a worker process that a crash or hang cannot take down, or this "
                    "process (default: [tune] isolation; auto: process for compiled backends).")

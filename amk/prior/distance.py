@@ -16,7 +16,7 @@ from amk.core.devices import Device, resolve_device
 from amk.core.errors import ValidationError
 from amk.core.workload import Workload
 from amk.decode.workload import DECODE_KIND, model_shape
-from amk.prior.features import device_spec_rows, flatten, spec_distance
+from amk.prior.features import arch_penalty, device_spec_rows, flatten, spec_distance
 
 
 def _numeric_shape(workload: Workload) -> dict[str, float]:
@@ -50,10 +50,14 @@ def workload_distance(target: Workload, other: Workload) -> float:
 
 
 def device_distance(target: Device, others: Sequence[Device]) -> np.ndarray:
-    """Distance of each of ``others`` to ``target``: architecture first, then specs; inf where no spec is
-    known on both sides (see :func:`amk.prior.features.spec_distance`: any device of the target's
-    architecture is nearer than any device of another one, and memory size barely counts)."""
-    return spec_distance(device_spec_rows([target])[0], device_spec_rows(list(others)))
+    """Distance of each of ``others`` to ``target``: architecture first, then specs; inf where neither the
+    architecture nor a spec is known on both sides (see :func:`amk.prior.features.spec_distance`: any
+    device of the target's architecture is nearer than any device of another one, and memory size barely
+    counts). Architectures compare by their ``Device.arch`` strings, whatever the vendor
+    (:func:`amk.prior.features.arch_penalty`: sm_XX, gfxNNN, or any other name as equal or not)."""
+    others = list(others)
+    return spec_distance(device_spec_rows([target])[0], device_spec_rows(others),
+                         arch_penalty(target.arch, [d.arch for d in others]))
 
 
 def as_device(device: Device | str) -> Device:

@@ -10,6 +10,10 @@ ranked order until one is within 5% of the best.
 The baseline ``pooled-replay`` orders configs by the mean, over the training groups that measured them
 (the other devices, for a held-out device), of their latency relative to that group's best; configs
 measured nowhere else come last, in corpus order.
+
+Nothing is chosen with the held-out answer in hand: each ranker is fitted with the options it is given,
+on the training rows of the fold only; the held-out latencies only score the order. (Which ranker is the
+default of a new corpus was decided on these results across all dev folds, not per fold: docs/prior.md.)
 """
 
 from __future__ import annotations

@@ -53,20 +53,66 @@ def device_spec_rows(devices: Sequence[Device]) -> np.ndarray:
 
 
 # Device similarity: tuning knowledge transfers within an architecture (the tune loop measured the sm_86
-# A4000 <-> A6000 transferring where the A100 did not), so a different compute capability weighs more
-# than any spec difference within one; among the specs, bandwidth and SM count matter most and memory
-# size barely. One weight per DEVICE_FEATURES column, chosen a priori, not fitted.
+# A4000 <-> A6000 transferring where the A100 did not), so a different architecture weighs more than any
+# spec difference within one; among the specs, bandwidth and SM count matter most and memory size barely.
+# One weight per DEVICE_FEATURES column, chosen a priori, not fitted.
 SPEC_WEIGHTS = np.asarray([0.5, 0.5, 0.25, 0.05, 0.0])
-ARCH_MISMATCH = 4.0  # squared distance added when the compute capabilities differ
-ARCH_MAJOR_STEP = 0.25  # and per squared difference of their major versions (sm_75 vs sm_90: 2 generations)
+ARCH_MISMATCH = 4.0  # squared distance added when two architectures differ
+ARCH_MAJOR_STEP = 0.25  # and per squared difference of their generations (sm_75 vs sm_90: 2 generations)
+ARCH_FAMILY_STEP = 4.0  # and for architectures of different families (an NVIDIA sm_XX and an AMD gfxNNN)
 
 
-def spec_distance(target: np.ndarray, specs: np.ndarray) -> np.ndarray:
+def arch_parts(arch: str | None) -> tuple[str, float | None, str] | None:
+    """(family, generation, normalised name) of an architecture string, or None when unknown.
+
+    NVIDIA ``sm_86`` -> ("sm", 8, "sm_86") (compute capability 8.6: generation 8; ``sm_120`` -> 12);
+    AMD LLVM targets ``gfx90a`` -> ("gfx", 9, "gfx90a"), ``gfx1030`` -> ("gfx", 10, ...) (the ISA's major
+    version is all but its last two characters: gfx9 = GCN5/CDNA, gfx10 = RDNA1/2, gfx11 = RDNA3); any other
+    string (Intel ``xe-hpc``, a vendor's own name) is its own family without a generation, so two such
+    architectures compare only as equal or different. Feature suffixes (``gfx90a:sramecc+:xnack-``) are dropped.
+    """
+    if not isinstance(arch, str) or not arch.strip():
+        return None
+    name = arch.strip().lower().split(":")[0]
+    if name.startswith("sm_") and name[3:].isdigit() and len(name) > 4:
+        return "sm", float(name[3:-1]), name
+    if name.startswith("gfx") and len(name) >= 6 and name[3:-2].isdigit():
+        return "gfx", float(name[3:-2]), name
+    family = name.rstrip("0123456789._-") or name
+    return family.split("-")[0], None, name
+
+
+def arch_penalty(target: str | None, others: Sequence[str | None]) -> np.ndarray:
+    """Squared architecture distance of each of ``others`` to ``target``: 0 for the same architecture,
+    ARCH_MISMATCH (+ ARCH_MAJOR_STEP per squared generation step within a family, + ARCH_FAMILY_STEP across
+    families) otherwise; NaN where either architecture is unknown. Generic over ``Device.arch`` strings."""
+    mine = arch_parts(target)
+    out = np.full(len(others), np.nan)
+    if mine is None:
+        return out
+    for i, other in enumerate(others):
+        theirs = arch_parts(other)
+        if theirs is None:
+            continue
+        if theirs[2] == mine[2]:
+            out[i] = 0.0
+        elif theirs[0] != mine[0]:
+            out[i] = ARCH_MISMATCH + ARCH_FAMILY_STEP
+        elif theirs[1] is not None and mine[1] is not None:
+            out[i] = ARCH_MISMATCH + ARCH_MAJOR_STEP * (theirs[1] - mine[1]) ** 2
+        else:
+            out[i] = ARCH_MISMATCH
+    return out
+
+
+def spec_distance(target: np.ndarray, specs: np.ndarray, arch: np.ndarray | None = None) -> np.ndarray:
     """Distance of each row of ``specs`` to ``target`` (rows of :func:`device_spec_rows`, NaN = unknown).
 
-    A different compute capability adds ARCH_MISMATCH (plus ARCH_MAJOR_STEP per squared major-version
-    step) to the squared distance; on top comes the SPEC_WEIGHTS-weighted mean squared difference of the
-    log2 specs known on both sides. inf where nothing is known on both sides.
+    ``arch`` is each row's squared architecture distance (:func:`arch_penalty`, NaN = unknown); without it,
+    it is read from the compute-capability column (NVIDIA only: rows from a featurizer carry no arch
+    string), a different one adding ARCH_MISMATCH plus ARCH_MAJOR_STEP per squared major-version step.
+    On top comes the SPEC_WEIGHTS-weighted mean squared difference of the log2 specs known on both sides.
+    inf where nothing (neither specs nor architecture) is known on both sides.
     """
     target = np.asarray(target, dtype=np.float64)
     specs = np.asarray(specs, dtype=np.float64).reshape(-1, len(DEVICE_FEATURES))
@@ -75,8 +121,12 @@ def spec_distance(target: np.ndarray, specs: np.ndarray) -> np.ndarray:
     weights = np.where(known, SPEC_WEIGHTS[None, :], 0.0)
     wsum = weights.sum(axis=1)
     spec_part = (weights * diff ** 2).sum(axis=1) / np.where(wsum > 0, wsum, 1.0)
-    cc = DEVICE_FEATURES.index("device.compute_capability")
-    major_step = np.where(known[:, cc], np.floor(np.nan_to_num(specs[:, cc])) - np.floor(np.nan_to_num(target[cc])), 0.0)
-    arch_part = np.where(known[:, cc] & (np.abs(diff[:, cc]) > 1e-9), ARCH_MISMATCH + ARCH_MAJOR_STEP * major_step ** 2,
-                         0.0)
-    return np.where(known.any(axis=1), np.sqrt(spec_part + arch_part), np.inf)
+    if arch is None:
+        cc = DEVICE_FEATURES.index("device.compute_capability")
+        major_step = np.where(known[:, cc], np.floor(np.nan_to_num(specs[:, cc])) - np.floor(np.nan_to_num(target[cc])),
+                              0.0)
+        arch = np.where(known[:, cc], np.where(np.abs(diff[:, cc]) > 1e-9, ARCH_MISMATCH + ARCH_MAJOR_STEP * major_step ** 2,
+                                               0.0), np.nan)
+    arch = np.asarray(arch, dtype=np.float64)
+    anything = (wsum > 0) | ~np.isnan(arch)
+    return np.where(anything, np.sqrt(spec_part + np.nan_to_num(arch)), np.inf)

@@ -155,7 +155,7 @@ class _Session:
         self.policy: OrderingPolicy = make_policy(
             settings.policy, target.features, target.prior_scores, target.prior_uncertainty,
             exploration=settings.exploration, epsilon=settings.epsilon, kappa=settings.kappa, seed=state.seed,
-            trees=settings.trees)
+            trees=settings.trees, base=target.base_scores, zero_shot=target.zero_shot)
         for i, result in known.items():  # taken from the corpus: learned from, never evaluated again
             self.untried[i] = False
             self.policy.observe(i, math.log(result.latency_us) if result.latency_us else None)

@@ -5,6 +5,8 @@ on other devices, the prior's score), is told every result as it arrives, and pi
 
 - ``prior``: the prior's order (lower score first; the search space's order when the prior is
   untrained), with exploration by the prior's uncertainty or epsilon-random picks. Never retrained.
+- ``ensemble`` (needs scikit-learn; :mod:`amk.tuning.ensemble`): the zero-shot order of the transfer
+  sources, then a ranking-weighted ensemble of the sources, the prior and a model of this run's results.
 - ``surrogate`` (needs scikit-learn): an extremely randomised trees model of log latency, fitted on the
   measurements of this run with the prior's score and the transfer features as inputs, refitted after
   every result. It picks the lowest ``mean - kappa * spread across trees`` (``uncertainty``) or the
@@ -120,11 +122,20 @@ class SurrogatePolicy(OrderingPolicy):
 
 
 POLICIES: dict[str, type[OrderingPolicy]] = {p.name: p for p in (PriorOrder, SurrogatePolicy)}
+POLICY_NAMES = ("ensemble", *POLICIES)  # ensemble: amk.tuning.ensemble (imported when used)
 
 
-def make_policy(name: str, *args, trees: int = 30, **kwargs) -> OrderingPolicy:
+def make_policy(name: str, *args, trees: int = 30, base: np.ndarray | None = None,
+                zero_shot: np.ndarray | None = None, **kwargs) -> OrderingPolicy:
+    """The policy ``name`` over candidates with ``features`` (rows), ``prior_scores`` and
+    ``prior_uncertainty`` (the positional ``args``); ``base`` (transfer sources, one column each) and
+    ``zero_shot`` (the order before any result) are read by the ``ensemble`` policy only."""
+    if name == "ensemble":
+        from amk.tuning.ensemble import EnsemblePolicy
+
+        return EnsemblePolicy(*args, base=base, zero_shot=zero_shot, trees=trees, **kwargs)
     if name not in POLICIES:
-        raise ConfigError(f"[tune] policy={name!r} is unknown; policies are {sorted(POLICIES)}.")
+        raise ConfigError(f"[tune] policy={name!r} is unknown; policies are {sorted(POLICY_NAMES)}.")
     if name == "surrogate":
         return SurrogatePolicy(*args, trees=trees, **kwargs)
     return POLICIES[name](*args, **kwargs)

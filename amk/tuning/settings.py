@@ -56,7 +56,7 @@ class TuneSettings:
 
     budget: int = attrs.field(default=100, validator=_non_negative)  # configs to evaluate
     minutes: float = attrs.field(default=0.0, validator=_non_negative)  # wall-clock limit; 0: none
-    policy: str = attrs.field(default="surrogate", validator=_one_of("surrogate", "prior"))
+    policy: str = attrs.field(default="ensemble", validator=_one_of("ensemble", "surrogate", "prior"))
     exploration: str = attrs.field(default="uncertainty", validator=_one_of("uncertainty", "epsilon"))
     epsilon: float = attrs.field(default=0.1, validator=_fraction)  # for exploration = "epsilon"
     kappa: float = attrs.field(default=1.0, validator=_non_negative)  # for exploration = "uncertainty"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,15 +18,17 @@ import attrs
 import numpy as np
 
 from amk.core.backend import Backend
-from amk.core.columns import VERDICT_CODES, CorpusColumns, config_key
+from amk.core.columns import CorpusColumns, config_key
 from amk.core.devices import Device
 from amk.core.errors import AmkError, InvalidConfigError
-from amk.core.records import MeasurementKind, Verdict
+from amk.core.records import MeasurementKind
 from amk.core.space import SearchSpace
 from amk.core.workload import Workload
 from amk.prior.distance import device_distance
 from amk.prior.ranking import make_ranker
+from amk.prior.similarity import device_similarity
 from amk.prior.training import DEFAULT_KINDS
+from amk.prior.transfer import Sources, transfer_sources, zero_shot
 from amk.prior.warm_start import cold_start_reason, warm_start
 from amk.tuning.settings import TuneSettings
 
@@ -49,50 +50,6 @@ def _knob_features(space: SearchSpace, candidates: Sequence[Mapping[str, Any]]) 
     return np.asarray(columns, dtype=np.float64).T.reshape(len(candidates), len(space.knobs))
 
 
-def transfer_features(columns: CorpusColumns, workload: Workload, device: Device, record_keys: Sequence[str],
-                      kinds: Sequence[MeasurementKind] = (MeasurementKind.MEASURED,)) -> tuple[np.ndarray, list[str]]:
-    """Per candidate, the log of its latency relative to the best on each other device that measured this
-    exact workload (a failure: the worst there plus a penalty; unmeasured: that device's mean)."""
-    if len(columns) == 0:
-        return np.zeros((len(record_keys), 0)), []
-    widx = [i for i, w in enumerate(columns.workloads) if w.key == workload.key]
-    rows = np.flatnonzero(np.isin(columns.workload_index, widx)) if widx else np.zeros(0, dtype=np.int64)
-    rows = rows[columns.mask(kinds=tuple(kinds))[rows]]
-    pass_code = VERDICT_CODES.index(Verdict.PASS)
-    per_device: dict[int, list[int]] = {}
-    for r in rows:
-        d = int(columns.device_index[r])
-        if columns.devices[d].name != device.name:
-            per_device.setdefault(d, []).append(int(r))
-    chosen = sorted(per_device, key=lambda d: -len(per_device[d]))[:MAX_TRANSFER_DEVICES]
-    config_keys = [config_key(c) for c in columns.configs]
-    position = {k: i for i, k in enumerate(record_keys)}
-    out, names = [], []
-    for d in chosen:
-        col = np.full(len(record_keys), np.nan)
-        failed = np.zeros(len(record_keys), dtype=bool)
-        for r in per_device[d]:
-            i = position.get(config_keys[columns.config_index[r]])
-            if i is None:
-                continue
-            latency = columns.latency_us[r]
-            if columns.verdict[r] == pass_code and np.isfinite(latency) and latency > 0:
-                col[i] = math.log(latency)
-            else:
-                failed[i] = True
-        if np.isnan(col).all():
-            continue
-        col = col - np.nanmin(col)
-        worst = np.nanmax(col)
-        col[failed & np.isnan(col)] = worst + 0.5
-        col[np.isnan(col)] = np.nanmean(col)
-        out.append(col)
-        names.append(columns.devices[d].name)
-    if not out:
-        return np.zeros((len(record_keys), 0)), []
-    return np.column_stack(out), names
-
-
 def portfolio_warm_start(workload: Workload, device: Device, corpus: CorpusColumns, settings: TuneSettings,
                          kinds: Sequence[MeasurementKind]) -> list:
     """The corpus's warm-start seeds, best first, with room for ones the search space refuses.
@@ -108,6 +65,8 @@ def portfolio_warm_start(workload: Workload, device: Device, corpus: CorpusColum
     seeds = warm_start(workload, device, corpus, k=k, shape_radius=settings.shape_radius, kinds=kinds)
     if not seeds or seeds[0].device == device.name:
         return seeds
+    if settings.transfer and measured_elsewhere(corpus, workload, device, kinds):
+        return []  # the other devices' zero-shot order of this very workload seeds instead (TuneTarget.prepare)
     others = [d for d in corpus.devices if d.name != device.name]
     distance = device_distance(device, others) if others else np.zeros(0)
     order = sorted(range(len(others)),
@@ -118,6 +77,26 @@ def portfolio_warm_start(workload: Workload, device: Device, corpus: CorpusColum
     for rank in range(k):
         merged += [seeds_of[rank] for seeds_of in per_device if rank < len(seeds_of)]
     return merged
+
+
+def measured_elsewhere(corpus: CorpusColumns, workload: Workload, device: Device,
+                       kinds: Sequence[MeasurementKind]) -> bool:
+    """Whether a device other than ``device`` has records of exactly ``workload`` (of ``kinds``)."""
+    if len(corpus) == 0:
+        return False
+    same = [i for i, w in enumerate(corpus.workloads) if w.key == workload.key]
+    others = [i for i, d in enumerate(corpus.devices) if d.name != device.name]
+    return bool((np.isin(corpus.workload_index, same) & np.isin(corpus.device_index, others)
+                 & corpus.mask(kinds=tuple(kinds))).any())
+
+
+def _impute(block: np.ndarray) -> np.ndarray:
+    """Unknown entries (NaN) as their column's median; columns with nothing known dropped."""
+    known = ~np.isnan(block).all(axis=0)
+    block = block[:, known]
+    if block.shape[1] == 0:
+        return block
+    return np.where(np.isnan(block), np.nanmedian(block, axis=0, keepdims=True), block)
 
 
 # Why a corpus seed cannot seed a search space (counted per reason in the CLI output and the tune report).
@@ -167,19 +146,6 @@ def seed_in_space(space: SearchSpace, config: Mapping[str, Any]) -> tuple[dict[s
     return mapped, None, defaulted
 
 
-def pooled_best(transfer: np.ndarray | None, names: Sequence[str], corpus: CorpusColumns,
-                device: Device) -> int | None:
-    """The candidate with the best mean relative latency over the other devices, as a first seed when
-    none of them shares the target's architecture (no single device then speaks for the target; their
-    consensus is the safer first guess). None when fewer than two devices measured this workload."""
-    if transfer is None or transfer.shape[1] < 2:
-        return None
-    arches = {d.name: d.arch for d in corpus.devices}
-    if device.arch is not None and any(arches.get(n) == device.arch for n in names):
-        return None
-    return int(np.argmin(transfer.mean(axis=1)))
-
-
 @attrs.define
 class TuneTarget:
     """Everything about one (workload, device, backend) the loop computes once."""
@@ -200,6 +166,13 @@ class TuneTarget:
     transfer_devices: list[str]
     floor_us: float | None
     skipped_seeds: int = 0
+    # What the other devices measured of the same configs (amk.prior.transfer): one column per source, log
+    # latency relative to the source's best (NaN: unknown); each candidate's place in the zero-shot order
+    # (NaN: no source knows it) and what that order is.
+    base_scores: np.ndarray | None = None
+    base_names: list[str] = attrs.field(factory=list)
+    zero_shot: np.ndarray | None = None
+    zero_shot_description: str = ""
     skipped_reasons: dict[str, int] = attrs.field(factory=dict)  # why each left-out seed was left out
     defaulted_seeds: int = 0  # seeds used with the default of knobs they lack
 
@@ -245,22 +218,21 @@ class TuneTarget:
         prior_column = np.where(np.isfinite(scores), scores, 0.0)
 
         feats = [_knob_features(space, candidates)]
-        transfer_names: list[str] = []
-        transfer = None
-        if settings.transfer:
-            transfer, transfer_names = transfer_features(corpus, workload, device,
-                                                         [config_key(c) for c in record_configs], kinds)
-            feats.append(transfer)
+        sources_of = transfer_sources(corpus, workload, device, record_configs, kinds) if settings.transfer \
+            else Sources.empty(len(candidates))
+        zero = None
+        if len(sources_of):
+            by_name = {d.name: d for d in corpus.devices}
+            similarity = device_similarity(corpus, device, [by_name[d] for d in dict.fromkeys(sources_of.devices)],
+                                           kinds=kinds, exclude=workload)
+            zero = zero_shot(sources_of, similarity)
+            feats.append(_impute(sources_of.filled()))
         if prior.trained:
             feats.append(prior_column[:, None])
 
         seeds, sources = [], []
         reasons: dict[str, int] = {}
         defaulted = 0
-        pooled = pooled_best(transfer if settings.transfer else None, transfer_names, corpus, device)
-        if pooled is not None and settings.warm_start:
-            seeds.append(keys[pooled])
-            sources.append(f"the best mean relative latency on {', '.join(transfer_names)}")
         for seed in portfolio_warm_start(workload, device, corpus, settings, kinds):
             try:
                 mapped, why, took_default = seed_in_space(space, backend.knob_config(workload, seed.config))
@@ -280,6 +252,10 @@ class TuneTarget:
                 sources.append(f"{seed.source} ({seed.device}, {seed.latency_us:.3f} us{beyond})")
             if len(seeds) >= settings.warm_start:
                 break
+        if not seeds and zero is not None:
+            for rank, i in enumerate(zero.order()[:settings.warm_start], 1):
+                seeds.append(keys[i])
+                sources.append(f"#{rank} of the zero-shot order ({zero.description})")
         if not seeds:
             default = config_key(space.canonical(space.default_config))
             if default in index:
@@ -293,8 +269,11 @@ class TuneTarget:
                 seeds, sources = [default], [text]
         floor = backend.floor_us(workload, device)
         return cls(workload, device, backend, space, candidates, keys, index, np.column_stack(feats), scores,
-                   uncertainty, repr(prior), seeds, sources, transfer_names, floor, sum(reasons.values()), reasons,
-                   defaulted)
+                   uncertainty, repr(prior), seeds, sources, sorted(set(sources_of.devices)), floor,
+                   skipped_seeds=sum(reasons.values()), base_scores=sources_of.filled(),
+                   base_names=list(sources_of.names), zero_shot=None if zero is None else zero.positions(),
+                   zero_shot_description="" if zero is None else zero.description, skipped_reasons=reasons,
+                   defaulted_seeds=defaulted)
 
 
 def target_id(workload: Workload, device: Device, backend_name: str) -> str:
