@@ -89,7 +89,7 @@ def test_config_show_lists_the_tune_settings_with_their_origin(run_amk, tmp_path
     assert result.returncode == 0, result.stderr
     tune = json.loads(result.stdout)["sections"]["tune"]["options"]
     assert tune["budget"] == {"value": 7, "from": str(tmp_path / "amk.toml")}
-    assert tune["policy"] == {"value": "surrogate", "from": "embedded default"}
+    assert tune["policy"] == {"value": "ensemble", "from": "embedded default"}
     text = run_amk("config", "show").stdout
     assert "[tune]" in text and text.index("budget = 7") < text.index('policy = "surrogate"')
 
