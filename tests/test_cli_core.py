@@ -91,7 +91,7 @@ def test_config_show_lists_the_tune_settings_with_their_origin(run_amk, tmp_path
     assert tune["budget"] == {"value": 7, "from": str(tmp_path / "amk.toml")}
     assert tune["policy"] == {"value": "ensemble", "from": "embedded default"}
     text = run_amk("config", "show").stdout
-    assert "[tune]" in text and text.index("budget = 7") < text.index('policy = "surrogate"')
+    assert "[tune]" in text and text.index("budget = 7") < text.index('policy = "ensemble"')
 
 
 def test_plugins_json_lists_every_kind_with_its_distribution(run_amk):

@@ -25,7 +25,8 @@ def text(**kwargs):
     return st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), **kwargs)
 
 
-names = st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF), min_size=1, max_size=12)
+names = st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF, exclude_categories=("Cc", "Zs")), min_size=1,
+               max_size=12)  # no control or space characters: a name of only those is refused (str.strip)
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**9, 10**9),
                          st.floats(allow_nan=False, allow_infinity=False), text(max_size=8))
 json_values = st.recursive(json_scalars, lambda inner: st.one_of(

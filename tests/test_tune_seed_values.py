@@ -77,11 +77,12 @@ def test_seeds_the_space_cannot_take_are_counted_by_reason_and_no_cold_start_is_
     target = TuneTarget.prepare(workload, resolve_device("a4000"), backend, CorpusColumns.from_records(records),
                                 TuneSettings(warm_start=3, transfer=False))
     assert target.skipped_seeds > 0 and target.skipped_reasons == {NOT_A_VALUE: target.skipped_seeds}
-    [source] = target.seed_sources
-    assert "cold start" not in source and "none usable in this search space" in source
+    assert target.seeds == [] and target.seed_sources == []  # a Kernel Tuner space names no default config
+    assert "cold start" not in target.unseeded and "none usable in this search space" in target.unseeded
 
 
 @pytest.mark.parametrize("corpus", [[], ["export-gemm-1024.json"]])
 def test_cold_start_is_said_when_the_corpus_has_nothing_for_the_workload(corpus):
     target = _target(corpus, "mixed-types-a4000.json", "a4000")
-    assert target.skipped_seeds == 0 and "cold start" in target.seed_sources[0]
+    assert target.skipped_seeds == 0 and target.seeds == [] and "cold start" in target.unseeded
+    assert "names no default config, so the first picks are random" in target.unseeded

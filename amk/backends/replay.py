@@ -184,13 +184,14 @@ class ReplayBackend(Backend):
     def search_space(self, workload: Workload, device: Device) -> SearchSpace:
         knobs = self._data_for(device).knobs(workload, device)
         if not self.options.recorded_only:
-            return SearchSpace(knobs)
+            return SearchSpace(knobs, default_known=False)  # a tuning file names no default config
         table = self._data_for(device).table(workload, device)
         return SearchSpace(
             knobs,
             constraints=(lambda config: config_key(config) in table,),
             constraint_texts=(("'recorded in the replay data' (Kernel Tuner only records configs its "
                                "restrictions allow)"),),
+            default_known=False,
         )
 
     def measure(self, workload: Workload, device: Device, config: Mapping[str, Any]) -> Measurement:

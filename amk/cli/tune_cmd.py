@@ -187,7 +187,7 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
     elif backend.measurement_kind is MeasurementKind.MEASURED:
         note("configs the corpus already measured here are measured again when picked ([tune] remeasure = true: "
              "a measurement from another session is not comparable with this session's)")
-    click.echo(shown(f"warm start: {', '.join(state.warm_sources) or 'none (cold start)'}"))
+    click.echo(shown(f"warm start: {', '.join(state.warm_sources) or target.unseeded or 'none (cold start)'}"))
     if target.skipped_seeds:
         click.echo(f"warm start: {target.skipped_seeds} corpus seed(s) left out: {target.skipped_text}")
     if target.defaulted_seeds:

@@ -46,6 +46,9 @@ class SearchSpace:
     constraints: tuple[Constraint, ...] = attrs.field(default=(), converter=tuple)
     constraint_texts: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     canonicalize: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    # Whether ``default_config`` is a config someone chose (a backend's defaults, ``defaults`` given), not
+    # merely each knob's first choice: only a chosen default is worth a cold start's first evaluation.
+    default_known: bool = True
 
     @property
     def knob_names(self) -> list[str]:
@@ -134,4 +137,4 @@ class SearchSpace:
         if isinstance(restrictions, (str, bytes)) or callable(restrictions):
             restrictions = [restrictions]
         checks, texts = compile_restrictions(list(restrictions or ()), tune_params)
-        return cls(knobs, constraints=checks, constraint_texts=texts)
+        return cls(knobs, constraints=checks, constraint_texts=texts, default_known=bool(defaults))

@@ -175,6 +175,7 @@ class TuneTarget:
     zero_shot_description: str = ""
     skipped_reasons: dict[str, int] = attrs.field(factory=dict)  # why each left-out seed was left out
     defaulted_seeds: int = 0  # seeds used with the default of knobs they lack
+    unseeded: str = ""  # with no seed at all: why (what ``amk tune`` prints as its warm start)
 
     @property
     def skipped_text(self) -> str:
@@ -256,24 +257,25 @@ class TuneTarget:
             for rank, i in enumerate(zero.order()[:settings.warm_start], 1):
                 seeds.append(keys[i])
                 sources.append(f"#{rank} of the zero-shot order ({zero.description})")
+        unseeded = ""
         if not seeds:
+            if reasons:
+                why = (f"no warm start: the corpus had {sum(reasons.values())} seed(s) for it, none usable in this "
+                       "search space")
+            else:
+                why = f"cold start: {cold_start_reason(workload, device, corpus, kinds)}"
             default = config_key(space.canonical(space.default_config))
-            if default in index:
-                if reasons:
-                    left = sum(reasons.values())
-                    text = (f"the search space's default config (no warm start: the corpus had {left} seed(s) "
-                            "for it, none usable in this search space)")
-                else:
-                    reason = cold_start_reason(workload, device, corpus, kinds)
-                    text = f"the search space's default config (cold start: {reason})"
-                seeds, sources = [default], [text]
+            if space.default_known and default in index:
+                seeds, sources = [default], [f"the search space's default config ({why})"]
+            else:  # each knob's first choice is no one's choice: the policy's random cold start picks first
+                unseeded = f"none ({why}; the space names no default config, so the first picks are random)"
         floor = backend.floor_us(workload, device)
         return cls(workload, device, backend, space, candidates, keys, index, np.column_stack(feats), scores,
                    uncertainty, repr(prior), seeds, sources, sorted(set(sources_of.devices)), floor,
                    skipped_seeds=sum(reasons.values()), base_scores=sources_of.filled(),
                    base_names=list(sources_of.names), zero_shot=None if zero is None else zero.positions(),
                    zero_shot_description="" if zero is None else zero.description, skipped_reasons=reasons,
-                   defaulted_seeds=defaulted)
+                   defaulted_seeds=defaulted, unseeded=unseeded)
 
 
 def target_id(workload: Workload, device: Device, backend_name: str) -> str:

@@ -67,7 +67,8 @@ class KernelTunerSpace(SearchSpace):
         valid = {config_key(dict(zip(names, json_safe(list(values))))): tuple(values) for values in searchspace.list}
         knobs = [Knob(name, tuple(json_safe(list(searchspace.tune_params[name])))) for name in names]
         return cls(knobs, constraints=(lambda config: config_key(config) in valid,),
-                   constraint_texts=("'in Kernel Tuner's search space' (its restrictions)",), valid=valid)
+                   constraint_texts=("'in Kernel Tuner's search space' (its restrictions)",), valid=valid,
+                   default_known=False)  # Kernel Tuner names no default config
 
 
 class KernelTunerBackend(Backend):
