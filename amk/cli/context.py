@@ -123,11 +123,16 @@ class AppContext:
         from amk.core.store import Store
 
         store = self.config.create(Store)
-        path = getattr(store.options, "path", None)
-        if reading and isinstance(path, str) and not os.path.exists(path):
+        if reading and store_file_missing(store):
             click.echo(f"amk: note: there is no store at {shown(store.describe())}: it reads as empty; check "
                        "--store or the [store] section of the config", err=True)
         return store
+
+
+def store_file_missing(store) -> bool:
+    """Whether ``store`` is kept in a file (its options have a ``path``) that does not exist yet."""
+    path = getattr(store.options, "path", None)
+    return isinstance(path, str) and not os.path.exists(path)
 
 
 pass_app = click.make_pass_decorator(AppContext)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import sys
 from pathlib import Path
 
 import click
 
-from amk.cli.context import AppContext, pass_app
+from amk.cli.context import AppContext, pass_app, store_file_missing
 from amk.cli.output import note
 from amk.cli.params import FINITE
 from amk.cli.problems import echo_problems, echo_unreadable
@@ -221,8 +220,7 @@ def copy_command(app: AppContext, src: str, dst: str, batch_size: int, allow_dup
     if src == dst:
         raise StoreError(f"SRC and DST are the same store {src!r}; name two different stores.")
     with open_store(src) as source, open_store(dst) as target:
-        path = getattr(source.options, "path", None)
-        if isinstance(path, str) and not os.path.exists(path):
+        if store_file_missing(source):
             raise StoreError(f"SRC {source.describe()} does not exist; nothing was copied. Check the path.")
         same = source.identity()
         if same is not None and same == target.identity():
@@ -328,8 +326,6 @@ def export_command(app: AppContext, output: Path | None, fmt: str, device: str |
     from amk.io.files import atomic_file
 
     if fmt not in EXPORT_NAMES:  # an unknown name fails before the store is read
-        from amk.core.errors import ExportError
-
         what = f"amk reads {fmt} files but does not write them" if fmt in FORMAT_CHOICES else \
             f"unknown export format {fmt!r}"
         raise ExportError(f"{what}; the formats amk writes are {list(EXPORT_NAMES)}.")
@@ -363,13 +359,13 @@ def export_command(app: AppContext, output: Path | None, fmt: str, device: str |
             raise ExportError(f"no records to export: {nothing}.")
         if nothing:
             note(f"nothing to export: {nothing}")
-    with app.open_store() as store, app.progress(f"export {fmt}", total, unit="records") as progress:
-        if output is None:
-            written = writer(progress.counted(selected(store)), sys.stdout)
-        else:
-            # A new temporary file renamed over OUTPUT when complete: never half an export under its name.
-            with atomic_file(output, "the export") as out:
-                written = writer(progress.counted(selected(store)), out)
+        with app.progress(f"export {fmt}", total, unit="records") as progress:
+            if output is None:
+                written = writer(progress.counted(selected(store)), sys.stdout)
+            else:
+                # A new temporary file renamed over OUTPUT when complete: never half an export under its name.
+                with atomic_file(output, "the export") as out:
+                    written = writer(progress.counted(selected(store)), out)
         problems = store.problems()
         where = store.describe()
     echo_problems(problems, limit=20)
