@@ -148,3 +148,23 @@ def test_each_run_keeps_its_report_and_amk_runs_lists_them_with_the_latest_marke
     assert len(lines) == 2 and f"{ids[1]} *" in lines[1] and f"{ids[0]} *" not in lines[0]
     listed = json.loads(run_amk("runs", "--device", "h100", "--json").stdout)
     assert [r["run_id"] for r in listed] == ids and all(r["best_us"] > 0 for r in listed)
+
+
+def test_after_ctrl_c_a_report_that_cannot_be_written_still_leaves_the_resume_command(monkeypatch, capsys, tmp_path):
+    from types import SimpleNamespace
+
+    import amk.tuning.report
+    from amk.cli.tune_cmd import _report_interrupted
+    from amk.core.errors import FileWriteError
+
+    def full_disk(*args, **kwargs):
+        raise FileWriteError("cannot write the tune report: No space left on device; free disk space.")
+
+    monkeypatch.setattr(amk.tuning.report, "write_report", full_disk)
+    monkeypatch.setattr("sys.argv", ["amk", "tune", "--workload", "decode:m"])
+    state = SimpleNamespace(trials=[], run_id="r1", incumbent_us=None)
+    _report_interrupted(SimpleNamespace(state=state, records=[]), "jsonl:c.jsonl", tmp_path / "s.json", None,
+                        tmp_path, "stem")
+    err = capsys.readouterr().err
+    assert "the report could not be written" in err and "No space left" in err
+    assert "resume with: amk tune --workload decode:m --resume" in err

@@ -220,6 +220,7 @@ def _echo_best(report: dict, target) -> None:
 
 def _report_interrupted(result, where: str, state_path: Path, settings, report_dir: Path | None, stem: str) -> None:
     """After Ctrl-C: the best so far, what was recorded, and the exact command that resumes the run."""
+    from amk.core.errors import FileWriteError
     from amk.tuning.report import write_report
 
     state = result.state
@@ -236,7 +237,7 @@ def _report_interrupted(result, where: str, state_path: Path, settings, report_d
     try:
         report = write_report(result, settings, report_dir or Path(settings.state_dir), stem, where)
         click.echo(f"report {report['report']}", err=True)
-    except OSError as exc:  # the run is resumable whatever happens to its report
+    except (OSError, FileWriteError) as exc:  # the run is resumable whatever happens to its report (a full disk)
         click.echo(f"amk: note: the report could not be written ({exc})", err=True)
     args = [a for a in sys.argv[1:] if a != "--resume"]
     click.echo(f"resume with: {shlex.join(['amk', *args, '--resume'])}", err=True)
