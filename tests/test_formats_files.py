@@ -177,3 +177,12 @@ def test_an_empty_device_given_is_refused_as_given_not_taken_for_none(device):
     with pytest.raises(ImportFormatError, match=rf"--device '{device}': a device name must be a non-empty string, "
                                                 rf"got '{device}'; give e\.g\. --device a100"):
         list(read_file(path, device=device))
+
+
+def test_a_list_holding_an_integer_too_large_for_a_float_is_kept_not_a_crash():
+    from amk.formats.values import without_nonfinite
+
+    found: list[str] = []
+    huge = 10 ** 400
+    assert without_nonfinite({"sizes": [1, huge, float("nan")]}, "", found) == {"sizes": [1, huge, None]}
+    assert found == ["sizes[2]"]

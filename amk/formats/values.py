@@ -83,8 +83,8 @@ def without_nonfinite(value: Any, path: str, found: list[str]) -> Any:
         try:
             if all(map(math.isfinite, value)):  # a list of numbers, checked at C speed
                 return value
-        except TypeError:
-            pass  # not only numbers
+        except (TypeError, OverflowError):
+            pass  # not only numbers (or an integer too large for a float: checked one by one below)
         return [without_nonfinite(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
     return value
 

@@ -7,7 +7,7 @@ name in the process, so a command that opens the store twice sees one corpus; pl
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import attrs
@@ -48,11 +48,14 @@ class MemoryStore(Store):
             self._records.extend(batch)
         return len(batch)
 
-    def append_new(self, records: Mapping[str, Record]) -> int:
+    def append_new(self, records: Mapping[str, Record], *, identity: Callable[[Record], str] | None = None) -> int:
+        """Under the store's lock: those of ``records`` (``identity(record)`` -> record; ``record_id`` by
+        default) no held record matches by ``identity``."""
         from amk.core.records import record_id
 
+        identity = identity or record_id
         with _LOCK:
-            held = {record_id(r) for r in self._records}
+            held = {identity(r) for r in self._records}
             new = [r for rid, r in records.items() if rid not in held]
             self._records.extend(new)
         return len(new)

@@ -18,7 +18,7 @@ import attrs
 import numpy as np
 
 from amk.core.columns import config_key
-from amk.core.records import MeasurementKind, Record, Verdict, record_id, record_to_json
+from amk.core.records import MeasurementKind, Record, Verdict, content_id, record_id, record_to_json
 from amk.core.store import CorpusQuery, CorpusStats, Store
 from amk.testing._base import Check, CheckReport, NotApplicable, bind, expect, run_checks
 from amk.testing.samples import column_rows, sample_queries, sample_record, sample_records
@@ -330,6 +330,12 @@ def append_new_appends_only_the_records_the_store_does_not_hold(subject: StoreSu
         expect(got == _jsons(RECORDS[:6]), f"the store should hold the 6 records in order once each, got {len(got)}")
         expect(store.append_new(batch) == 0 and store.count() == 6,
                "append_new of records the store holds should append nothing")
+        # By content (what `amk corpus import` asks): the same records read from elsewhere are held too.
+        moved = [attrs.evolve(r, provenance=attrs.evolve(r.provenance, source="elsewhere.json#1")) for r in RECORDS[:7]]
+        added = store.append_new({content_id(r): r for r in moved}, identity=content_id)
+        expect(added == 1 and store.count() == 7,
+               f"append_new(identity=content_id) of 7 records whose content 6 held records have should append 1, "
+               f"returned {added}")
 
 
 def a_second_handle_is_the_same_store(subject: StoreSubject) -> None:

@@ -26,6 +26,7 @@ from amk.core.devices import Device, resolve_device
 from amk.core.errors import AmkError, ConfigError
 from amk.core.workload import Workload
 from amk.formats.kernel_tuner import KERNEL_TUNER_KIND
+from amk.formats.values import problem_size as imported_problem_size
 
 from . import compat
 from ._values import json_safe
@@ -34,10 +35,11 @@ _HEADER_BYTES = 1 << 18  # the header precedes the entries; this much holds it i
 
 
 def written_problem_size(problem_size: Any) -> Any:
-    """The problem size as Kernel Tuner writes it into a cache header (and the importer keeps it)."""
+    """The problem size as Kernel Tuner writes it into a cache header, kept as the importer keeps it
+    (:func:`amk.formats.values.problem_size`: integral floats as ints, a nested value as its JSON text)."""
     if callable(problem_size):
         return "callable"
-    return json_safe(problem_size)
+    return imported_problem_size(json_safe(problem_size))
 
 
 @lru_cache(maxsize=64)
@@ -63,7 +65,7 @@ def workload_of(runner: Any, tuning_options: Any) -> Workload:
     if getattr(runner, "simulation_mode", False) and cachefile and Path(cachefile).is_file():
         found, header_value = _header_problem_size(str(cachefile), Path(cachefile).stat().st_mtime_ns)
         if found:
-            problem_size = header_value
+            problem_size = imported_problem_size(header_value)
     shape = {} if problem_size is None else {"problem_size": problem_size}
     try:
         return Workload(KERNEL_TUNER_KIND, str(options.kernel_name), shape)
