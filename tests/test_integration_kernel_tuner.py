@@ -182,3 +182,12 @@ def test_a_benchmark_run_can_end_once_a_config_within_a_limit_was_evaluated(kern
     assert len(whole.visited) == len(cache.valid_ms)
     assert run.error is None and run.visited == whole.visited[:whole.evaluations_to(limit)]
     assert len(run.visited) < len(whole.visited)
+
+
+def test_a_live_run_names_its_problem_size_as_the_importer_does():
+    from amk.formats.values import problem_size
+    from amk.integrations.kernel_tuner.naming import written_problem_size
+
+    for given in ([4096.0, 4096.0], (64, 64), 4096, [[1, 2], [3]]):
+        assert written_problem_size(given) == problem_size(list(given) if isinstance(given, tuple) else given)
+    assert written_problem_size([4096.0, 4096.0]) == [4096, 4096]

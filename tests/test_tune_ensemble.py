@@ -88,3 +88,12 @@ def test_without_scikit_learn_the_ensemble_policy_names_the_extra_and_the_altern
     monkeypatch.setitem(sys.modules, "sklearn", None)
     with pytest.raises(MissingDependencyError, match=r"amk\[sklearn\].*policy = \"prior\""):
         policy(np.zeros((N, 0)), None)
+
+
+def test_the_ridge_trend_is_weighed_by_its_leave_one_out_predictions_not_its_errors():
+    p = policy(np.zeros((N, 0)), np.full(N, np.nan))
+    rows = np.arange(0, N, 4)
+    values = 0.5 * X[rows, 0] + 3.0  # a linear trend in the one feature
+    loo, prediction = p._trend(rows, values)
+    np.testing.assert_allclose(loo, values, rtol=1e-2)  # predictions of each result without it, near the result
+    np.testing.assert_allclose(prediction[rows], values, rtol=1e-2)

@@ -150,7 +150,9 @@ class EnsemblePolicy(OrderingPolicy):
         generalised cross-validation: (its leave-one-out predictions of the results, its predictions)."""
         from sklearn.linear_model import RidgeCV
 
-        model = RidgeCV(alphas=RIDGE_PENALTIES, store_cv_results=True)
+        # With a scoring given, cv_results_ holds each result's leave-one-out PREDICTION (scoring=None would
+        # store its squared error instead); the penalty is chosen by the same leave-one-out squared error.
+        model = RidgeCV(alphas=RIDGE_PENALTIES, store_cv_results=True, scoring="neg_mean_squared_error")
         model.fit(self.features_standardised[rows], values)
         loo = model.cv_results_[:, list(RIDGE_PENALTIES).index(model.alpha_)]
         return np.asarray(loo, dtype=np.float64), model.predict(self.features_standardised)
