@@ -168,3 +168,17 @@ def test_after_ctrl_c_a_report_that_cannot_be_written_still_leaves_the_resume_co
     err = capsys.readouterr().err
     assert "the report could not be written" in err and "No space left" in err
     assert "resume with: amk tune --workload decode:m --resume" in err
+
+
+def test_amk_runs_lists_a_damaged_report_as_unreadable_and_the_good_ones(run_amk, tmp_path):
+    folder = tmp_path / ".amk" / "tune" / "target"
+    folder.mkdir(parents=True)
+    (folder / "a.report.json").write_text("[]")
+    (folder / "b.report.json").write_text('{"run_id": 5}')
+    (folder / "c.report.json").write_text('{"run_id": "c1", "workload": {"kind": "decode", "name": "m"}, '
+                                          '"evaluations": 3, "finished_at": 1.0}')
+    done = run_amk("runs")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "a.report.json: unreadable (a JSON list, not a report object)" in done.stderr
+    assert "b.report.json: unreadable (its 'run_id' is 5, not a str)" in done.stderr
+    assert "c1" in done.stdout and "decode:m" in done.stdout

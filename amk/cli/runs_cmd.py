@@ -63,7 +63,7 @@ def runs_command(app: AppContext, workload_spec: str | None, device: str | None,
         best = r.get("best") or {}
         w = r.get("workload", {})
         rows.append((f"{w.get('kind')}:{w.get('name')}", r.get("device"), r.get("backend"),
-                     r.get("run_id") + (" *" if r.get("latest") else ""), _when(r.get("finished_at")),
+                     str(r.get("run_id") or "?") + (" *" if r.get("latest") else ""), _when(r.get("finished_at")),
                      r.get("evaluations"),
                      f"{best['latency_us']:.3f}" if best.get("latency_us") is not None else "none",
                      r.get("measurement_kind"), r.get("stop_reason")))

@@ -106,7 +106,6 @@ class EnsemblePolicy(OrderingPolicy):
             ) from None
         n = len(self.features)
         self.trees = trees
-        self.use_trend = USE_TREND
         prior = np.where(np.isfinite(self.prior_scores), self.prior_scores, np.nan)
         columns = [] if base is None else [np.asarray(base, dtype=np.float64)[:, j] for j in range(base.shape[1])]
         zero = None if zero_shot is None else np.asarray(zero_shot, dtype=np.float64)
@@ -174,7 +173,7 @@ class EnsemblePolicy(OrderingPolicy):
         if passing >= MIN_TARGET_MODEL:
             model = self._target_model(rows, values)
             predictions.append(np.asarray(model.oob_prediction_, dtype=np.float64))
-        if self.use_trend and passing > self.features.shape[1]:
+        if USE_TREND and passing > self.features.shape[1]:
             loo, trend = self._trend(rows, values)
             predictions.append(loo)
         if not self.informed:

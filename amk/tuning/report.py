@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from amk.core.errors import FileWriteError
+from amk.core.errors import FileWriteError, ValidationError
+from amk.core.inputs import parse_json
 from amk.io.files import atomic_file, write_atomically
 from amk.tuning.loop import TuneResult
 from amk.tuning.settings import TuneSettings
@@ -141,6 +142,17 @@ def write_report(result: TuneResult, settings: TuneSettings, directory: Path, st
     return report
 
 
+def _not_a_report(report: Any) -> str | None:
+    """Why a parsed JSON value is not a run report ``amk runs`` can list (None when it is one)."""
+    if not isinstance(report, dict):
+        return f"a JSON {type(report).__name__}, not a report object"
+    for key, kinds in (("run_id", (str,)), ("workload", (dict,)), ("best", (dict,)),
+                       ("finished_at", (int, float)), ("evaluations", (int,))):
+        if report.get(key) is not None and not isinstance(report[key], kinds):
+            return f"its {key!r} is {report[key]!r}, not a {' or '.join(k.__name__ for k in kinds)}"
+    return None
+
+
 def read_reports(directory: Path) -> list[dict[str, Any]]:
     """Every run report under ``directory`` (``*/RUN_ID.report.json``, the ``latest`` links left out),
     oldest first; a report that cannot be read is returned as ``{"report": path, "unreadable": why}``."""
@@ -149,9 +161,13 @@ def read_reports(directory: Path) -> list[dict[str, Any]]:
         if path.name.startswith("latest.") or path.is_symlink():
             continue
         try:
-            report = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
+            report = parse_json(path.read_bytes(), max_bytes=None)
+        except (OSError, ValidationError) as exc:
             out.append({"report": str(path), "unreadable": str(exc)})
+            continue
+        why = _not_a_report(report)
+        if why:
+            out.append({"report": str(path), "unreadable": why})
             continue
         report["report"] = str(path)
         report["latest"] = (path.parent / "latest.report.json").resolve() == path.resolve()

@@ -34,8 +34,6 @@ from amk.tuning.settings import TuneSettings
 
 log = logging.getLogger("amk.tuning")
 
-MAX_TRANSFER_DEVICES = 8
-
 
 def _knob_features(space: SearchSpace, candidates: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """Numeric knobs as their value, other knobs as the index of their value among the choices."""
