@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from amk.core.columns import config_key
-from amk.core.config import AmkConfig, load_config, open_store
+from amk.core.config import AmkConfig, load_config, opened_store
 from amk.core.devices import Device, resolve_device
 from amk.core.errors import ConfigError, ValidationError
 from amk.core.records import Record
@@ -150,10 +150,7 @@ def tune(objective: Objective, space: SearchSpace | Mapping[str, Any], *, restri
     backend = ObjectiveBackend(objective, as_search_space(space, restrictions), unit=unit, kind=kind)
     path = Path(state_path) if state_path else default_state_path(tune_cfg, target_workload, target_device,
                                                                      backend.name)
-    owned = not isinstance(store, Store)
-    opened = open_store(store) if isinstance(store, str) else store if store is not None else \
-        app_config.create(Store)
-    try:
+    with opened_store(store, app_config) as opened:
         corpus = opened.columns()
         if resume:
             previous = TuneState.load(path, target_id(target_workload, target_device, backend.name))
@@ -170,9 +167,6 @@ def tune(objective: Objective, space: SearchSpace | Mapping[str, Any], *, restri
         result = run_loop(target, tune_cfg, seed=seed, budget=budget, minutes=minutes, store=opened,
                           state_path=path, resume=resume, progress=bar, registry=app_config.registry)
         where = opened.describe()
-    finally:
-        if owned:
-            opened.close()
     report = report_dict(result, tune_cfg, where)
     return TuneRun(
         best_config=result.best_config(), best_latency_us=result.state.incumbent_us, curve=result.best_so_far(),

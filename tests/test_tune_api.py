@@ -119,3 +119,9 @@ def test_importing_amk_stays_cheap_and_amk_tune_is_a_function():
                          check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_store_that_is_neither_a_store_nor_a_url_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValidationError, match="store must be a Store, a store URL"):
+        amk.tune(blocked_sum, SPACE, unit="s", budget=1, store=42)

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from amk.core.errors import ValidationError
-from amk.io.files import write_atomically
 from amk.core.inputs import parse_json
+from amk.io.files import write_atomically
 
 CACHE_ENV_VAR = "AMK_CACHE_DIR"
 BUILD_ENV_VAR = "AMK_BUILD_DIR"

@@ -64,10 +64,10 @@ from amk.core.backend import Backend
 from amk.core.columns import config_key
 from amk.core.devices import Device, resolve_device
 from amk.core.errors import BackendError, ValidationError
-from amk.io.processes import describe_exit, kill_group
 from amk.core.records import LATENCY_UNITS, Measurement, MeasurementKind, Verdict, latency_to_us
 from amk.core.space import SearchSpace
 from amk.core.workload import Workload
+from amk.io.processes import describe_exit, kill_group
 
 SPACE_KEYS = ("tune_params", "restrictions", "defaults")
 KILL_WAIT_S = 5.0  # after killing a program's group, how long its pipes may take to close

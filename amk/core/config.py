@@ -16,9 +16,10 @@ Relative paths in a store's ``path`` option are relative to the file that sets t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,7 +28,7 @@ import cattrs
 from cattrs.errors import ClassValidationError
 from cattrs.v import format_exception
 
-from amk.core.errors import ConfigError, PluginError
+from amk.core.errors import ConfigError, PluginError, ValidationError
 from amk.core.inputs import strict_converter
 from amk.core.kinds import KIND_NAMES, KINDS, kind_named, kind_of
 from amk.core.plugins import Registry, get_registry
@@ -107,6 +108,19 @@ def open_store(url: str, registry: Registry | None = None) -> Store:
     impl = registry.get(Store, name)
     options = structure_options(impl.cls.Options, raw, where=f"store URL {url!r}", label=f"[store] {name!r}")
     return registry.create(Store, name, options)
+
+
+@contextlib.contextmanager
+def opened_store(store: Store | str | os.PathLike | None, config: AmkConfig | None = None) -> Iterator[Store]:
+    """A Store as it is (left open); a store URL opened and closed after; None: ``config``'s store (else the
+    config file's, else ``.amk/corpus.jsonl``). ValidationError for anything else."""
+    if isinstance(store, Store):
+        yield store
+        return
+    if store is not None and not isinstance(store, (str, os.PathLike)):
+        raise ValidationError(f"store must be a Store, a store URL ('jsonl:corpus.jsonl') or None, got {store!r}.")
+    with (config or load_config()).create(Store) if store is None else open_store(os.fspath(store)) as opened:
+        yield opened
 
 
 @attrs.define

@@ -24,13 +24,13 @@ from amk.core.config import structure_options
 from amk.core.devices import Device
 from amk.core.errors import AmkError, ModelFileError, ValidationError
 from amk.core.featurizer import Featurizer
-from amk.io.files import write_atomically
 from amk.core.inputs import parse_json
 from amk.core.plugins import get_registry
 from amk.core.ranker import Ranker
 from amk.core.records import MeasurementKind
 from amk.core.workload import Workload
 from amk.decode.schedule import ScheduleConfig
+from amk.io.files import write_atomically
 from amk.prior.distance import as_device
 from amk.prior.training import DEFAULT_KINDS, Corpus, TrainingSet, load_points
 

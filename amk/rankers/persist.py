@@ -22,8 +22,8 @@ import attrs
 import numpy as np
 
 from amk.core.errors import ModelFileError, ValidationError
-from amk.io.files import write_atomically
 from amk.core.inputs import parse_json
+from amk.io.files import write_atomically
 
 MODEL_FILE = "model.json"
 ARRAYS_FILE = "arrays.npz"

@@ -22,10 +22,10 @@ from typing import Any, ClassVar
 
 import attrs
 
-from amk.io.display import redact
 from amk.core.errors import StoreError
 from amk.core.migrations import SCHEMA_VERSION
 from amk.core.records import Record, record_id
+from amk.io.display import redact
 from amk.stores import sql
 
 _SCHEMA = """

@@ -24,9 +24,9 @@ from typing import Any, ClassVar
 import attrs
 
 from amk.core.errors import StoreError
-from amk.io.files import write_error
 from amk.core.migrations import SCHEMA_VERSION
 from amk.core.records import Record, record_id
+from amk.io.files import write_error
 from amk.stores import sql
 from amk.stores.files import create_exclusive, file_identity
 

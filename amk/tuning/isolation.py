@@ -43,10 +43,10 @@ from amk.core.config import options_converter, structure_options
 from amk.core.devices import Device
 from amk.core.errors import BackendError, InvalidConfigError, PluginError
 from amk.core.plugins import Registry, build_registry, get_registry
-from amk.io.processes import describe_exit
-from amk.io.processes import kill_group as _kill_group
 from amk.core.records import Measurement, MeasurementKind, Verdict, converter
 from amk.core.workload import Workload
+from amk.io.processes import describe_exit
+from amk.io.processes import kill_group as _kill_group
 from amk.tuning.gates import checked_measurement, error_measurement, measure_guarded
 
 log = logging.getLogger("amk.isolation")

@@ -21,9 +21,9 @@ import attrs
 import cattrs
 
 from amk.core.errors import TuneStateError, ValidationError
-from amk.io.files import write_atomically
 from amk.core.inputs import parse_json, strict_converter
 from amk.core.records import Verdict
+from amk.io.files import write_atomically
 
 STATE_VERSION = 1
 _converter = strict_converter(forbid_extra_keys=True, detailed_validation=True)

@@ -34,6 +34,7 @@ from typing import Any
 import attrs
 
 from amk.core.columns import config_key
+from amk.core.config import opened_store
 from amk.core.devices import Device
 from amk.core.records import Measurement, MeasurementKind, Provenance, Record, Verdict
 from amk.core.store import CorpusQuery, Store
@@ -202,25 +203,6 @@ class RunRecorder:
         if batch and self.store is not None:
             self.store.append(batch)
         self.records += batch
-
-
-@contextlib.contextmanager
-def opened_store(store: str | Store | None, config: Any = None) -> Iterator[Store]:
-    """The store to record into: a URL is opened (and closed after), a Store is used as it is, None is
-    the store amk's config selects (``amk.toml``, else ``.amk/corpus.jsonl``), as ``amk tune`` uses."""
-    if isinstance(store, Store):
-        yield store
-        return
-    if store is None:
-        from amk.core.config import load_config
-
-        opened = (config or load_config()).create(Store)
-    else:
-        from amk.core.config import open_store
-
-        opened = open_store(str(store))
-    with opened:
-        yield opened
 
 
 class RecordingStrategy:

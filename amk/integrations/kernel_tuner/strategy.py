@@ -25,6 +25,7 @@ import attrs
 
 from amk.core.backend import Backend
 from amk.core.columns import config_key
+from amk.core.config import opened_store
 from amk.core.devices import Device
 from amk.core.errors import ConfigError
 from amk.core.records import Measurement, MeasurementKind, Record, Verdict
@@ -36,7 +37,7 @@ from amk.tuning.settings import TuneSettings
 from . import compat
 from ._values import json_safe
 from .naming import device_of, workload_of
-from .recording import RunLabel, RunRecorder, opened_store, result_measurement
+from .recording import RunLabel, RunRecorder, result_measurement
 
 # [tune] settings Kernel Tuner owns (or that mean nothing inside it), and what to use instead.
 NOT_SETTABLE = {
