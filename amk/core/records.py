@@ -188,14 +188,16 @@ def record_to_dict(record: Record) -> dict[str, Any]:
     return converter.unstructure(record)
 
 
-def record_to_json(record: Record) -> str:
+def record_to_json(record: Record, data: dict[str, Any] | None = None) -> str:
     """One line of canonical JSON (sorted keys, no spaces): the form stores write and hash."""
-    return json.dumps(record_to_dict(record), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return json.dumps(record_to_dict(record) if data is None else data, sort_keys=True, separators=(",", ":"),
+                      allow_nan=False)
 
 
-def record_id(record: Record) -> str:
-    """A content hash that identifies a record exactly (same content, same id)."""
-    return hashlib.sha256(record_to_json(record).encode()).hexdigest()[:20]
+def record_id(record: Record, data: dict[str, Any] | None = None) -> str:
+    """A content hash that identifies a record exactly (same content, same id); ``data``: the dict hashed in
+    place of ``record_to_dict(record)`` (``content_id``'s, its source cleared)."""
+    return hashlib.sha256(record_to_json(record, data).encode()).hexdigest()[:20]
 
 
 def content_id(record: Record) -> str:
@@ -205,5 +207,4 @@ def content_id(record: Record) -> str:
     Stored records keep their own ``record_id`` (the source is part of it, as it always was)."""
     data = record_to_dict(record)
     data["provenance"]["source"] = None  # as record_id of the record with source None, without rebuilding it
-    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
-                          ).hexdigest()[:20]
+    return record_id(record, data)
