@@ -10,6 +10,9 @@ import os
 import secrets
 import time
 from pathlib import Path
+from typing import Any
+
+import attrs
 
 
 def unique_name(directory: Path, stem: str, suffix: str = "") -> Path:
@@ -55,3 +58,9 @@ def file_identity(path: str | os.PathLike) -> tuple:
     except OSError:
         return ("path", os.path.realpath(path))
     return ("file", st.st_dev, st.st_ino)
+
+
+def non_empty_path(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    """An attrs validator: a store option that names a file is not blank."""
+    if not value.strip():
+        raise ValueError(f"{attribute.name}={value!r} must name a file")

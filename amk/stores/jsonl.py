@@ -47,16 +47,11 @@ from amk.core.migrations import SCHEMA_VERSION
 from amk.core.records import Record, record_from_dict, record_id, record_to_json
 from amk.core.store import CorpusProblem, CorpusQuery, CorpusStats, Store, match_key
 from amk.core.workload import Workload
-from amk.stores.files import create_exclusive, file_identity, link_unique
+from amk.stores.files import create_exclusive, file_identity, link_unique, non_empty_path
 
 if TYPE_CHECKING:
     from amk.stores.jsonl_columns import ColumnsRead
     from amk.stores.jsonl_fast import ColumnsRow
-
-
-def _non_empty_path(instance: Any, attribute: attrs.Attribute, value: str) -> None:
-    if not value.strip():
-        raise ValueError(f"{attribute.name}={value!r} must name a file")
 
 
 _FOREIGN_MAGIC = ((b"SQLite format 3\x00", "a SQLite database: open it as sqlite:{path}"),
@@ -112,7 +107,7 @@ class JsonlStore(Store):
 
     @attrs.frozen
     class Options:
-        path: str = attrs.field(default=".amk/corpus.jsonl", validator=_non_empty_path)
+        path: str = attrs.field(default=".amk/corpus.jsonl", validator=non_empty_path)
         fsync: bool = False  # fsync after every append: durable across power loss, slower
         columns_cache: bool = True  # keep <file>.columns.npz so training reads parse only new lines
 
@@ -350,7 +345,7 @@ class JsonlStore(Store):
 
     def _columns_read(self) -> ColumnsRead:
         """The whole file's columns and line offsets through the cache (the file as it is now)."""
-        from amk.stores.jsonl_columns import ColumnsRead, cached_columns
+        from amk.stores.jsonl_columns import SETTLED_NS, ColumnsRead, cached_columns
 
         try:
             stat = os.stat(self.path)
@@ -373,7 +368,7 @@ class JsonlStore(Store):
                     raise StoreError(f"cannot read {self.path}: {exc.strerror}; check the path and permissions.") from None
             # Kept for the next call only once the file's times are settled: an edit within the same tick of
             # the file system's clock would leave them unchanged (see amk.stores.jsonl_columns).
-            settled = time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) > 2_000_000_000
+            settled = time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) > SETTLED_NS
             self._columns_memo = (version, read) if settled else None
         self._problems = list(read.problems)
         return read

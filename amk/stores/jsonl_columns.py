@@ -35,7 +35,7 @@ from amk.stores.jsonl_fast import ColumnsRow
 
 CACHE_VERSION = 3  # 2: each record's line offset; 3: the SHA-1 of the cached bytes and the file's times
 _ARRAYS = ("workload_index", "device_index", "config_index", "latency_us", "bound_us", "verdict", "kind", "timestamp")
-_SETTLED_NS = 2_000_000_000  # file times this much older than the cache's writing are trusted unchanged
+SETTLED_NS = 2_000_000_000  # file times this much older than the cache's writing are trusted unchanged
 _BLOCK = 1 << 22
 
 # (file, start offset, first line number, rows=) -> per line: (line number, Record, ColumnsRow (with
@@ -155,7 +155,7 @@ def _reusable(f: IO[bytes], stat: os.stat_result, cached: _Cached, meta: dict[st
     if cached.end > stat.st_size:
         return False, None
     times = meta.get("file_times")
-    if times == _file_times(stat) and meta.get("saved_ns", 0) - max(times[1], times[2]) > _SETTLED_NS:
+    if times == _file_times(stat) and meta.get("saved_ns", 0) - max(times[1], times[2]) > SETTLED_NS:
         return True, None
     digest = _hash_range(hashlib.sha1(), f, 0, cached.end)
     return digest.hexdigest() == meta["digest"], digest

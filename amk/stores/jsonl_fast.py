@@ -25,7 +25,7 @@ import attrs
 from amk.core.columns import KIND_CODES, VERDICT_CODES, ColumnsBuilder
 from amk.core.devices import Device
 from amk.core.errors import ValidationError
-from amk.core.inputs import MAX_RECORD_BYTES, check_value
+from amk.core.inputs import MAX_INT, MAX_RECORD_BYTES, check_value
 from amk.core.migrations import SCHEMA_VERSION
 from amk.core.records import MeasurementKind, Verdict, converter
 from amk.core.workload import Workload
@@ -71,7 +71,6 @@ class ColumnsRow(NamedTuple):
         builder.add_row(*self)
 
 
-_MAX_INT = (1 << 63) - 1
 
 
 def _number(value: Any) -> float | None:
@@ -80,7 +79,7 @@ def _number(value: Any) -> float | None:
     if kind is float:
         return value if _isfinite(value) else None
     if kind is int:
-        return float(value) if -_MAX_INT - 1 <= value <= _MAX_INT else None  # the input limits' integer range
+        return float(value) if -MAX_INT - 1 <= value <= MAX_INT else None  # the input limits' integer range
     return None
 
 
@@ -148,7 +147,7 @@ class FastRows:
         if latency is _BAD or bound is _BAD or spread is _BAD or (latency is None and verdict is _PASS):
             return None
         samples = m["samples"]
-        if samples is not None and (type(samples) is not int or not 1 <= samples <= _MAX_INT):
+        if samples is not None and (type(samples) is not int or not 1 <= samples <= MAX_INT):
             return None
         reason = m["reason"]
         if reason is not None and type(reason) is not str:

@@ -178,7 +178,8 @@ class PostgresStore(sql.SqlStore):
         if not records:
             return 0
         encoder = sql.RowEncoder()
-        keyed = {rid: record_id(r) for rid, r in records.items()}  # the unique key of each row
+        # The unique key of each row: the keys themselves when they are record ids (the contract), else hashed.
+        keyed = dict(zip(records, records)) if identity is record_id else {k: record_id(r) for k, r in records.items()}
 
         def attempt() -> int:
             held_keys = self._keyed_ids(list(keyed.values()))

@@ -28,7 +28,7 @@ from amk.core.migrations import SCHEMA_VERSION
 from amk.core.records import Record, record_id
 from amk.io.files import write_error
 from amk.stores import sql
-from amk.stores.files import create_exclusive, file_identity
+from amk.stores.files import create_exclusive, file_identity, non_empty_path
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS amk_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -77,11 +77,6 @@ class _Batch:
     keep_alive: list = attrs.field(factory=list)  # the records whose objects' id() the dicts above use
 
 
-def _non_empty_path(instance: Any, attribute: attrs.Attribute, value: str) -> None:
-    if not value.strip():
-        raise ValueError(f"{attribute.name}={value!r} must name a file")
-
-
 def _synchronous(instance: Any, attribute: attrs.Attribute, value: str) -> None:
     if value.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
         raise ValueError(f"{attribute.name}={value!r} must be OFF, NORMAL, FULL or EXTRA")
@@ -94,7 +89,7 @@ class SqliteStore(sql.SqlStore):
 
     @attrs.frozen
     class Options:
-        path: str = attrs.field(default=".amk/corpus.sqlite", validator=_non_empty_path)
+        path: str = attrs.field(default=".amk/corpus.sqlite", validator=non_empty_path)
         # how long a writer waits for another's transaction before retrying
         busy_timeout_s: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
         # how many times an append retries a database that stays busy
@@ -207,7 +202,8 @@ class SqliteStore(sql.SqlStore):
         (by ``identity``, and by the ``record_id`` key), then the others, each row keyed by its record id."""
         if not records:
             return 0
-        keyed = {rid: record_id(r) for rid, r in records.items()}  # the unique key of each row
+        # The unique key of each row: the keys themselves when they are record ids (the contract), else hashed.
+        keyed = dict(zip(records, records)) if identity is record_id else {k: record_id(r) for k, r in records.items()}
         chunks: list[list[Record]] = [list(records.values())]
         ids: list[list[str]] = [list(keyed.values())]
 
