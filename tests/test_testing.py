@@ -407,3 +407,12 @@ def test_importing_amk_testing_does_not_import_pytest():
     result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=amk_env(),
                             timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_constant_prediction_has_no_rank_correlation():
+    import numpy as np
+
+    from amk.testing.rankers import rank_correlation
+
+    assert rank_correlation(np.zeros(5), np.arange(5.0)) == 0.0
+    assert rank_correlation(np.arange(5.0), np.arange(5.0)) == 1.0
