@@ -97,3 +97,20 @@ def test_the_ridge_trend_is_weighed_by_its_leave_one_out_predictions_not_its_err
     loo, prediction = p._trend(rows, values)
     np.testing.assert_allclose(loo, values, rtol=1e-2)  # predictions of each result without it, near the result
     np.testing.assert_allclose(prediction[rows], values, rtol=1e-2)
+
+
+def test_a_result_every_tree_saw_has_no_out_of_bag_prediction():
+    from sklearn.ensemble import ExtraTreesRegressor
+
+    from amk.tuning.ensemble import out_of_bag
+
+    features, values = np.arange(6.0)[:, None], np.arange(6.0) + 10.0
+    model = ExtraTreesRegressor(n_estimators=1, bootstrap=True, oob_score=True, random_state=0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(features, values)
+    seen = np.isin(np.arange(6), model.estimators_samples_[0])
+    oob = out_of_bag(model)
+    assert np.isnan(oob[seen]).all() and np.isfinite(oob[~seen]).all() and (oob[~seen] >= 10.0).all()

@@ -61,6 +61,16 @@ COLD_RANDOM_SHARE = 0.0  # a cold start's least share of uniform random picks (a
 COLD_THOMPSON = True
 
 
+def out_of_bag(model) -> np.ndarray:
+    """A fitted forest's out-of-bag prediction of each training result, NaN (a tie in the ranking weights)
+    for a result every tree saw: scikit-learn reports 0.0 for those, which would read as a confident guess."""
+    n = len(model.oob_prediction_)
+    unseen_by = np.zeros(n)
+    for samples in model.estimators_samples_:
+        unseen_by += ~np.isin(np.arange(n), samples)
+    return np.where(unseen_by > 0, np.asarray(model.oob_prediction_, dtype=np.float64).ravel(), np.nan)
+
+
 def misordered(prediction: np.ndarray, observed: np.ndarray) -> np.ndarray:
     """(n, n): for each pair with ``observed[i] < observed[j]``, 1 where ``prediction`` orders it the other
     way, 0.5 where it cannot tell (a tie, or NaN on either side), 0 where right; 0 for the other pairs."""
@@ -139,7 +149,7 @@ class EnsemblePolicy(OrderingPolicy):
 
         model = ExtraTreesRegressor(n_estimators=self.trees, bootstrap=True, oob_score=True,
                                     random_state=self.seed + len(self.observed), n_jobs=1)
-        with warnings.catch_warnings():  # "some inputs do not have OOB scores": NaN, counted as a tie
+        with warnings.catch_warnings():  # "some inputs do not have OOB scores": see out_of_bag
             warnings.simplefilter("ignore")
             model.fit(self.features[rows], values)
         return model
@@ -172,7 +182,7 @@ class EnsemblePolicy(OrderingPolicy):
         passing = int((~np.isnan(np.asarray([v for _, v in self.observed], dtype=np.float64))).sum())
         if passing >= MIN_TARGET_MODEL:
             model = self._target_model(rows, values)
-            predictions.append(np.asarray(model.oob_prediction_, dtype=np.float64))
+            predictions.append(out_of_bag(model))
         if USE_TREND and passing > self.features.shape[1]:
             loo, trend = self._trend(rows, values)
             predictions.append(loo)
