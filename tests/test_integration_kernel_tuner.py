@@ -191,3 +191,11 @@ def test_a_live_run_names_its_problem_size_as_the_importer_does():
     for given in ([4096.0, 4096.0], (64, 64), 4096, [[1, 2], [3]]):
         assert written_problem_size(given) == problem_size(list(given) if isinstance(given, tuple) else given)
     assert written_problem_size([4096.0, 4096.0]) == [4096, 4096]
+
+
+def test_an_unknown_strategy_name_in_the_harness_is_one_clear_error(kernel_tuner, tmp_path):
+    from amk.integrations.kernel_tuner.harness import ReplayedCache, run_strategy
+
+    cache = ReplayedCache.read(write_cache(tmp_path / "a6000.json", device_name="NVIDIA RTX A6000"))
+    run = run_strategy(cache, "diff_evoo", seed=0, budget=5, stop_within_ms=1.0)  # the harness wraps it
+    assert run.error is not None and "has no strategy 'diff_evoo'" in run.error and "diff_evo" in run.error

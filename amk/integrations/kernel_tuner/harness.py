@@ -36,6 +36,7 @@ import numpy as np
 
 from . import compat
 from ._values import json_safe
+from .recording import kernel_tuner_strategy
 
 # The Kernel Tuner strategies amk is compared with by default (hybrid_vndx and adaptive_tabu_greywolf
 # arrived in 1.4).
@@ -171,13 +172,9 @@ class StopWithin:
                 budget.max_fevals = budget.num_fevals  # Kernel Tuner ends the run as if its budget were spent
             return results
 
+        inner = kernel_tuner_strategy(self.inner)  # ConfigError for an unknown name, before anything runs
         runner.run = run
         try:
-            inner = self.inner
-            if isinstance(inner, str):
-                from kernel_tuner.interface import strategy_map
-
-                inner = strategy_map[inner]
             return inner.tune(searchspace, runner, tuning_options)
         except StopCriterionReached:  # e.g. simulated_annealing, stopped at its very first evaluation
             return evaluated

@@ -205,6 +205,21 @@ class RunRecorder:
         self.records += batch
 
 
+def kernel_tuner_strategy(strategy: str | Any) -> Any:
+    """Kernel Tuner's strategy module of that name (a strategy object is returned as it is); ConfigError
+    naming the installed strategies when there is none of that name."""
+    if not isinstance(strategy, str):
+        return strategy
+    from kernel_tuner.interface import strategy_map
+
+    if strategy not in strategy_map:
+        from amk.core.errors import ConfigError
+
+        raise ConfigError(f"Kernel Tuner {compat.version()} has no strategy {strategy!r}; "
+                          f"its strategies are {sorted(strategy_map)}.")
+    return strategy_map[strategy]
+
+
 class RecordingStrategy:
     """Run one of Kernel Tuner's own strategies and record every point it evaluates into amk.
 
@@ -229,16 +244,7 @@ class RecordingStrategy:
         return self.strategy if isinstance(self.strategy, str) else type(self.strategy).__name__
 
     def _inner(self) -> Any:
-        if not isinstance(self.strategy, str):
-            return self.strategy
-        from kernel_tuner.interface import strategy_map
-
-        if self.strategy not in strategy_map:
-            from amk.core.errors import ConfigError
-
-            raise ConfigError(f"Kernel Tuner {compat.version()} has no strategy {self.strategy!r}; "
-                              f"its strategies are {sorted(strategy_map)}.")
-        return strategy_map[self.strategy]
+        return kernel_tuner_strategy(self.strategy)
 
     def tune(self, searchspace: Any, runner: Any, tuning_options: Any) -> list[dict[str, Any]]:
         """Kernel Tuner's strategy interface: run the wrapped strategy, recording as it goes."""
