@@ -154,6 +154,7 @@ class StopWithin:
         self.inner, self.limit_ms, self.objective = inner, limit_ms, objective
 
     def tune(self, searchspace: Any, runner: Any, tuning_options: Any) -> Any:
+        inner = kernel_tuner_strategy(self.inner)  # ConfigError for an unknown name, before anything runs
         budget = tuning_options.get("budget")
         if budget is None:
             from amk.core.errors import MissingDependencyError
@@ -172,7 +173,6 @@ class StopWithin:
                 budget.max_fevals = budget.num_fevals  # Kernel Tuner ends the run as if its budget were spent
             return results
 
-        inner = kernel_tuner_strategy(self.inner)  # ConfigError for an unknown name, before anything runs
         runner.run = run
         try:
             return inner.tune(searchspace, runner, tuning_options)
