@@ -70,12 +70,23 @@ def workload_of(workload: Workload | str | None, shape: Mapping[str, Any] | None
             raise ValidationError("give the shape inside the Workload, or the workload as 'kind:name' with shape=.")
         return workload
     if workload is None and objective is not None:
-        name = f"{getattr(objective, '__module__', None) or 'python'}.{getattr(objective, '__qualname__', 'objective')}"
-        return Workload(OBJECTIVE_KIND, name, dict(shape or {}))
+        return Workload(OBJECTIVE_KIND, objective_name(objective), dict(shape or {}))
     kind, sep, name = str(workload).partition(":")
     if not sep or not kind or not name:
         raise ValidationError(f"workload {workload!r} must be 'kind:name' (e.g. 'matmul:my_kernel') or a Workload.")
     return Workload(kind, name, dict(shape or {}))
+
+
+def objective_name(objective: Objective) -> str:
+    """``<module>.<qualname>`` of a named function or method: the workload name its runs share. ValidationError
+    for a lambda, a ``functools.partial`` or another callable without a name of its own, whose name would be
+    shared by unrelated objectives (every lambda is ``<lambda>``) and pool their records."""
+    qualname = getattr(objective, "__qualname__", None)
+    if not isinstance(qualname, str) or "<lambda>" in qualname:
+        raise ValidationError(f"amk cannot name a workload after {objective!r}: a lambda, a partial or a callable "
+                              "object has no name of its own, so unrelated objectives would share their records. "
+                              "Give workload='kind:name' (with shape=...), or tune a named function.")
+    return f"{getattr(objective, '__module__', None) or 'python'}.{qualname}"
 
 
 def device_of(device: Device | str | None) -> Device:
@@ -123,7 +134,7 @@ def tune(objective: Objective, space: SearchSpace | Mapping[str, Any], *, restri
     :param restrictions: Kernel Tuner-style restrictions: expressions over the knobs
         (``"bx * by <= 256"``, evaluated safely, :mod:`amk.core.restrictions`) or callables over the config.
     :param workload: ``"kind:name"`` (with ``shape``) or a Workload; by default ``python:<module>.<function>``,
-        so runs of the same function warm-start each other.
+        so runs of the same function warm-start each other (a lambda or a partial must be given one).
     :param device: a device name (``"h100"``), a Device, or None / ``"local"``: the GPU ``nvidia-smi`` lists
         first, else this machine's CPU.
     :param budget: evaluations (default: ``[tune] budget``); ``minutes``: wall-clock limit (alone: no

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import subprocess
@@ -17,7 +18,7 @@ from amk.stores.jsonl import JsonlStore
 from tests.conftest import amk_env
 
 DATA = np.random.default_rng(0).random(1 << 14)
-SPACE = {"block": [16, 64, 256, 1024, 4096], "passes": [4, 2, 1]}  # the fastest config comes last
+SPACE = {"block": [16, 64, 256, 1024, 4096], "passes": [16, 4, 1]}  # the fastest config comes last, 4x apart
 
 
 def blocked_sum(config: dict) -> float:
@@ -32,6 +33,15 @@ def blocked_sum(config: dict) -> float:
         best = min(best, time.perf_counter() - start)
     assert abs(total - config["passes"] * DATA.sum()) < 1e-6 * DATA.size
     return best
+
+
+def constant(config: dict, value: float = 1.0) -> float:
+    return value
+
+
+class Constant:
+    def __call__(self, config: dict) -> float:
+        return 1.0
 
 
 @pytest.fixture
@@ -109,7 +119,24 @@ def test_process_isolation_is_refused_with_what_to_use_instead(corpus):
 
 def test_a_kind_that_is_no_measurement_kind_is_refused_naming_the_kinds(corpus):
     with pytest.raises(ValidationError, match=r"kind 'guessed' is not a measurement kind; give one of 'measured'"):
-        amk.tune(lambda c: 1.0, {"x": [1]}, kind="guessed", store=corpus)
+        amk.tune(lambda c: 1.0, {"x": [1]}, kind="guessed", store=corpus, workload="toy:constant")
+
+
+@pytest.mark.parametrize("objective", [lambda c: 1.0, functools.partial(constant, value=2.0), Constant()],
+                         ids=["lambda", "partial", "callable-object"])
+def test_an_objective_without_a_name_of_its_own_must_be_given_a_workload(corpus, objective):
+    with pytest.raises(ValidationError, match=r"cannot name a workload after .* Give workload='kind:name'"):
+        amk.tune(objective, {"x": [1]}, store=corpus)
+    run = amk.tune(objective, {"x": [1, 2]}, kind="predicted", store=corpus, workload="toy:constant")
+    assert {r.workload.name for r in run.records} == {"constant"}
+
+
+def test_a_named_function_is_its_own_workload(corpus):
+    def first_model(config: dict) -> float:
+        return 1.0 + config["x"]
+
+    run = amk.tune(first_model, {"x": [1, 2]}, kind="predicted", store=corpus)
+    assert {r.workload.name for r in run.records} == {f"{__name__}.{first_model.__qualname__}"}
 
 
 def test_importing_amk_stays_cheap_and_amk_tune_is_a_function():
