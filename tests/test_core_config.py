@@ -70,15 +70,20 @@ def test_an_unknown_ranker_is_an_error_listing_the_available_ones(project, regis
 
 def test_an_unknown_option_names_the_file_the_key_and_the_allowed_keys(project, registry):
     (project / "amk.toml").write_text('[ranker]\nname = "team"\nscael = 2\n')
-    config = load_config(cwd=project, registry=registry)
     with pytest.raises(ConfigError, match=r"amk.toml: unknown key\(s\) \['scael'\] for \[ranker\] 'team'; allowed keys are \['scale'\]"):
-        config.options("ranker")
+        load_config(cwd=project, registry=registry)  # when the file is read, whether or not a command ranks
 
 
 def test_a_badly_typed_option_is_an_error_naming_it(project, registry):
     (project / "amk.toml").write_text('[ranker]\nname = "team"\nscale = "lots"\n')
-    with pytest.raises(ConfigError, match="scale"):
-        load_config(cwd=project, registry=registry).options("ranker")
+    with pytest.raises(ConfigError, match="amk.toml: .*scale"):
+        load_config(cwd=project, registry=registry)
+
+
+def test_a_bad_option_of_the_default_implementation_names_the_file_not_the_defaults(project, registry):
+    (project / "amk.toml").write_text('[ranker]\nk = 0\n')
+    with pytest.raises(ConfigError, match=r"amk.toml: 'k' must be >= 1: 0 @ \[ranker\] 'knn'"):
+        load_config(cwd=project, registry=registry)
 
 
 def test_an_unknown_section_is_an_error_listing_the_allowed_ones(project, registry):

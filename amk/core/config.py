@@ -39,8 +39,7 @@ CONFIG_FILE = "amk.toml"
 DEFAULT_STORE_PATH = ".amk/corpus.jsonl"
 DEFAULT_ORIGIN = "embedded default"
 
-# Sections that configure amk's engines rather than select a plugin. Their keys are checked by the
-# settings class the engine that reads them passes to ``AmkConfig.settings_for`` ([tune]: amk.tuning).
+# Sections that configure an engine, not select a plugin: checked by its class (``AmkConfig.settings_for``).
 SETTINGS_SECTIONS: tuple[str, ...] = ("tune",)
 
 T = TypeVar("T")
@@ -67,9 +66,7 @@ def structure_options(options_cls: type, raw: Mapping[str, Any], *, where: str, 
     allowed = [f.name for f in attrs.fields(options_cls)]
     unknown = sorted(set(raw) - set(allowed))
     if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {unknown} for {label}; allowed keys are {allowed or 'none'}."
-        )
+        raise ConfigError(f"{where}: unknown key(s) {unknown} for {label}; allowed keys are {allowed or 'none'}.")
     try:
         return options_converter.structure(dict(raw), options_cls)
     except ClassValidationError as exc:
@@ -146,7 +143,7 @@ class AmkConfig:
         raw = dict(sel.options)
         if kind == "store" and isinstance(raw.get("path"), str) and not Path(raw["path"]).is_absolute():
             raw["path"] = str(sel.base_dir / raw["path"])
-        where = sel.origins.get("name", self.source)
+        where = next((o for o in sel.origins.values() if o != DEFAULT_ORIGIN), DEFAULT_ORIGIN)  # who set a value
         return structure_options(impl.cls.Options, raw, where=where, label=f"[{kind}] {sel.name!r}")
 
     def create(self, kind: type[T]) -> T:
@@ -273,4 +270,7 @@ def load_config(explicit: str | os.PathLike | None = None, cwd: Path | None = No
             if not isinstance(data[section], dict):
                 raise ConfigError(f"{where}: [{section}] must be a table of keys, got {data[section]!r}.")
             settings[section] = dict(data[section])
-    return AmkConfig(path=path, selections=selections, settings=settings, registry=registry)
+    config = AmkConfig(path=path, selections=selections, settings=settings, registry=registry)
+    for kind in set(data) & set(KIND_NAMES):  # a section the file wrote is checked now (a typo'd key, a bad value)
+        config.options(kind)
+    return config
