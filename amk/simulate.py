@@ -46,7 +46,7 @@ import attrs
 import numpy as np
 
 from amk.core.columns import CorpusColumns, config_key
-from amk.core.errors import AmkError, ImportFormatError
+from amk.core.errors import AmkError, ImportFormatError, ValidationError
 from amk.core.records import Record, Verdict
 from amk.core.store import CorpusProblem
 from amk.tuning.loop import tune
@@ -317,6 +317,28 @@ def _score(sequences: Sequence[Sequence[float | None]], truth: np.ndarray, budge
     return performance_score(sequences, valid, budget).score
 
 
+def runnable_strategies(strategies: Sequence[str] | None) -> list[str]:
+    """``strategies`` (None: :func:`default_strategies`) less the baselines whose package is not installed
+    (each left out with a warning). ValidationError naming the strategies for a name none of them has."""
+    strategies = default_strategies() if strategies is None else list(strategies)
+    wanted_kt = [s for s in strategies if s.startswith(KERNEL_TUNER_PREFIX)]
+    installed_kt = kernel_tuner_strategies() if wanted_kt else []
+    if wanted_kt and not installed_kt:
+        log.warning("kernel_tuner is not installed (pip install 'amk[kernel-tuner]'); the Kernel Tuner "
+                    "baselines %s are left out", wanted_kt)
+        strategies = [s for s in strategies if s not in wanted_kt]
+    unknown = sorted(set(strategies) - set(STRATEGIES) - set(installed_kt))
+    if unknown:
+        raise ValidationError(f"unknown strategies {unknown}; strategies are {list(STRATEGIES) + installed_kt}.")
+    if "tpe" in strategies:
+        try:
+            import optuna  # noqa: F401
+        except ImportError:
+            log.warning("optuna is not installed (pip install 'amk[optuna]'); the tpe baseline is left out")
+            strategies = [s for s in strategies if s != "tpe"]
+    return strategies
+
+
 def simulate(root: Path, *, budget: int = 500, seeds: int = 5, strategies: Sequence[str] | None = None,
              settings: TuneSettings | None = None, featurizer: Any = "amk", ranker: Any = "knn",
              on_row: Callable[[SimulationRow], None] | None = None,
@@ -329,22 +351,7 @@ def simulate(root: Path, *, budget: int = 500, seeds: int = 5, strategies: Seque
     ``on_row`` receives each row as it is done; ``progress(done, total)`` the count of rows done and to do.
     """
 
-    strategies = default_strategies() if strategies is None else list(strategies)
-    wanted_kt = [s for s in strategies if s.startswith(KERNEL_TUNER_PREFIX)]
-    installed_kt = kernel_tuner_strategies() if wanted_kt else []
-    if wanted_kt and not installed_kt:
-        log.warning("kernel_tuner is not installed (pip install 'amk[kernel-tuner]'); the Kernel Tuner "
-                    "baselines %s are left out", wanted_kt)
-        strategies = [s for s in strategies if s not in wanted_kt]
-    unknown = sorted(set(strategies) - set(STRATEGIES) - set(installed_kt))
-    if unknown:
-        raise AmkError(f"unknown strategies {unknown}; strategies are {list(STRATEGIES) + installed_kt}.")
-    if "tpe" in strategies:
-        try:
-            import optuna  # noqa: F401
-        except ImportError:
-            log.warning("optuna is not installed (pip install 'amk[optuna]'); the tpe baseline is left out")
-            strategies = [s for s in strategies if s != "tpe"]
+    strategies = runnable_strategies(strategies)
     # Replays in memory (a backend built from records, which a worker process could not rebuild from its
     # options); nothing here can crash or hang, so a worker process would only cost time.
     settings = attrs.evolve(settings or TuneSettings(), isolation="thread")

@@ -33,6 +33,7 @@ def test_global_options_are_accepted_after_the_command_too(run_amk, tmp_path):
     ["tune", "--workload", "decode:x", "--shape", LLAMA_1B, "--device", "h100", "--backend-option", "nokey=1"],
     ["warm-start", "--workload", "kernel_tuner:k", "--problem-size", "4096,-1", "--device", "a100"],
     ["simulate", "--caches", ".", "--seeds", "0"],
+    ["simulate", "--caches", ".", "--strategy", "randon"],
     ["nosuchcommand"],
 ], ids=lambda a: " ".join(a[:3]))
 def test_every_usage_error_exits_2_without_a_traceback(run_amk, args):

@@ -52,7 +52,8 @@ def simulate_command(app: AppContext, caches: Path, budget: int, seeds: int, str
     from amk.cli.output import note, plural, table
     from amk.core.featurizer import Featurizer
     from amk.core.ranker import Ranker
-    from amk.simulate import simulate, summarize, write_curves_plot
+    from amk.core.errors import ValidationError
+    from amk.simulate import runnable_strategies, simulate, summarize, write_curves_plot
     from amk.tuning.settings import tune_settings
 
     devices = {}
@@ -63,9 +64,13 @@ def simulate_command(app: AppContext, caches: Path, budget: int, seeds: int, str
                                      param_hint="'--device'")
         devices[name.strip()] = device.strip()
     _refuse_devices_of_no_cache(devices, caches)
+    try:
+        chosen = runnable_strategies(list(strategies) or None)
+    except ValidationError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--strategy'") from None
     config = app.config
     with app.progress(f"simulate {caches.name}", unit="strategies") as progress:
-        rows = simulate(caches, budget=budget, seeds=seeds, strategies=list(strategies) or None,
+        rows = simulate(caches, budget=budget, seeds=seeds, strategies=chosen,
                         settings=tune_settings(config), featurizer=config.create(Featurizer),
                         ranker=config.create(Ranker), devices=devices, progress=progress.report)
     table(("KERNEL", "DEVICE", "STRATEGY", "EVALS TO 5%", "EVALS TO 1%", "SCORE", "NOTE"),
