@@ -148,6 +148,9 @@ def test_each_run_keeps_its_report_and_amk_runs_lists_them_with_the_latest_marke
     assert len(lines) == 2 and f"{ids[1]} *" in lines[1] and f"{ids[0]} *" not in lines[0]
     listed = json.loads(run_amk("runs", "--device", "h100", "--json").stdout)
     assert [r["run_id"] for r in listed] == ids and all(r["best_us"] > 0 for r in listed)
+    none = run_amk("runs", "--backend", "roofine")
+    assert none.returncode == 0 and "for these filters; the runs there are of workloads decode:llama-1b; " \
+        "devices h100; backends roofline" in none.stderr
 
 
 def test_after_ctrl_c_a_report_that_cannot_be_written_still_leaves_the_resume_command(monkeypatch, capsys, tmp_path):

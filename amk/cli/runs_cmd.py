@@ -9,10 +9,20 @@ from pathlib import Path
 import click
 
 from amk.cli.context import AppContext, pass_app
+from amk.io.display import shown
 
 
 def _when(epoch: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch)) if epoch else "?"
+
+
+def _what_there_is(reports: list[dict]) -> str:
+    """For filters that matched nothing: the workloads, devices and backends the runs there have."""
+    read = [r for r in reports if "unreadable" not in r]
+    values = {"workloads": {f"{r.get('workload', {}).get('kind')}:{r.get('workload', {}).get('name')}" for r in read},
+              "devices": {str(r.get("device")) for r in read}, "backends": {str(r.get("backend")) for r in read}}
+    return " for these filters; the runs there are of " + "; ".join(
+        f"{what} {', '.join(sorted(names))}" for what, names in values.items() if names)
 
 
 @click.command("runs")
@@ -56,7 +66,8 @@ def runs_command(app: AppContext, workload_spec: str | None, device: str | None,
                                for r in chosen], indent=1))
         return
     if not chosen:
-        click.echo(f"no tune runs found in {directory}" + (" for these filters" if reports else ""), err=True)
+        click.echo(shown(f"no tune runs found in {directory}" + (_what_there_is(reports) if reports else "")),
+                   err=True)
         return
     rows = []
     for r in chosen:
