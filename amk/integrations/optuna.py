@@ -45,7 +45,6 @@ from amk.core.config import AmkConfig, load_config, open_store
 from amk.core.devices import Device
 from amk.core.errors import LeftOutWarning, ValidationError, WrongAnswerError
 from amk.core.records import (
-    LATENCY_UNITS,
     Measurement,
     MeasurementKind,
     Provenance,
@@ -138,11 +137,6 @@ def _target(workload: Workload | str, shape: Mapping[str, Any] | None, device: D
     if workload is None:
         raise ValidationError("name the workload: workload='kind:name' (with shape=) or a Workload.")
     return workload_of(workload, shape, None), device_of(device)
-
-
-def _unit_factor(unit: str) -> float:
-    latency_to_us(1.0, unit)  # refuses an unknown unit
-    return LATENCY_UNITS[unit.strip().lower()]
 
 
 def _open(store: Store | str) -> tuple[Store, bool]:
@@ -266,7 +260,7 @@ def warm_start(study: Any, store: Store | str, *, workload: Workload | str, devi
     dists = as_distributions(distributions)
     _check_study_choices(study, dists)
     target_workload, target_device = _target(workload, shape, device)
-    factor = _unit_factor(unit)
+    factor = latency_to_us(1.0, unit)  # us per unit; ValidationError for an unknown unit
     kinds = tuple(MeasurementKind(k) for k in kinds)
     opened, owned = _open(store)
     try:
@@ -416,7 +410,7 @@ class RecordTrials:
                  kind: MeasurementKind | str = MeasurementKind.MEASURED) -> None:
         self.workload, self.device = _target(workload, shape, device)
         self.unit = unit
-        self.factor = _unit_factor(unit)
+        self.factor = latency_to_us(1.0, unit)  # us per unit; ValidationError for an unknown unit
         self.kind = MeasurementKind(kind)
         self.store, self._owned = _open(store)
         self.records: list[Record] = []  # what this callback appended
