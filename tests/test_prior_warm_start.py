@@ -41,6 +41,14 @@ def test_a_config_measured_twice_is_seeded_once():
     assert [s.config for s in warm_start(kernel(), "a100", records)] == [{"x": 1}, {"x": 2}]
 
 
+def test_a_config_measured_several_times_ranks_by_its_median_not_its_luckiest_sample():
+    records = [record(kernel(), "a100", {"x": 1}, lat, source=f"run#{i}") for i, lat in enumerate([5.0, 50.0, 52.0])]
+    records.append(record(kernel(), "a100", {"x": 2}, 20.0, source="run#3"))
+    seeds = warm_start(kernel(), "a100", records)
+    assert [(s.config, s.latency_us, s.source) for s in seeds] == [({"x": 2}, 20.0, "run#3"), ({"x": 1}, 50.0, "run#1")]
+    assert seeds[1].relative == 2.5  # the median's latency over the best config's
+
+
 def test_no_rows_for_another_device_and_no_known_specs_is_a_cold_start():
     records = [record(kernel(), "a100", {"x": 1}, 10.0)]
     assert warm_start(kernel(), Device("mystery-gpu"), records) == []
