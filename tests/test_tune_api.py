@@ -180,3 +180,26 @@ def test_a_function_of_main_without_a_file_must_be_given_a_workload(corpus, monk
     monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))  # a REPL's or a notebook's
     with pytest.raises(ValidationError, match=r"defined in __main__ without a file .* Give workload='kind:name'"):
         amk.tune(objective, {"x": [1]}, store=corpus)
+
+
+def test_choices_given_as_numpy_values_or_a_range_are_tuned_as_python_values(corpus):
+    seen = []
+
+    def model(config: dict) -> float:
+        seen.append(config)
+        return 1.0 + config["x"] + config["y"]
+
+    space = {"x": np.arange(3), "y": range(2), "z": [np.float32(0.5), np.int64(8), np.bool_(True)]}
+    run = amk.tune(model, space, kind="predicted", budget=20, store=corpus)
+    assert run.evaluations == 18 and run.best_config == {"x": 0, "y": 0, "z": run.best_config["z"]}
+    assert {type(v) for c in seen for v in c.values()} <= {int, float, bool}
+    assert {c["z"] for c in seen} == {0.5, 8, True} and {type(c["z"]) for c in seen} == {float, int, bool}
+
+
+def test_a_callable_restriction_that_raises_is_one_error_naming_it_and_the_config(corpus):
+    def ratio_above_one(config: dict) -> bool:
+        return 10 / config["x"] > 1
+
+    with pytest.raises(ValidationError, match=r"the restriction .*ratio_above_one raised ZeroDivisionError "
+                                              r"\(division by zero\) on the config \{'x': 0\}"):
+        amk.tune(constant, {"x": [0, 1, 2]}, restrictions=[ratio_above_one], kind="predicted", store=corpus)
