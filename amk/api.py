@@ -10,6 +10,7 @@ device.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,28 @@ def objective_name(objective: Objective) -> str:
         raise ValidationError(f"amk cannot name a workload after {objective!r}: a lambda, a partial or a callable "
                               "object has no name of its own, so unrelated objectives would share their records. "
                               "Give workload='kind:name' (with shape=...), or tune a named function.")
-    return f"{getattr(objective, '__module__', None) or 'python'}.{qualname}"
+    return f"{_module_name(objective)}.{qualname}"
+
+
+def _module_name(objective: Objective) -> str:
+    """The objective's module; for ``__main__`` (every script run as ``python script.py`` is ``__main__``, so
+    unrelated scripts' ``objective`` functions would pool their records) the module ``python -m`` ran, else the
+    script's file name without ``.py``. ValidationError for ``__main__`` without a file (a notebook, the REPL,
+    ``python -c``): nothing there tells one such objective from another."""
+    module = getattr(objective, "__module__", None) or "python"
+    if module != "__main__":
+        return module
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and getattr(spec, "name", None) and spec.name != "__main__":
+        return str(spec.name)
+    path = getattr(main, "__file__", None)
+    if isinstance(path, str) and Path(path).stem:
+        return Path(path).stem
+    raise ValidationError(f"amk cannot name a workload after {objective.__qualname__!r}: it is defined in __main__ "
+                          "without a file (a notebook, the REPL or python -c), where every session's functions "
+                          "share one module name, so unrelated objectives would share their records. "
+                          "Give workload='kind:name' (with shape=...), or tune a function from a file.")
 
 
 def device_of(device: Device | str | None) -> Device:
@@ -133,8 +155,9 @@ def tune(objective: Objective, space: SearchSpace | Mapping[str, Any], *, restri
         or an :class:`amk.core.space.SearchSpace`.
     :param restrictions: Kernel Tuner-style restrictions: expressions over the knobs
         (``"bx * by <= 256"``, evaluated safely, :mod:`amk.core.restrictions`) or callables over the config.
-    :param workload: ``"kind:name"`` (with ``shape``) or a Workload; by default ``python:<module>.<function>``,
-        so runs of the same function warm-start each other (a lambda or a partial must be given one).
+    :param workload: ``"kind:name"`` (with ``shape``) or a Workload; by default ``python:<module>.<function>``
+        (a script's module is its file name: ``python:sort_tune.objective``), so runs of the same function
+        warm-start each other (a lambda, a partial, or a function of a notebook or the REPL must be given one).
     :param device: a device name (``"h100"``), a Device, or None / ``"local"``: the GPU ``nvidia-smi`` lists
         first, else this machine's CPU.
     :param budget: evaluations (default: ``[tune] budget``); ``minutes``: wall-clock limit (alone: no

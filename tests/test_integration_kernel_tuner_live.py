@@ -102,3 +102,15 @@ def test_an_error_kernel_tuner_does_not_classify_ends_the_run_after_the_config_i
     records = stored(store)
     assert [(r.config["factor"], r.measurement.verdict) for r in records] == [(1, Verdict.PASS), (4, Verdict.CRASH)]
     assert "CalledProcessError" in records[1].measurement.reason
+
+
+def test_a_wrong_result_ends_the_run_as_kernel_tuner_does_and_is_recorded_as_a_wrong_answer(kernel_tuner, tmp_path):
+    store, x = f"jsonl:{tmp_path / 'corpus.jsonl'}", np.ones(4096, dtype=np.float32)
+    with warnings.catch_warnings(), pytest.raises(RuntimeError, match="verification failed"):
+        warnings.simplefilter("ignore")
+        kernel_tuner.tune_kernel("scale", SCALE, (4096,), [x, np.int32(4096)], {"factor": [1, 2]}, lang="C",
+                                 answer=[x * 1, None], strategy=RecordingStrategy("brute_force", store=store),
+                                 iterations=3, quiet=True)  # factor 2 doubles x: a wrong result
+    records = stored(store)
+    assert [(r.config["factor"], r.measurement.verdict) for r in records] == [(1, Verdict.PASS), (2, Verdict.FAIL)]
+    assert records[1].measurement.reason.startswith("wrong answer: Kernel Tuner stopped the run: RuntimeError")

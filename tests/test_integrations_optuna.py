@@ -100,6 +100,24 @@ def test_a_failed_trial_without_the_wrapper_is_a_crash_that_says_how_to_learn_wh
     assert measurement.verdict is Verdict.CRASH and "with_verdicts" in measurement.reason
 
 
+@pytest.mark.parametrize("value", [float("nan"), None, 0.0, np.float32(-1.0), math.inf])
+def test_a_wrapped_objective_that_returns_no_latency_fails_its_trial_saying_what_came_back(store, value):
+    def objective(trial):
+        return value if trial.suggest_categorical("x", [1, 2]) == 1 else np.float32(2.0)  # numpy's: a latency
+
+    study = optuna.create_study(direction="minimize")
+    record = amk_optuna.RecordTrials(store, **TARGET)
+    for x in [1, 2]:
+        study.enqueue_trial({"x": x})
+    study.optimize(amk_optuna.with_verdicts(objective), n_trials=2, callbacks=[record], catch=(Exception,))
+    assert [t.state.name for t in study.trials] == ["FAIL", "COMPLETE"]  # never the study's best
+    assert study.best_params == {"x": 2}
+    by_x = {r.config["x"]: r.measurement for r in store.query()}
+    assert by_x[1].verdict is Verdict.CRASH and by_x[1].reason == (
+        f"the objective returned {value!r}; a latency is a positive finite number (in ms)")
+    assert by_x[2].verdict is Verdict.PASS and by_x[2].latency_us == 2000.0
+
+
 def test_choices_that_changed_between_studies_leave_out_the_configs_they_lack_and_say_which(store):
     earlier = optuna.create_study(direction="minimize")
     for block in (16, 32, 64):

@@ -152,3 +152,54 @@ def test_a_store_that_is_neither_a_store_nor_a_url_is_one_clear_error(tmp_path, 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValidationError, match="store must be a Store, a store URL"):
         amk.tune(blocked_sum, SPACE, unit="s", budget=1, store=42)
+
+
+def test_objectives_of_two_scripts_are_two_workloads_though_both_run_as_main(tmp_path):
+    script = ("import amk\n"
+              "def objective(config):\n"
+              "    return {{16: {a}, 64: {b}}}[config['block']]\n"
+              "run = amk.tune(objective, {{'block': [16, 64]}}, kind='predicted', budget=2, store='jsonl:corpus.jsonl')\n"
+              "print(run.workload.name, len(run.warm_start))\n")
+    names = []
+    for stem, (a, b) in {"sort_tune": (5.0, 1.0), "gemm_tune": (1.0, 4.0)}.items():
+        (tmp_path / f"{stem}.py").write_text(script.format(a=a, b=b))
+        out = subprocess.run([sys.executable, f"{stem}.py"], cwd=tmp_path, env=amk_env(), capture_output=True,
+                             text=True, timeout=120, check=False)
+        assert out.returncode == 0, out.stderr
+        names.append(out.stdout.split())
+    assert names == [["sort_tune.objective", "0"], ["gemm_tune.objective", "0"]]  # no warm start from the other
+
+
+def test_a_function_of_main_without_a_file_must_be_given_a_workload(corpus, monkeypatch):
+    import types
+
+    def objective(config: dict) -> float:
+        return 1.0
+
+    objective.__module__ = "__main__"
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))  # a REPL's or a notebook's
+    with pytest.raises(ValidationError, match=r"defined in __main__ without a file .* Give workload='kind:name'"):
+        amk.tune(objective, {"x": [1]}, store=corpus)
+
+
+def test_choices_given_as_numpy_values_or_a_range_are_tuned_as_python_values(corpus):
+    seen = []
+
+    def model(config: dict) -> float:
+        seen.append(config)
+        return 1.0 + config["x"] + config["y"]
+
+    space = {"x": np.arange(3), "y": range(2), "z": [np.float32(0.5), np.int64(8), np.bool_(True)]}
+    run = amk.tune(model, space, kind="predicted", budget=20, store=corpus)
+    assert run.evaluations == 18 and run.best_config == {"x": 0, "y": 0, "z": run.best_config["z"]}
+    assert {type(v) for c in seen for v in c.values()} <= {int, float, bool}
+    assert {c["z"] for c in seen} == {0.5, 8, True} and {type(c["z"]) for c in seen} == {float, int, bool}
+
+
+def test_a_callable_restriction_that_raises_is_one_error_naming_it_and_the_config(corpus):
+    def ratio_above_one(config: dict) -> bool:
+        return 10 / config["x"] > 1
+
+    with pytest.raises(ValidationError, match=r"the restriction .*ratio_above_one raised ZeroDivisionError "
+                                              r"\(division by zero\) on the config \{'x': 0\}"):
+        amk.tune(constant, {"x": [0, 1, 2]}, restrictions=[ratio_above_one], kind="predicted", store=corpus)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import statistics
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -107,16 +108,27 @@ def suggest(trial: Any, space: Mapping[str, Any]) -> dict[str, Any]:
     return params
 
 
-def with_verdicts(objective: Callable[[Any], Any]) -> Callable[[Any], Any]:
+def latency_problem(value: Any, unit: str) -> str | None:
+    """What is wrong with ``value`` as a latency (None: a positive finite number, numpy's included)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        return None
+    return f"the objective returned {value!r}; a latency is a positive finite number (in {unit})"
+
+
+def with_verdicts(objective: Callable[[Any], Any], *, unit: str = "ms") -> Callable[[Any], Any]:
     """``objective`` that, when it raises, leaves its verdict and reason on the trial for
     :class:`RecordTrials`: WrongAnswerError is FAIL (a wrong result), anything else CRASH naming the
-    exception. Pruning (``optuna.TrialPruned``) passes through untouched. The exception is re-raised."""
+    exception. Pruning (``optuna.TrialPruned``) passes through untouched. The exception is re-raised.
+    A value that is not a latency in ``unit`` (None, NaN, inf, 0, a negative number) is a CRASH saying
+    what came back, and the trial fails (ValueError) rather than complete: Optuna accepts 0 or a negative
+    value, and the study's best would be a config that measured nothing. A list or tuple (a
+    multi-objective study's values) is returned as it is."""
     optuna = _optuna()
 
     @functools.wraps(objective)
     def wrapped(trial: Any) -> Any:
         try:
-            return objective(trial)
+            value = objective(trial)
         except optuna.TrialPruned:
             raise
         except WrongAnswerError as exc:
@@ -127,6 +139,12 @@ def with_verdicts(objective: Callable[[Any], Any]) -> Callable[[Any], Any]:
             trial.set_user_attr(VERDICT_ATTR, Verdict.CRASH.value)
             trial.set_user_attr(REASON_ATTR, f"{type(exc).__name__}: {exc}"[:500])
             raise
+        problem = None if isinstance(value, (list, tuple)) else latency_problem(value, unit)
+        if problem:
+            trial.set_user_attr(VERDICT_ATTR, Verdict.CRASH.value)
+            trial.set_user_attr(REASON_ATTR, problem[:500])
+            raise ValueError(problem)
+        return value
 
     return wrapped
 
@@ -433,11 +451,10 @@ class RecordTrials:
         states = optuna.trial.TrialState
         if state == states.COMPLETE:
             value = trial.value
-            if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
+            problem = latency_problem(value, self.unit)
+            if problem is None:
                 return Measurement(verdict=Verdict.PASS, kind=self.kind, latency_us=value * self.factor, samples=1)
-            return Measurement(verdict=Verdict.CRASH, kind=self.kind,
-                               reason=f"the objective returned {value!r}; a latency is a positive finite number "
-                                      f"(in {self.unit})")
+            return Measurement(verdict=Verdict.CRASH, kind=self.kind, reason=problem)
         if state == states.PRUNED:
             step = trial.last_step
             at = f" at step {step} (intermediate value {trial.intermediate_values.get(step)!r})" if step is not None \

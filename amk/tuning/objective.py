@@ -15,6 +15,7 @@ which runs it in a process of its own.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Callable, Mapping
@@ -43,9 +44,42 @@ def as_search_space(space: SearchSpace | Mapping[str, Any], restrictions: list[R
                                   "pass the space as a dict of knob -> choices to add restrictions.")
         return space
     if isinstance(space, Mapping):
-        return SearchSpace.from_tune_params(space, restrictions or ())
+        if isinstance(restrictions, (str, bytes)) or callable(restrictions):
+            restrictions = [restrictions]
+        return SearchSpace.from_tune_params({name: python_choices(choices) for name, choices in space.items()},
+                                            [guarded(r) for r in restrictions or ()])
     raise ValidationError(f"the space must be a dict of knob -> list of choices or a SearchSpace, got "
                           f"{type(space).__name__}.")
+
+
+def python_choices(choices: Any) -> Any:
+    """A knob's choices as Python values: a numpy array or a ``range`` becomes a list and a numpy scalar its
+    Python number (``np.arange(4)``, ``[np.int64(8)]``: what Kernel Tuner's ``tune_params`` accept); anything
+    else is left for :meth:`SearchSpace.from_tune_params` to check."""
+    if isinstance(choices, range) or (type(choices).__module__ == "numpy" and hasattr(choices, "tolist")):
+        choices = choices.tolist() if hasattr(choices, "tolist") else list(choices)
+    if isinstance(choices, (list, tuple)):
+        return [c.item() if type(c).__module__ == "numpy" and hasattr(c, "item") else c for c in choices]
+    return choices
+
+
+def guarded(restriction: Any) -> Any:
+    """A callable restriction whose exception (``10 / c["x"]`` on x = 0) is a ValidationError naming it and
+    the config, as an expression's is (:class:`amk.core.restrictions.CompiledRestriction`); strings and
+    anything else pass through to be compiled or refused."""
+    if isinstance(restriction, str) or not callable(restriction):
+        return restriction
+    name = getattr(restriction, "__qualname__", repr(restriction))
+
+    @functools.wraps(restriction)
+    def check(config: Mapping[str, Any]) -> bool:
+        try:
+            return bool(restriction(config))
+        except Exception as exc:  # noqa: BLE001 (the caller's restriction failed: say which and where)
+            raise ValidationError(f"the restriction {name} raised {type(exc).__name__} ({exc}) on the config "
+                                  f"{dict(config)!r}; guard it (e.g. c['b'] > 0 and ...) or fix it.") from None
+
+    return check
 
 
 class ObjectiveBackend(Backend):

@@ -70,6 +70,20 @@ class RunLabel:
     run_id: str = attrs.field(factory=lambda: uuid.uuid4().hex[:12])
 
 
+# Kernel Tuner's check of ``answer`` / ``verify`` (kernel_tuner/core.py, every version amk supports) raises this.
+_VERIFICATION_FAILED = "Kernel result verification failed"
+
+
+def abort_measurement(exc: Exception, kind: MeasurementKind) -> Measurement:
+    """The measurement of the config whose evaluation raised ``exc`` and ended the run: a failed check of
+    the kernel's result (``answer=``, ``verify=``) is FAIL, a wrong answer as everywhere in amk; any other
+    error a CRASH naming it."""
+    text = f"Kernel Tuner stopped the run: {type(exc).__name__}: {exc}"[:500]
+    if isinstance(exc, RuntimeError) and str(exc).startswith(_VERIFICATION_FAILED):
+        return Measurement(verdict=Verdict.FAIL, kind=kind, reason=f"wrong answer: {text}"[:500])
+    return Measurement(verdict=Verdict.CRASH, kind=kind, reason=text)
+
+
 class RunRecorder:
     """Turns what a Kernel Tuner runner evaluates into records and appends them to ``store`` (None: keeps
     them in ``records`` only)."""
@@ -158,8 +172,7 @@ class RunRecorder:
                 continue
             if not hit:
                 self._seen.add(key)
-                measurement = Measurement(verdict=Verdict.CRASH, kind=self.kind,
-                                          reason=f"Kernel Tuner stopped the run: {type(exc).__name__}: {exc}"[:500])
+                measurement = abort_measurement(exc, self.kind)
                 batch.append(self._make(config, measurement, {}, time.time(), cache_hit=False))
             break
         self._append(batch)
