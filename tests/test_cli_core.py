@@ -2,7 +2,9 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO_ROOT, amk_env
+from tune_helpers import write_cache
 
 
 def test_import_then_stats_shows_the_44_upstream_records_with_shapes_devices_kinds_verdicts(run_amk, upstream_corpus):
@@ -17,6 +19,29 @@ def test_import_then_stats_shows_the_44_upstream_records_with_shapes_devices_kin
         assert word in stats.stdout
     as_json = json.loads(run_amk("corpus", "stats", "--json").stdout)
     assert as_json["total"] == 44 and as_json["by_kind"] == {"measured": 37, "predicted": 7}
+
+
+@pytest.mark.parametrize("store", ["jsonl:corpus.jsonl", "sqlite:corpus.db"])
+def test_stats_counts_each_shape_of_a_workload_measured_at_several_sizes(run_amk, tmp_path, store):
+    for size in ((1024, 1024), (2048, 2048)):
+        write_cache(tmp_path / f"{size[0]}.json", device_name="NVIDIA A100-PCIE-40GB", problem_size=size)
+    assert run_amk("--store", store, "corpus", "import", "1024.json", "2048.json").returncode == 0
+    stats = run_amk("--store", store, "corpus", "stats")
+    rows = [line.split() for line in stats.stdout.splitlines() if line.startswith("kernel_tuner:toy_kernel")]
+    assert rows == [["kernel_tuner:toy_kernel", "12", "problem_size=[1024,", "1024]"],
+                    ["kernel_tuner:toy_kernel", "12", "problem_size=[2048,", "2048]"]], stats.stdout
+    shapes = json.loads(run_amk("--store", store, "corpus", "stats", "--json").stdout)["shapes"]
+    assert shapes["kernel_tuner:toy_kernel"] == [{"shape": {"problem_size": [1024, 1024]}, "records": 12},
+                                                 {"shape": {"problem_size": [2048, 2048]}, "records": 12}]
+
+
+def test_stats_lists_the_most_recorded_shapes_and_one_row_for_the_rest(run_amk, tmp_path):
+    files = [write_cache(tmp_path / f"{n}.json", device_name="NVIDIA A100-PCIE-40GB", problem_size=(n, n)).name
+             for n in range(1, 23)]
+    assert run_amk("corpus", "import", *files).returncode == 0
+    rows = [line for line in run_amk("corpus", "stats").stdout.splitlines() if line.startswith("kernel_tuner:")]
+    assert len(rows) == 21 and rows[-1].split()[1:] == ["24", "2", "more", "shapes", "(--json", "lists", "them)"]
+    assert len(json.loads(run_amk("corpus", "stats", "--json").stdout)["shapes"]["kernel_tuner:toy_kernel"]) == 22
 
 
 def test_importing_the_same_file_twice_adds_nothing_the_second_time(run_amk, upstream_corpus):

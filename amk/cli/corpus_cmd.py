@@ -135,6 +135,9 @@ def import_command(app: AppContext, files: tuple[Path, ...], fmt: str | None, de
         raise SystemExit(1)
 
 
+MAX_SHAPE_ROWS = 20  # shapes of one workload that stats lists a row each; the rest share one row
+
+
 @corpus_group.command("stats")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @pass_app
@@ -160,11 +163,16 @@ def stats_command(app: AppContext, as_json: bool) -> None:
     if stats.by_workload:
         click.echo("")
         rows = []
-        for key, n in stats.by_workload.items():
-            shape = stats.shapes.get(key, {})
-            known = {k: v for k, v in shape.items() if v not in (0, None)}
-            text = ", ".join(f"{k}={v if isinstance(v, (int, float, str)) else json.dumps(v)}" for k, v in known.items())
-            rows.append((key, n, text or "shape unknown"))
+        for key in stats.by_workload:
+            shapes = stats.shapes.get(key, [])  # a row per shape (a workload measured at several sizes), most first
+            for shape in shapes[:MAX_SHAPE_ROWS]:
+                known = {k: v for k, v in shape["shape"].items() if v not in (0, None)}
+                text = ", ".join(f"{k}={v if isinstance(v, (int, float, str)) else json.dumps(v)}"
+                                 for k, v in known.items())
+                rows.append((key, shape["records"], text or "shape unknown"))
+            if len(shapes) > MAX_SHAPE_ROWS:
+                rest = shapes[MAX_SHAPE_ROWS:]
+                rows.append((key, sum(s["records"] for s in rest), f"{len(rest)} more shapes (--json lists them)"))
         table(("WORKLOAD", "RECORDS", "SHAPE"), rows, right=("RECORDS",))
     echo_unreadable(problems)
 

@@ -14,6 +14,7 @@ Every method below has a generic implementation over ``_scan``; stores override 
 from __future__ import annotations
 
 import collections
+import json
 from abc import abstractmethod
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
@@ -71,13 +72,13 @@ class CorpusStats:
     by_workload: dict[str, int]
     by_kind: dict[str, int]
     by_verdict: dict[str, int]
-    shapes: dict[str, dict[str, Any]]  # workload label -> its shape
+    shapes: dict[str, list[dict[str, Any]]]  # workload label -> [{"shape": ..., "records": n}], most records first
     problems: int
 
     @classmethod
     def of(cls, records: Iterable[Record], problems: int = 0) -> CorpusStats:
         counters = {k: collections.Counter() for k in ("device", "workload", "kind", "verdict")}
-        shapes: dict[str, dict[str, Any]] = {}
+        shapes: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
         total = 0
         for r in records:
             total += 1
@@ -86,25 +87,26 @@ class CorpusStats:
             counters["workload"][label] += 1
             counters["kind"][r.measurement.kind.value] += 1
             counters["verdict"][r.measurement.verdict.value] += 1
-            shapes.setdefault(label, dict(r.workload.shape))
-        return cls(total, *(dict(sorted(counters[k].items())) for k in counters), shapes, problems)
+            shapes[label][json.dumps(r.workload.shape, sort_keys=True)] += 1
+        return cls(total, *(dict(sorted(counters[k].items())) for k in counters), shape_counts(shapes), problems)
+
+
+def shape_counts(counts: Mapping[str, Mapping[str, int]]) -> dict[str, list[dict[str, Any]]]:
+    """``CorpusStats.shapes`` from workload label -> {shape as sorted-key JSON: records}."""
+    return {label: [{"shape": json.loads(shape), "records": n} for shape, n in sorted(c.items(), key=lambda i: (-i[1], i[0]))]
+            for label, c in sorted(counts.items())}
 
 
 def match_key(record: Record) -> tuple:
-    """What two records with the same ``record_id`` must share: workload, device, config, verdict, kind, latency.
-
-    Cheap to compare without hashing the whole record; equal keys are only candidates for equal ids.
-    """
+    """What two records with the same ``record_id`` must share (workload, device, config, verdict, kind, latency):
+    cheap to compare without hashing the whole record; equal keys are only candidates for equal ids."""
     m = record.measurement
     return record.workload.key, record.device, config_key(record.config), m.verdict.value, m.kind.value, m.latency_us
 
 
 class Store(Implementation):
-    """A durable, append-only home for records. Subclasses implement ``append`` and ``_scan``.
-
-    ``url_schemes`` lists the URL schemes that select this store (``jsonl:PATH``); ``options_from_url``
-    turns such a URL into this store's options.
-    """
+    """A durable, append-only home for records. Subclasses implement ``append`` and ``_scan``; ``url_schemes``
+    lists the URL schemes that select this store (``jsonl:PATH``), ``options_from_url`` turns one into options."""
 
     url_schemes: ClassVar[tuple[str, ...]] = ()
 
@@ -150,10 +152,7 @@ class Store(Implementation):
         return CorpusColumns.from_records(self.query(query))
 
     def workloads(self, device: str | None = None, workload_kind: str | None = None) -> list[Workload]:
-        """The distinct workloads with records (on ``device``, of ``workload_kind``), sorted by key.
-
-        What a warm start scans to find the nearest shapes before asking ``best_configs`` for them.
-        """
+        """The distinct workloads with records (on ``device``, of ``workload_kind``), sorted by key."""
         seen = {r.workload.key: r.workload for r in self.query(CorpusQuery(device=device, workload_kind=workload_kind))}
         return [seen[k] for k in sorted(seen)]
 

@@ -27,6 +27,7 @@ import collections
 import contextlib
 import errno
 import fcntl
+import json
 import os
 import shutil
 import tempfile
@@ -45,7 +46,7 @@ from amk.core.errors import RecordError, StoreError, ValidationError
 from amk.core.inputs import MAX_RECORD_BYTES, parse_json
 from amk.core.migrations import SCHEMA_VERSION
 from amk.core.records import Record, record_from_dict, record_id, record_to_json
-from amk.core.store import CorpusProblem, CorpusQuery, CorpusStats, Store, match_key
+from amk.core.store import CorpusProblem, CorpusQuery, CorpusStats, Store, match_key, shape_counts
 from amk.core.workload import Workload
 from amk.stores.files import create_exclusive, file_identity, link_unique, non_empty_path
 
@@ -562,12 +563,11 @@ def stats_of_columns(cols: CorpusColumns, problems: int) -> CorpusStats:
         return dict(sorted(out.items()))
 
     labels = [f"{w.kind}:{w.name}" for w in cols.workloads]
-    shapes: dict[str, dict] = {}
-    first_rows = np.sort(np.unique(cols.workload_index, return_index=True)[1])
-    for row in first_rows:  # the shape of each label's first record, as CorpusStats.of keeps it
-        w = cols.workloads[int(cols.workload_index[row])]
-        shapes.setdefault(f"{w.kind}:{w.name}", dict(w.shape))
+    shapes: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for i, n in zip(*np.unique(cols.workload_index, return_counts=True)):
+        w = cols.workloads[int(i)]
+        shapes[f"{w.kind}:{w.name}"][json.dumps(w.shape, sort_keys=True)] += int(n)
     return CorpusStats(len(cols), counts([d.name for d in cols.devices], cols.device_index),
                        counts(labels, cols.workload_index),
                        counts([k.value for k in KIND_CODES], cols.kind),
-                       counts([v.value for v in VERDICT_CODES], cols.verdict), shapes, problems)
+                       counts([v.value for v in VERDICT_CODES], cols.verdict), shape_counts(shapes), problems)

@@ -30,6 +30,7 @@ the small unique tables, so training never parses a record.
 
 from __future__ import annotations
 
+import collections
 import copy
 import json
 import operator
@@ -47,7 +48,7 @@ from amk.core.errors import RecordError, SchemaVersionError, StoreError, Validat
 from amk.core.inputs import parse_json
 from amk.core.migrations import SCHEMA_VERSION
 from amk.core.records import Measurement, MeasurementKind, Provenance, Record, Verdict, record_from_dict
-from amk.core.store import CorpusProblem, CorpusQuery, CorpusStats, Store
+from amk.core.store import CorpusProblem, CorpusQuery, CorpusStats, Store, shape_counts
 from amk.core.workload import Workload
 
 LAYOUT_VERSION = 1  # the table layout above; a database with a newer one is refused
@@ -351,14 +352,14 @@ def stats_from_counts(by_device: list[tuple[str, int]], by_workload: list[tuple[
                       by_kind: list[tuple[str, int]], by_verdict: list[tuple[str, int]], problems: int) -> CorpusStats:
     """CorpusStats from GROUP BY results; ``by_workload`` rows are (kind, name, shape JSON, count)."""
     workloads: dict[str, int] = {}
-    shapes: dict[str, dict[str, Any]] = {}
+    shapes: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for kind, name, shape, n in by_workload:
         label = f"{kind}:{name}"
         workloads[label] = workloads.get(label, 0) + n
-        shapes.setdefault(label, parse_json(shape))
+        shapes[label][json.dumps(parse_json(shape), sort_keys=True)] += n
     total = sum(n for _, n in by_device)
     return CorpusStats(total, dict(sorted(by_device)), dict(sorted(workloads.items())), dict(sorted(by_kind)),
-                       dict(sorted(by_verdict)), shapes, problems)
+                       dict(sorted(by_verdict)), shape_counts(shapes), problems)
 
 
 def check_meta(meta: Mapping[str, str], where: str) -> None:

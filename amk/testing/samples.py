@@ -38,7 +38,7 @@ def sample_record(i: int, *, writer: int = 0) -> Record:
     """
     device = KNOWN_DEVICES[DEVICE_NAMES[i % len(DEVICE_NAMES)]]
     if i % 4 == 3:
-        workload = Workload("kernel_tuner", "convolution", {"problem_size": [4096, 4096 + 1024 * (i % 2)]})
+        workload = Workload("kernel_tuner", "convolution", {"problem_size": [4096, 4096 + 1024 * (i // 4 % 2)]})  # two shapes
         config = {"block_size_x": 16 * (1 + i % 5), "block_size_y": 1 + i % 3}
     else:
         shape = SHAPES[i % len(SHAPES)]
