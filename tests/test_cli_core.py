@@ -122,3 +122,35 @@ def test_import_amk_and_help_load_no_heavy_library():
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=amk_env(), cwd=REPO_ROOT)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_importing_a_folder_leaves_out_amks_own_files_and_never_appends_the_store_to_itself(tmp_path, monkeypatch):
+    import shutil
+
+    from click.testing import CliRunner
+
+    import amk.cli
+
+    monkeypatch.chdir(tmp_path)
+    cache = REPO_ROOT / "tests" / "data" / "ingest" / "export-gemm-1024.json"
+    shutil.copy(cache, tmp_path / "gemm.json")
+    cli = CliRunner()
+    assert cli.invoke(amk.cli.main, ["-q", "corpus", "import", "gemm.json"]).exit_code == 0
+    store = tmp_path / ".amk" / "corpus.jsonl"
+    before = store.read_text()
+    report = tmp_path / ".amk" / "tune" / "k-a100-replay" / "latest.report.json"
+    report.parent.mkdir(parents=True)
+    report.write_text(json.dumps({"backend": "replay", "best": None}))
+    # --device relabels every file it reads: the store read back would append its records as another device.
+    again = cli.invoke(amk.cli.main, ["-q", "corpus", "import", "--device", "h100", "."])
+    assert again.exit_code == 0, again.output
+    assert store.read_text().count("\n") == before.count("\n") + len(json.loads(cache.read_text())["cache"])
+    assert "amk's own" in again.stderr and "latest.report.json" in again.stderr
+    assert "report.json:" not in again.stdout and "corpus.jsonl:" not in again.stdout
+    validated = cli.invoke(amk.cli.main, ["-q", "corpus", "validate", "."])
+    assert validated.exit_code == 0, validated.output
+    itself = cli.invoke(amk.cli.main, ["-q", "corpus", "import", "gemm.json", ".amk/corpus.jsonl"])
+    assert itself.exit_code == 2 and "is the store being imported into" in itself.stderr
+    assert store.read_text().count("\n") == before.count("\n") + len(json.loads(cache.read_text())["cache"])
+    (tmp_path / "empty").mkdir()
+    assert "holds no data file" in cli.invoke(amk.cli.main, ["corpus", "import", "empty"]).stderr
