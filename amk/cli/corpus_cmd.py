@@ -169,15 +169,17 @@ def import_command(app: AppContext, files: tuple[Path, ...], fmt: str | None, de
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @pass_app
 def stats_command(app: AppContext, as_json: bool) -> None:
-    """Counts of the store by device, workload (with its shape), kind and verdict."""
+    """Counts of the store by device, workload (one row per shape: a workload name measured at several
+    shapes or problem sizes has a row for each), kind and verdict."""
     import attrs
 
     with app.open_store(reading=True) as store:
         stats = store.stats()
         problems = store.problems()
         where = store.describe()
+        by_shape = _counts_by_shape(store, stats)
     if as_json:
-        click.echo(json.dumps({"store": where, **attrs.asdict(stats)}, indent=2))
+        click.echo(json.dumps({"store": where, **attrs.asdict(stats), "by_shape": by_shape}, indent=2))
         return
     from amk.cli.output import table
 
@@ -187,16 +189,47 @@ def stats_command(app: AppContext, as_json: bool) -> None:
         if counts:
             click.echo("")
             table((title, "RECORDS"), list(counts.items()), right=("RECORDS",))
-    if stats.by_workload:
+    if by_shape:
         click.echo("")
-        rows = []
-        for key, n in stats.by_workload.items():
-            shape = stats.shapes.get(key, {})
-            known = {k: v for k, v in shape.items() if v not in (0, None)}
-            text = ", ".join(f"{k}={v if isinstance(v, (int, float, str)) else json.dumps(v)}" for k, v in known.items())
-            rows.append((key, n, text or "shape unknown"))
+        rows = [(row["workload"], row["records"], _shape_text(row["shape"]) if "shapes" not in row else
+                 f"{row['shapes']} shapes")
+                for row in by_shape]
         table(("WORKLOAD", "RECORDS", "SHAPE"), rows, right=("RECORDS",))
     echo_unreadable(problems)
+
+
+# A workload name with more shapes than this is one row of stats saying how many (each would cost a count).
+MAX_SHAPE_ROWS = 50
+
+
+def _counts_by_shape(store, stats) -> list[dict]:
+    """One row per (workload, shape) with its record count: a name with one shape is its stats row; a name
+    with several is counted shape by shape (up to MAX_SHAPE_ROWS of them; past that one row with how many)."""
+    import collections
+
+    from amk.core.store import CorpusQuery
+
+    shapes = collections.defaultdict(list)
+    if stats.by_workload:
+        for w in store.workloads():
+            shapes[f"{w.kind}:{w.name}"].append(w)
+    rows = []
+    for key, n in stats.by_workload.items():
+        found = shapes.get(key, [])
+        if len(found) <= 1:
+            rows.append({"workload": key, "shape": stats.shapes.get(key, {}), "records": n})
+        elif len(found) > MAX_SHAPE_ROWS:
+            rows.append({"workload": key, "shape": None, "shapes": len(found), "records": n})
+        else:
+            rows.extend({"workload": key, "shape": dict(w.shape), "records": store.count(CorpusQuery(
+                workload_kind=w.kind, workload_name=w.name, workload_shape=w.shape))} for w in found)
+    return rows
+
+
+def _shape_text(shape: dict) -> str:
+    known = {k: v for k, v in shape.items() if v not in (0, None)}
+    text = ", ".join(f"{k}={v if isinstance(v, (int, float, str)) else json.dumps(v)}" for k, v in known.items())
+    return text or "shape unknown"
 
 
 @corpus_group.command("validate")
