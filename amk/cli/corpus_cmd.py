@@ -11,7 +11,7 @@ import click
 
 from amk.cli.context import AppContext, pass_app, store_file_missing
 from amk.cli.output import note
-from amk.cli.params import FINITE
+from amk.cli.params import FINITE, STORE_URL
 from amk.cli.problems import echo_problems, echo_unreadable
 from amk.formats import EXPORT_NAMES, FORMATS
 from amk.io.display import shown
@@ -262,8 +262,8 @@ def migrate_command(app: AppContext) -> None:
 
 
 @corpus_group.command("copy")
-@click.argument("src", metavar="SRC_URL")
-@click.argument("dst", metavar="DST_URL")
+@click.argument("src", metavar="SRC_URL", type=STORE_URL)
+@click.argument("dst", metavar="DST_URL", type=STORE_URL)
 @click.option("--batch-size", type=click.IntRange(1), default=10_000, show_default=True,
               help="Records per append (one transaction in the SQL stores).")
 @click.option("--allow-duplicates", is_flag=True,
