@@ -90,13 +90,22 @@ def _read_input(path: Path, fmt: str | None, options, progress=None):
     return records, problems
 
 
+def _named_device(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--device as given, refused (a usage error) when blank: it would be refused for every file read."""
+    if value is not None and not value.strip():
+        raise click.BadParameter(f"{value!r} names no device; give e.g. --device a100 or the full name "
+                                 "'NVIDIA A100-PCIE-40GB'.")
+    return value
+
+
 def input_options(func):
     """The options of commands that read tuning files: --format, --device, --t1, --kernel, --problem-size."""
     for option in reversed((
         click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES),
                      help="Force the file format instead of detecting it from the file's structure."),
-        click.option("--device", help="The device the data was measured on (overrides the file's; needed when it "
-                                      "names none: a Kernel Tuner cache with an empty device_name, a Triton file)."),
+        click.option("--device", callback=_named_device,
+                     help="The device the data was measured on (overrides the file's; needed when it "
+                          "names none: a Kernel Tuner cache with an empty device_name, a Triton file)."),
         click.option("--t1", "t1", type=click.Path(dir_okay=False, exists=True, path_type=Path),
                      help="T4 results: the T1 input file of their kernel (default: the one T1 file beside them)."),
         click.option("--kernel", help="T4 results without a T1 file: the kernel's name."),
