@@ -106,12 +106,26 @@ def find_kernel_dirs(root: Path) -> dict[str, list[Path]]:
 
     direct = caches(root)
     if direct:
-        return {root.name: direct}
+        return {root.resolve().name or str(root.resolve()): direct}  # '.' has no name of its own
     groups = {sub.name: caches(sub) for sub in sorted(root.iterdir()) if sub.is_dir()}
     groups = {k: v for k, v in groups.items() if v}
     if not groups:
         raise AmkError(f"{root} holds no Kernel Tuner cache files (*.json, *.json.gz), nor sub-folders with any.")
     return groups
+
+
+def _refuse_mixed_kernels(folder: str, files: Sequence[CacheFile]) -> None:
+    """AmkError when the caches of one folder are of several kernels: each would be held out against the
+    others' measurements of another kernel, as if they were other devices."""
+    kernels: dict[str, list[str]] = {}
+    for f in files:
+        workload = f.records[0].workload
+        kernels.setdefault(f"{workload.kind}:{workload.name}", []).append(f.path.name)
+    if len(kernels) > 1:
+        listed = "; ".join(f"{k}: {', '.join(names)}" for k, names in kernels.items())
+        raise AmkError(f"{folder}: the caches are of {len(kernels)} kernels ({listed}); simulate holds out the devices "
+                       "of one kernel: put each kernel's caches in a sub-folder of its own and pass the folder "
+                       "above them as --caches.")
 
 
 def load_cache(path: Path, device: str | None = None) -> CacheFile:
@@ -135,6 +149,13 @@ def load_cache(path: Path, device: str | None = None) -> CacheFile:
     problems = [i.problem for i in items if i.problem is not None]
     if not records:
         raise AmkError(f"{path}: no usable entries; check the file with 'amk corpus validate'.")
+    for item in items:
+        if item.note is not None:
+            warnings.warn(f"{item.note.where}: {item.note.message}", LeftOutWarning, stacklevel=2)
+    if problems:
+        warnings.warn(f"{path}: {len(problems)} entr{'y' if len(problems) == 1 else 'ies'} that could not be read "
+                      f"left out of the simulation (the first: {problems[0].where}: {problems[0].reason}); "
+                      f"'amk corpus validate {path}' lists each", LeftOutWarning, stacklevel=2)
     return CacheFile(path, records[0].device.name, records, problems)
 
 
@@ -363,6 +384,7 @@ def simulate(root: Path, *, budget: int = 500, seeds: int = 5, strategies: Seque
         progress(0, total_rows)
     for kernel, paths in kernels.items():
         files = [load_cache(p, (devices or {}).get(p.name) or (devices or {}).get(_stem(p))) for p in paths]
+        _refuse_mixed_kernels(kernel, files)
         labels = [f.device_label for f in files]
         if len(set(labels)) != len(labels):  # two files of one device: tell them apart by file name
             files = [attrs.evolve(f, device_label=_stem(f.path)) for f in files]

@@ -34,6 +34,11 @@ def test_global_options_are_accepted_after_the_command_too(run_amk, tmp_path):
     ["warm-start", "--workload", "kernel_tuner:k", "--problem-size", "4096,-1", "--device", "a100"],
     ["simulate", "--caches", ".", "--seeds", "0"],
     ["simulate", "--caches", ".", "--strategy", "randon"],
+    ["--store", "mysql://db/amk", "corpus", "stats"],
+    ["corpus", "stats", "--store", "jsonl:"],
+    ["corpus", "copy", "jsonl:a.jsonl", "b.sqlite"],
+    ["corpus", "import", "--device", " ", "."],
+    ["corpus", "validate", "--device", "", "."],
     ["nosuchcommand"],
 ], ids=lambda a: " ".join(a[:3]))
 def test_every_usage_error_exits_2_without_a_traceback(run_amk, args):

@@ -186,3 +186,14 @@ def test_a_list_holding_an_integer_too_large_for_a_float_is_kept_not_a_crash():
     huge = 10 ** 400
     assert without_nonfinite({"sizes": [1, huge, float("nan")]}, "", found) == {"sizes": [1, huge, None]}
     assert found == ["sizes[2]"]
+
+
+@pytest.mark.parametrize("time", [[1.0], {"ms": 1.0}])
+def test_a_cache_entry_whose_time_is_a_list_or_an_object_is_one_problem_naming_the_field(tmp_path, time):
+    header = {"device_name": "NVIDIA A100-PCIE-40GB", "kernel_name": "k", "problem_size": [64],
+              "tune_params_keys": ["bx"], "tune_params": {"bx": [32, 64]}, "objective": "time"}
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({**header, "cache": {"32": {"bx": 32, "time": time}, "64": {"bx": 64, "time": 2.0}}}))
+    records, [problem], _ = records_of(path)
+    assert len(records) == 1 and problem.where == f"{path}#32"
+    assert problem.reason.startswith(f"'time' is {time!r}") and "milliseconds" in problem.reason

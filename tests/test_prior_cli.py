@@ -99,6 +99,15 @@ def test_rank_reads_json_lines_and_keeps_the_order_of_an_untrained_prior(run_amk
     assert ['{"bx": 1}' in rows[0], '{"bx": 2}' in rows[1]] == [True, True]
 
 
+@pytest.mark.parametrize(("text", "what"), [("", "empty"), ("\n  \n", "empty"), ("[ ]", "an empty array")])
+def test_rank_of_a_file_without_candidates_is_an_error_not_an_empty_table(run_amk, tmp_path, text, what):
+    (tmp_path / "cands.json").write_text(text)
+    out = run_amk("--store", "jsonl:empty.jsonl", "rank", "cands.json", "--workload", "kernel_tuner:conv",
+                  "--device", "a100")
+    assert out.returncode == 1 and out.stdout == ""
+    assert f"cands.json: {what}: there are no candidates to rank" in out.stderr
+
+
 def test_rank_names_the_line_of_a_bad_candidate(run_amk, tmp_path):
     (tmp_path / "cands.jsonl").write_text('{"bx": 1}\n[1, 2]\n')
     out = run_amk("--store", "jsonl:empty.jsonl", "rank", "cands.jsonl", "--workload", "kernel_tuner:conv",

@@ -171,3 +171,22 @@ def test_stats_prints_a_shape_value_that_is_a_list_as_json(run_amk, tmp_path):
     done = run_amk("--store", "jsonl:a.jsonl", "corpus", "stats")
     assert done.returncode == 0, done.stderr
     assert 'key=[1024, "torch.float16"]' in done.stdout
+
+
+@pytest.mark.parametrize("url", ["jsonl:a.jsonl", "sqlite:a.sqlite"])
+def test_stats_has_a_row_per_shape_of_a_workload_measured_at_several(run_amk, tmp_path, url):
+    import attrs
+
+    from amk.core.workload import Workload
+
+    sizes = [[1024, 1024]] * 3 + [[2048, 2048]] * 2
+    records = [attrs.evolve(r, workload=Workload("kernel_tuner", "matmul", {"problem_size": size}))
+               for r, size in zip(RECORDS, sizes)]
+    with open_store(url.replace(":", f":{tmp_path}/", 1)) as store:
+        store.append(records)
+    done = run_amk("--store", url, "corpus", "stats")
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith("kernel_tuner:matmul")]
+    assert [row[1:] for row in rows] == [["3", "problem_size=[1024,", "1024]"], ["2", "problem_size=[2048,", "2048]"]]
+    shapes = json.loads(run_amk("--store", url, "corpus", "stats", "--json").stdout)["shapes"]["kernel_tuner:matmul"]
+    assert [(r["shape"]["problem_size"], r["records"]) for r in shapes] == [([1024, 1024], 3), ([2048, 2048], 2)]

@@ -119,6 +119,31 @@ def test_simulate_reads_one_sub_folder_per_kernel(run_amk, tmp_path):
     assert {(r["kernel"], r["device"]) for r in rows} == {(k, d) for k in ("k1", "k2") for d in ("a4000", "a100")}
 
 
+def test_simulate_refuses_a_folder_of_two_kernels_instead_of_taking_one_for_another_device(run_amk, tmp_path):
+    write_cache(tmp_path / "A4000.json", device_name="NVIDIA RTX A4000", kernel="k1")
+    write_cache(tmp_path / "A100.json", device_name="NVIDIA A100-PCIE-40GB", kernel="k1")
+    write_cache(tmp_path / "H100.json", device_name="NVIDIA H100 80GB HBM3", kernel="k2")
+    out = run_amk("simulate", "--caches", ".", "--budget", "3", "--seeds", "1", "--strategy", "random")
+    assert out.returncode == 1
+    assert "2 kernels (kernel_tuner:k1: A100.json, A4000.json; kernel_tuner:k2: H100.json)" in out.stderr
+    assert "a sub-folder of its own" in out.stderr
+
+
+def test_simulate_of_the_current_folder_names_its_kernel_says_the_entries_it_left_out_and_what_it_ran(
+        run_amk, tmp_path):
+    write_cache(tmp_path / "A4000.json", device_name="NVIDIA RTX A4000")
+    cache = json.loads(write_cache(tmp_path / "A100.json", device_name="NVIDIA A100-PCIE-40GB").read_text())
+    cache["cache"]["64,1"]["time"] = -1.0
+    (tmp_path / "A100.json").write_text(json.dumps(cache))
+    out = run_amk("simulate", "--caches", ".", "--budget", "3", "--seeds", "1", "--strategy", "random",
+                  "--json", "rows.json")
+    assert out.returncode == 0, out.stderr
+    assert {r["kernel"] for r in json.loads((tmp_path / "rows.json").read_text())} == {tmp_path.name}
+    assert "A100.json: 1 entry that could not be read left out of the simulation (the first: A100.json#64,1" \
+        in out.stderr
+    assert "amk was not among the strategies" in out.stdout and "amk needed" not in out.stdout
+
+
 def test_simulate_on_a_folder_without_caches_says_what_it_needs(run_amk, tmp_path):
     (tmp_path / "empty").mkdir()
     out = run_amk("simulate", "--caches", str(tmp_path / "empty"))

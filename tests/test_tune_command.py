@@ -126,6 +126,19 @@ def test_a_compiled_program_is_tuned_end_to_end_every_config_with_its_verdict_an
     assert again["best"]["latency_us"] < max(candidates[c]["measurement"]["latency_us"] for c in passed)
 
 
+def test_the_remeasure_note_counts_what_the_corpus_held_and_is_not_said_on_a_first_run(run_amk, tmp_path):
+    (tmp_path / "space.toml").write_text("[tune_params]\nx = [1, 2]\n")
+    (tmp_path / "amk.toml").write_text('[backend]\nname = "command"\nspace = "space.toml"\n'
+                                       'command = "echo time={x}"\npattern = "time=([0-9]+)"\n')
+    target = ["tune", "--workload", "bench:echo", "--device", "testbox", "--isolation", "thread", "--budget", "1"]
+    first = run_amk(*target)
+    assert first.returncode == 0, first.stderr
+    assert "measured again" not in first.stderr  # the corpus held nothing of this target
+    second = run_amk(*target)
+    assert second.returncode == 0, second.stderr
+    assert "the corpus held 1 measured record(s) of this workload on this device" in second.stderr
+
+
 # -- one measurement at a time, in this process -------------------------------------------------------
 WORKLOAD = Workload("bench", "demo", {"n": 8})
 DEVICE = Device("testbox")

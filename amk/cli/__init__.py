@@ -16,6 +16,7 @@ from amk.cli.config_cmd import config_group
 from amk.cli.context import AmkGroup, AppContext
 from amk.cli.corpus_cmd import corpus_group
 from amk.cli.doctor_cmd import doctor_command
+from amk.cli.params import STORE_URL
 from amk.cli.plugins_cmd import plugins_command
 from amk.cli.prior_cmd import evaluate_command, rank_command, warm_start_command
 from amk.cli.runs_cmd import runs_command
@@ -27,7 +28,7 @@ from amk.cli.tune_cmd import tune_command
 @click.version_option(__version__, prog_name="amk")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar=None,
               help="Config file to use (default: $AMK_CONFIG, ./amk.toml, or [tool.amk] in ./pyproject.toml).")
-@click.option("--store", "store_url", metavar="URL",
+@click.option("--store", "store_url", metavar="URL", type=STORE_URL,
               help="Store to use instead of the config's: jsonl:PATH, sqlite:PATH or postgresql://...")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or progress lines (results and errors still print).")
 @click.pass_context

@@ -11,7 +11,7 @@ import click
 
 from amk.cli.context import AppContext, pass_app, store_file_missing
 from amk.cli.output import note
-from amk.cli.params import FINITE
+from amk.cli.params import FINITE, STORE_URL
 from amk.cli.problems import echo_problems, echo_unreadable
 from amk.formats import EXPORT_NAMES, FORMATS
 from amk.io.display import shown
@@ -27,21 +27,45 @@ DATA_SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz", ".gz")
 FORMAT_CHOICES = [name for fmt in FORMATS for name in (fmt.name, *fmt.aliases)]
 
 
-def _input_files(paths: tuple[Path, ...]) -> list[Path]:
+def _input_files(paths: tuple[Path, ...], app: AppContext) -> list[Path]:
     """The files named, and the data files under each folder named (sorted); other files in a folder are
-    said in one note."""
-    files, skipped = [], []
+    said in one note, and so are the files amk itself keeps there (the store's file, the reports and state
+    under ``[tune] state_dir``): importing them would append the store to itself, or read a report as data."""
+    from amk.stores.files import file_identity
+    from amk.tuning.settings import tune_settings
+
+    store_path = getattr(app.config.options("store"), "path", None)
+    store_id = file_identity(store_path) if isinstance(store_path, str) else None
+    store_side = Path(store_path).resolve() if isinstance(store_path, str) else None  # its .columns.npz, .torn, .bak
+    state_dir = Path(tune_settings(app.config).state_dir).resolve()
+    files, skipped, own = [], [], []
     for path in paths:
         if not path.is_dir():
             files.append(path)
             continue
+        found_before = len(files)
         for found in sorted(p for p in path.rglob("*") if p.is_file()):
-            (files if found.name.endswith(DATA_SUFFIXES) else skipped).append(found)
+            where = found.resolve()
+            if file_identity(found) == store_id or where.is_relative_to(state_dir) or (
+                    store_side is not None and where.parent == store_side.parent
+                    and where.name.startswith(f"{store_side.name}.")):
+                own.append(found)
+            else:
+                (files if found.name.endswith(DATA_SUFFIXES) else skipped).append(found)
+        if len(files) == found_before:
+            click.echo(f"amk: note: {shown(path)}: the folder holds no data file to read", err=True)
+    if own:
+        click.echo(f"amk: note: {len(own)} file(s) in the folders given are amk's own (the store "
+                   f"{shown(store_path)}, the tune reports and state under {shown(state_dir)}) and were not read: "
+                   f"{_listed(own)}", err=True)
     if skipped:
-        listed = ", ".join(shown(p) for p in skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
         click.echo(f"amk: note: {len(skipped)} file(s) in the folders given are no data files "
-                   f"({', '.join(DATA_SUFFIXES)}) and were not read: {listed}", err=True)
+                   f"({', '.join(DATA_SUFFIXES)}) and were not read: {_listed(skipped)}", err=True)
     return files
+
+
+def _listed(paths: list[Path]) -> str:
+    return ", ".join(shown(p) for p in paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
 
 
 def _read_input(path: Path, fmt: str | None, options, progress=None):
@@ -66,13 +90,22 @@ def _read_input(path: Path, fmt: str | None, options, progress=None):
     return records, problems
 
 
+def _named_device(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--device as given, refused (a usage error) when blank: it would be refused for every file read."""
+    if value is not None and not value.strip():
+        raise click.BadParameter(f"{value!r} names no device; give e.g. --device a100 or the full name "
+                                 "'NVIDIA A100-PCIE-40GB'.")
+    return value
+
+
 def input_options(func):
     """The options of commands that read tuning files: --format, --device, --t1, --kernel, --problem-size."""
     for option in reversed((
         click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES),
                      help="Force the file format instead of detecting it from the file's structure."),
-        click.option("--device", help="The device the data was measured on (overrides the file's; needed when it "
-                                      "names none: a Kernel Tuner cache with an empty device_name, a Triton file)."),
+        click.option("--device", callback=_named_device,
+                     help="The device the data was measured on (overrides the file's; needed when it "
+                          "names none: a Kernel Tuner cache with an empty device_name, a Triton file)."),
         click.option("--t1", "t1", type=click.Path(dir_okay=False, exists=True, path_type=Path),
                      help="T4 results: the T1 input file of their kernel (default: the one T1 file beside them)."),
         click.option("--kernel", help="T4 results without a T1 file: the kernel's name."),
@@ -107,11 +140,17 @@ def import_command(app: AppContext, files: tuple[Path, ...], fmt: str | None, de
     skipped and counted.
     """
     from amk.core.records import content_id
+    from amk.stores.files import file_identity
 
     options = _import_options(device, t1, kernel, problem_size)
+    paths = _input_files(files, app)
     with app.open_store() as store:
+        itself = next((p for p in paths if store.identity() is not None and file_identity(p) == store.identity()), None)
+        if itself is not None:
+            raise click.UsageError(f"{shown(itself)} is the store being imported into ({shown(store.describe())}); "
+                                   "nothing was imported: leave it out of FILES, or choose another store with --store")
         total_bad = 0
-        for path in _input_files(files):
+        for path in paths:
             with app.progress(f"import {path.name}", unit="records") as progress:
                 records, problems = _read_input(path, fmt, options, progress)
             if allow_duplicates:
@@ -142,7 +181,8 @@ MAX_SHAPE_ROWS = 20  # shapes of one workload that stats lists a row each; the r
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @pass_app
 def stats_command(app: AppContext, as_json: bool) -> None:
-    """Counts of the store by device, workload (with its shape), kind and verdict."""
+    """Counts of the store by device, workload (one row per shape: a workload name measured at several
+    shapes or problem sizes has a row for each), kind and verdict."""
     import attrs
 
     with app.open_store(reading=True) as store:
@@ -180,13 +220,14 @@ def stats_command(app: AppContext, as_json: bool) -> None:
 @corpus_group.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @input_options
-def validate_command(files: tuple[Path, ...], fmt: str | None, device: str | None, t1: Path | None,
+@pass_app
+def validate_command(app: AppContext, files: tuple[Path, ...], fmt: str | None, device: str | None, t1: Path | None,
                      kernel: str | None, problem_size: str | None) -> None:
     """Check FILES (and the data files under folders) without importing: every bad entry is reported as
     FILE:LINE (or FILE#KEY): reason; every file is checked, and the command exits 1 if any entry was bad."""
     options = _import_options(device, t1, kernel, problem_size)
     bad = 0
-    for path in _input_files(files):
+    for path in _input_files(files, app):
         records, problems = _read_input(path, fmt, options)
         echo_problems(problems)
         bad += len(problems)
@@ -206,8 +247,8 @@ def migrate_command(app: AppContext) -> None:
 
 
 @corpus_group.command("copy")
-@click.argument("src", metavar="SRC_URL")
-@click.argument("dst", metavar="DST_URL")
+@click.argument("src", metavar="SRC_URL", type=STORE_URL)
+@click.argument("dst", metavar="DST_URL", type=STORE_URL)
 @click.option("--batch-size", type=click.IntRange(1), default=10_000, show_default=True,
               help="Records per append (one transaction in the SQL stores).")
 @click.option("--allow-duplicates", is_flag=True,

@@ -34,3 +34,25 @@ class FiniteFloat(click.ParamType):
 
 FINITE = FiniteFloat()
 FINITE_NON_NEGATIVE = FiniteFloat(0.0)
+
+
+class StoreUrl(click.ParamType):
+    """A store URL (``jsonl:PATH``, ``sqlite:PATH``, ``postgresql://...``, a plugin's) whose scheme names an
+    installed store and whose form that store accepts; checked when the command line is read (exit 2),
+    nothing is opened."""
+
+    name = "url"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from amk.core.config import parse_store_url
+        from amk.core.errors import AmkError
+        from amk.core.plugins import get_registry
+
+        try:
+            parse_store_url(value, get_registry())
+        except AmkError as exc:
+            self.fail(str(exc), param, ctx)
+        return value
+
+
+STORE_URL = StoreUrl()

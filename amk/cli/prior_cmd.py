@@ -109,6 +109,10 @@ def _read_candidates(path: str) -> list[dict[str, Any]]:
             except ValidationError as exc:
                 raise ValidationError(f"{path}:{lineno}: {exc}; one config object per line.") from None
             where.append(f"{path}:{lineno}")
+    if not items:
+        what = "an empty array" if stripped else "empty"
+        raise ValidationError(f"{'stdin' if path == '-' else path}: {what}: there are no candidates to rank; give a "
+                              "JSON array of config objects, or one per line.")
     for item, w in zip(items, where):
         if not isinstance(item, dict):
             raise ValidationError(f"{w}: a candidate must be a JSON object of knob -> value, got {item!r}.")

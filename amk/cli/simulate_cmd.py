@@ -50,9 +50,9 @@ def simulate_command(app: AppContext, caches: Path, budget: int, seeds: int, str
     import attrs
 
     from amk.cli.output import note, plural, table
+    from amk.core.errors import ValidationError
     from amk.core.featurizer import Featurizer
     from amk.core.ranker import Ranker
-    from amk.core.errors import ValidationError
     from amk.simulate import runnable_strategies, simulate, summarize, write_curves_plot
     from amk.tuning.settings import tune_settings
 
@@ -78,14 +78,11 @@ def simulate_command(app: AppContext, caches: Path, budget: int, seeds: int, str
             "" if r.score is None or math.isnan(r.score) else f"{r.score:.2f}", r.note)
            for r in rows], right=("EVALS TO 5%", "EVALS TO 1%", "SCORE"))
     summary = summarize(rows)
-    click.echo(f"amk needed fewer evaluations to 5% than every baseline on {summary['amk_fewer_than_every_baseline']} "
-               f"of {plural(summary['targets'], 'target')} (no more than every baseline on "
-               f"{summary['amk_no_more_than_every_baseline']}); median {_fmt(summary['amk_median_evals_to_5pct'])}. "
-               f"Budget {budget}, {plural(seeds, 'seed')}; replayed latencies, not measured here.")
-    for baseline, counts in summary["amk_against_each_baseline"].items():
-        never = f", neither within the budget on {counts['never']}" if counts["never"] else ""
-        click.echo(f"  against {baseline}: fewer on {counts['fewer']}, as many on {counts['equal']}, "
-                   f"more on {counts['more']}{never}")
+    if "amk" not in chosen:
+        click.echo(f"amk was not among the strategies (--strategy amk adds it): no comparison with it. Budget {budget}, "
+                   f"{plural(seeds, 'seed')}; replayed latencies, not measured here.")
+    else:
+        _echo_summary(summary, budget, seeds)
     plot_path = plot_path or Path(".amk") / "simulate" / f"{caches.resolve().name}.png"
     why_not = write_curves_plot(rows, plot_path)
     if why_not:
@@ -95,6 +92,20 @@ def simulate_command(app: AppContext, caches: Path, budget: int, seeds: int, str
     if json_path:
         json_path.write_text(json.dumps([attrs.asdict(r) for r in rows], indent=1))
         click.echo(f"rows written to {json_path}")
+
+
+def _echo_summary(summary: dict, budget: int, seeds: int) -> None:
+    """How amk did against the baselines, over every held-out target."""
+    from amk.cli.output import plural
+
+    click.echo(f"amk needed fewer evaluations to 5% than every baseline on {summary['amk_fewer_than_every_baseline']} "
+               f"of {plural(summary['targets'], 'target')} (no more than every baseline on "
+               f"{summary['amk_no_more_than_every_baseline']}); median {_fmt(summary['amk_median_evals_to_5pct'])}. "
+               f"Budget {budget}, {plural(seeds, 'seed')}; replayed latencies, not measured here.")
+    for baseline, counts in summary["amk_against_each_baseline"].items():
+        never = f", neither within the budget on {counts['never']}" if counts["never"] else ""
+        click.echo(f"  against {baseline}: fewer on {counts['fewer']}, as many on {counts['equal']}, "
+                   f"more on {counts['more']}{never}")
 
 
 def _refuse_devices_of_no_cache(devices: dict[str, str], caches: Path) -> None:

@@ -184,9 +184,10 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
         why = ("the backend is deterministic" if backend.deterministic else "[tune] remeasure = false")
         click.echo(f"corpus: {state.known} config(s) already evaluated by {backend.name} {backend.version} for this "
                    f"workload and device were taken, not evaluated again ({why})")
-    elif backend.measurement_kind is MeasurementKind.MEASURED:
-        note("configs the corpus already measured here are measured again when picked ([tune] remeasure = true: "
-             "a measurement from another session is not comparable with this session's)")
+    elif backend.measurement_kind is MeasurementKind.MEASURED and (held := _measured_here(corpus, workload, dev)):
+        note(f"the corpus held {held} measured record(s) of this workload on this device; a config among them is "
+             "measured again when picked ([tune] remeasure = true: a measurement from another session is not "
+             "comparable with this session's)")
     click.echo(shown(f"warm start: {', '.join(state.warm_sources) or target.unseeded or 'none (cold start)'}"))
     if target.skipped_seeds:
         click.echo(f"warm start: {target.skipped_seeds} corpus seed(s) left out: {target.skipped_text}")
@@ -204,6 +205,19 @@ def tune_command(app: AppContext, workload_spec: str, shape: str | None, problem
         click.echo(f"plot {report['plot']}")
     else:
         note(report["plot_note"])
+
+
+def _measured_here(corpus, workload, dev) -> int:
+    """How many measured records ``corpus`` holds of ``workload`` on ``dev`` (before this run)."""
+    import numpy as np
+
+    from amk.core.records import MeasurementKind
+
+    workloads = [i for i, w in enumerate(corpus.workloads) if w.key == workload.key]
+    devices = [i for i, d in enumerate(corpus.devices) if d.name == dev.name]
+    rows = corpus.mask(kinds=(MeasurementKind.MEASURED,)) & np.isin(corpus.workload_index, workloads) & \
+        np.isin(corpus.device_index, devices)
+    return int(rows.sum())
 
 
 def _echo_best(report: dict, target) -> None:

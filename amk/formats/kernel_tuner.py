@@ -123,7 +123,7 @@ def _marker(entry: Mapping[str, Any], params: set[str]) -> tuple[str, str] | Non
         if isinstance(value, str) and value:
             return value, field
     time = entry.get("time")
-    if time in FAILURE_VERDICTS:
+    if isinstance(time, str) and time in FAILURE_VERDICTS:
         return time, "time"
     if is_finite_number(time):
         return None  # a measured time: markers of Kernel Tuner <= 1.3 stand in place of the time
