@@ -32,6 +32,8 @@ def test_global_options_are_accepted_after_the_command_too(run_amk, tmp_path):
     ["tune", "--workload", "decode:x", "--shape", LLAMA_1B, "--device", "h100", "--backend-option", "novalue"],
     ["tune", "--workload", "decode:x", "--shape", LLAMA_1B, "--device", "h100", "--backend-option", "nokey=1"],
     ["warm-start", "--workload", "kernel_tuner:k", "--problem-size", "4096,-1", "--device", "a100"],
+    ["warm-start", "--workload", "kernel_tuner:k", "--problem-size", "1024,,1024", "--device", "a100"],
+    ["warm-start", "--workload", "kernel_tuner:k", "--problem-size", ",", "--device", "a100"],
     ["simulate", "--caches", ".", "--seeds", "0"],
     ["simulate", "--caches", ".", "--strategy", "randon"],
     ["--store", "mysql://db/amk", "corpus", "stats"],
@@ -178,3 +180,10 @@ def test_simulate_refuses_a_device_for_a_file_that_is_none_of_the_caches(run_amk
     named = run_amk("simulate", "--caches", str(folder), "--budget", "2", "--seeds", "1", "--strategy", "random",
                     "--device", "A4000=a4000")
     assert named.returncode == 0, named.stderr
+
+
+def test_a_problem_size_reads_as_kernel_tuner_keeps_it():
+    from amk.cli.target import parse_problem_size
+
+    assert parse_problem_size("4096") == 4096 and parse_problem_size("4096,") == [4096]
+    assert parse_problem_size(" 1024, 2048 ") == [1024, 2048] and parse_problem_size("bx*64,8") == ["bx*64", 8]

@@ -99,8 +99,10 @@ def test_invalid_toml_names_the_file(project, registry):
 
 
 def test_a_missing_config_file_is_a_clear_error(project, registry):
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ConfigError, match="'.*nope.toml' given by --config is missing or no regular file"):
         load_config(project / "nope.toml", cwd=project, registry=registry)
+    with pytest.raises(ConfigError, match="'/dev/null' given by --config is missing or no regular file"):
+        load_config("/dev/null", cwd=project, registry=registry)
 
 
 def test_a_store_url_selects_the_store_and_its_path_relative_to_the_file(project, registry):
@@ -112,7 +114,13 @@ def test_a_store_url_selects_the_store_and_its_path_relative_to_the_file(project
 
 def test_a_store_url_with_an_unknown_scheme_lists_the_known_ones(project, registry):
     (project / "amk.toml").write_text('[store]\nurl = "mongo://x"\n')
-    with pytest.raises(ConfigError, match=r"no known scheme; use one of .*'jsonl:'"):
+    with pytest.raises(ConfigError, match=r"amk.toml: \[store\] store URL 'mongo://x' has no known scheme; use one of .*'jsonl:'"):
+        load_config(cwd=project, registry=registry)
+
+
+def test_a_store_url_that_names_no_file_names_the_config_file(project, registry):
+    (project / "amk.toml").write_text('[store]\nurl = "jsonl:"\n')
+    with pytest.raises(ConfigError, match=r"amk.toml: \[store\] store URL 'jsonl:' names no file"):
         load_config(cwd=project, registry=registry)
 
 

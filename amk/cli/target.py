@@ -37,10 +37,12 @@ def parse_problem_size(text: str) -> Any:
     """A Kernel Tuner problem size from ``N,N,...``, as Kernel Tuner keeps it: a list, or a single number
     ("4096" names the number, "4096," a list of one); an item that is not an integer is kept as text
     (an expression such as ``bx*64``, or ``callable``). click.BadParameter (a usage error) when malformed."""
-    items = [p.strip() for p in text.split(",") if p.strip()]
-    if not items:
-        raise click.BadParameter(f"{text!r} must be N,N,... (integers, or expressions kept as text).",
-                                 param_hint="'--problem-size'")
+    items = [p.strip() for p in text.split(",")]
+    if len(items) > 1 and not items[-1]:  # "4096,": a list of one
+        items.pop()
+    if not all(items):  # "1024,,1024" is a typo, not [1024, 1024]
+        raise click.BadParameter(f"{text!r} must be N,N,... with no empty item (integers, or expressions kept as "
+                                 "text).", param_hint="'--problem-size'")
     sizes = [int(p) if p.lstrip("-").isdigit() else p for p in items]
     if any(isinstance(size, int) and size < 1 for size in sizes):
         raise click.BadParameter(f"{text!r}: sizes must be positive integers (or expressions kept as text).",

@@ -28,7 +28,7 @@ import cattrs
 from cattrs.errors import ClassValidationError
 from cattrs.v import format_exception
 
-from amk.core.errors import ConfigError, PluginError, ValidationError
+from amk.core.errors import AmkError, ConfigError, PluginError, ValidationError
 from amk.core.inputs import strict_converter
 from amk.core.kinds import KIND_NAMES, KINDS, kind_named, kind_of
 from amk.core.plugins import Registry, get_registry
@@ -178,13 +178,13 @@ def find_config_file(explicit: str | os.PathLike | None = None, cwd: Path | None
     if explicit:
         path = Path(explicit)
         if not path.is_file():
-            raise ConfigError(f"config file {str(path)!r} given by --config does not exist; check the path.")
+            raise ConfigError(f"config file {str(path)!r} given by --config is missing or no regular file; check the path.")
         return path, "--config"
     env = os.environ.get(ENV_VAR)
     if env:
         path = Path(env)
         if not path.is_file():
-            raise ConfigError(f"config file {env!r} named by ${ENV_VAR} does not exist; fix or unset ${ENV_VAR}.")
+            raise ConfigError(f"config file {env!r} named by ${ENV_VAR} is missing or no regular file; fix or unset ${ENV_VAR}.")
         return path, f"${ENV_VAR}"
     if (cwd / CONFIG_FILE).is_file():
         return cwd / CONFIG_FILE, CONFIG_FILE
@@ -243,7 +243,10 @@ def load_config(explicit: str | os.PathLike | None = None, cwd: Path | None = No
             url = section.pop("url")
             if not isinstance(url, str):
                 raise ConfigError(f"{where}: [store] url must be a string, got {url!r}.")
-            name, url_options = parse_store_url(url, registry)
+            try:
+                name, url_options = parse_store_url(url, registry)
+            except AmkError as exc:  # a URL of no known scheme, or naming no file
+                raise ConfigError(f"{where}: [store] {exc}") from None
             section = {**url_options, **section}
             origins = {"name": where, **{k: where for k in section}}
         else:

@@ -1,8 +1,6 @@
-"""amk's error hierarchy: every error a user can cause derives from :class:`AmkError`.
-
-Each message is one sentence that names the bad value and says what to do next; the CLI prints it
-without a traceback and exits 1 (2 for usage errors). Every amk error class lives in this module.
-"""
+"""amk's error hierarchy: every error a user can cause derives from :class:`AmkError`. Each message is one
+sentence that names the bad value and says what to do next; the CLI prints it without a traceback and exits
+1 (2 for usage errors). Every amk error class lives in this module."""
 
 from __future__ import annotations
 
@@ -13,9 +11,7 @@ class AmkError(Exception):
 
 class LeftOutWarning(UserWarning):
     """Data amk read but did not use (seeds, rows, entries), with how many and why: never left out silently.
-
-    The ``amk`` command prints each as one ``amk: note:`` line; a library caller sees a Python warning.
-    """
+    The ``amk`` command prints each as one ``amk: note:`` line; a library caller sees a Python warning."""
 
 
 class Interrupted(KeyboardInterrupt):
