@@ -49,6 +49,13 @@ def test_a_config_measured_several_times_ranks_by_its_median_not_its_luckiest_sa
     assert seeds[1].relative == 2.5  # the median's latency over the best config's
 
 
+def test_a_cold_start_for_a_typod_workload_name_names_the_close_ones():
+    records = [record(kernel("matmul_kernel"), "a100", {"x": 1}, 10.0)]
+    assert cold_start_reason(kernel("matmul_kernl"), "a100", records).endswith(
+        "transfers to kernel_tuner:matmul_kernl (did you mean kernel_tuner:matmul_kernel?)")
+    assert "did you mean" not in cold_start_reason(kernel("zzz"), "a100", records)
+
+
 def test_no_rows_for_another_device_and_no_known_specs_is_a_cold_start():
     records = [record(kernel(), "a100", {"x": 1}, 10.0)]
     assert warm_start(kernel(), Device("mystery-gpu"), records) == []

@@ -6,6 +6,7 @@ sentence with what to do. Shapes come from the records (never from names).
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import math
@@ -171,7 +172,10 @@ def cold_start_reason(workload: Workload, device: Device | str, corpus: Corpus |
         return (f"the corpus has {workload.kind}:{workload.name} only with shapes of another form ({shapes}; given: "
                 f"{given}): give one of that form (--problem-size or --shape)")
     if not transferable:
-        return f"no {kind_names} record in the corpus transfers to {workload.kind}:{workload.name}"
+        names = sorted({w.name for w in (columns.workloads[i] for i in present) if w.kind == workload.kind})
+        close = difflib.get_close_matches(workload.name, names, n=3)  # a typo'd name
+        hint = f" (did you mean {' or '.join(f'{workload.kind}:{n}' for n in close)}?)" if close else ""
+        return f"no {kind_names} record in the corpus transfers to {workload.kind}:{workload.name}{hint}"
     rows = usable & np.isin(columns.workload_index, transferable)
     if not np.isfinite(device_distance(target, [columns.devices[i] for i in np.unique(columns.device_index[rows])])).any():
         return (f"the corpus has this workload only on devices whose specs cannot be compared with "
