@@ -366,7 +366,7 @@ def _candidate_space(dists: Mapping[str, Any], corpus: CorpusColumns, workload: 
             return None
         size *= len(choices)
         knobs.append(Knob(name, tuple(choices)))
-    return SearchSpace(knobs) if size <= limit else None
+    return SearchSpace(knobs, default_known=False) if size <= limit else None  # no default anyone chose
 
 
 def _enqueue(study: Any, dists: Mapping[str, Any], corpus: CorpusColumns, workload: Workload, device: Device,
