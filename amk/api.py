@@ -167,7 +167,9 @@ def tune(objective: Objective, space: SearchSpace | Mapping[str, Any], *, restri
     :param kind: ``"measured"`` (A/B re-measures a faster config before keeping it) or ``"predicted"``
         (a cost model: kept at once, and learns only from predictions).
     :param resume: continue the run whose state file is at ``state_path`` (default: one per target under
-        ``[tune] state_dir``); records it appended and the state missed are taken back from the store.
+        ``[tune] state_dir``); records it appended and the state missed are taken back from the store. A
+        run resumes only with the store, space, restrictions, unit and kind it started with (TuneStateError
+        naming what differs otherwise, :mod:`amk.tuning.binding`).
     :param settings: ``[tune]`` keys over the config file's (``{"policy": "prior", "ab_rounds": 3}``) or a
         TuneSettings.
     :param config: the amk config file (or an AmkConfig); None: the usual search (``amk.toml``, ...).

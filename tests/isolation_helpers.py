@@ -31,6 +31,7 @@ class MisbehavingBackend(Backend):
     name = "misbehave"
     version = "1"
     measurement_kind = MeasurementKind.PREDICTED  # no A/B re-measurement: one measurement per evaluation
+    resumable_options = frozenset({"sleep_s", "pid_dir", "chatty"})  # slower or chattier, the same latencies
 
     @attrs.frozen
     class Options:

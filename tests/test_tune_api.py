@@ -112,6 +112,38 @@ def test_a_resumed_run_goes_on_where_it_stopped_without_measuring_a_config_twice
     assert json.loads(resumed.state_path.read_text())["run_id"] == first.report["run_id"]
 
 
+def linear(config: dict) -> float:
+    return 10.0 + config["x"] + config.get("y", 0)
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    ({"store": "jsonl:other.jsonl"}, "the store: the run's records are in jsonl:"),
+    ({"space": {"x": [0, 1, 2, 3, 4]}}, "knob 'x' choices were [0, 1, 2, 3], now [0, 1, 2, 3, 4]"),
+    ({"space": {"x": [0, 1, 2, 3], "y": [0, 1]}}, "knob 'y' is new"),
+    ({"restrictions": ["x < 3"]}, "restriction 'x < 3' is new"),
+    ({"unit": "s"}, "the unit: 'ms' then, 's' now"),
+    ({"kind": "measured"}, "the measurement kind: 'predicted' then, 'measured' now"),
+])
+def test_resuming_against_other_inputs_than_the_run_started_with_is_refused_saying_what_differs(
+        corpus, change, says):
+    from amk.core.errors import TuneStateError
+
+    first = {"space": {"x": [0, 1, 2, 3]}, "kind": "predicted", "store": corpus}
+    amk.tune(linear, **first, budget=2)
+    with pytest.raises(TuneStateError) as refused:
+        amk.tune(linear, **{**first, **change}, budget=4, resume=True)
+    assert says in str(refused.value) and "without --resume (resume=False" in str(refused.value)
+
+
+def test_a_resume_naming_the_same_store_file_another_way_goes_on(corpus, tmp_path):
+    space = {"x": list(range(8))}
+    first = amk.tune(linear, space, kind="predicted", budget=2, store="jsonl:corpus.jsonl")
+    resumed = amk.tune(linear, space, kind="predicted", budget=4, store=corpus, resume=True)  # the absolute path
+    again = amk.tune(linear, space, kind="predicted", budget=5, store="jsonl:./corpus.jsonl", resume=True)
+    assert again.report["run_id"] == resumed.report["run_id"] == first.report["run_id"]
+    assert again.evaluations == 5 and again.report["sessions"] == 3
+
+
 def test_process_isolation_is_refused_with_what_to_use_instead(corpus):
     with pytest.raises(ConfigError, match="command backend"):
         amk.tune(lambda c: 1.0, {"x": [1]}, settings={"isolation": "process"}, store=corpus)

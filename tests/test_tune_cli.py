@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,27 @@ def test_tune_resume_continues_a_finished_run_to_a_larger_budget(run_amk, tmp_pa
     assert report["evaluations"] == 9 and report["sessions"] == 2
     records = _records(tmp_path / ".amk" / "corpus.jsonl")
     assert len({json.dumps(r["config"], sort_keys=True) for r in records}) == len(records) == 9
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    (["--store", "jsonl:other.jsonl"], (r"the store: the run's records are in jsonl:\S*/\.amk/corpus\.jsonl, this "
+                                        r"call's store is jsonl:\S*/other\.jsonl")),
+    (["--backend-option", "layers=4"], r"the backend option layers: 0 then, 4 now"),
+])
+def test_tune_resume_against_another_store_or_backend_option_is_refused_saying_what_differs(run_amk, change, says):
+    assert run_amk("tune", *DECODE, "--device", "a100", "--budget", "3").returncode == 0
+    store, options = (change, []) if change[0] == "--store" else ([], change)
+    out = run_amk(*store, "tune", *DECODE, "--device", "a100", *options, "--budget", "6", "--resume")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert re.search(says, " ".join(out.stderr.split())) and "start a new run without --resume" in out.stderr
+
+
+def test_tune_resume_with_the_store_named_by_its_absolute_path_goes_on(run_amk, tmp_path):
+    assert run_amk("tune", *DECODE, "--device", "a100", "--budget", "3").returncode == 0
+    out = run_amk("--store", f"jsonl:{tmp_path / '.amk' / 'corpus.jsonl'}", "tune", *DECODE, "--device", "a100",
+                  "--budget", "5", "--resume", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["evaluations"] == 5
 
 
 def test_tune_resume_without_a_previous_run_is_an_error_that_says_what_to_do(run_amk):

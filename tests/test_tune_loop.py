@@ -241,6 +241,57 @@ def test_a_state_file_is_replaced_atomically_and_reads_back(tmp_path):
     assert attrs.asdict(loaded) == attrs.asdict(result.state)
 
 
+def test_a_resume_with_a_backend_option_that_changes_latencies_is_refused_naming_it(tmp_path):
+    from amk.core.errors import TuneStateError
+
+    path, store = tmp_path / "s.json", JsonlStore(JsonlStore.Options(path=str(tmp_path / "c.jsonl")))
+    target, settings = target_for(ToyBackend())
+    tune(target, settings, budget=2, store=store, state_path=path)
+    noisy, settings = target_for(ToyBackend(ToyBackend.Options(noise=0.1)))
+    with pytest.raises(TuneStateError, match=r"the backend option noise: 0.0 then, 0.1 now"):
+        tune(noisy, settings, budget=4, store=store, state_path=path, resume=True)
+
+
+def test_a_resume_whose_space_enumerates_other_configs_under_the_same_knobs_is_refused(tmp_path):
+    from amk.core.errors import TuneStateError
+
+    path = tmp_path / "s.json"
+    target, settings = target_for(ToyBackend())
+    tune(target, settings, budget=2, state_path=path)
+    fewer, settings = target_for(ToyBackend(), max_candidates=8)  # a callable restriction's change looks alike
+    with pytest.raises(TuneStateError, match=r"configs: 16 configs, sha256 \w+ then, 8 configs, sha256 \w+ now"):
+        tune(fewer, settings, budget=4, state_path=path, resume=True)
+
+
+def test_a_run_killed_before_its_first_record_created_the_store_file_resumes_on_that_file(tmp_path):
+    from amk.tuning.binding import store_identity
+
+    path, corpus = tmp_path / "s.json", tmp_path / "c.jsonl"
+    store = JsonlStore(JsonlStore.Options(path=str(corpus)))
+    target, settings = target_for(ToyBackend())
+    first = tune(target, settings, budget=2, store=store, state_path=path)
+    state = json.loads(path.read_text())
+    state["bound"]["store_identity"] = ["path", str(corpus)]  # as saved before the file existed
+    path.write_text(json.dumps(state))
+    assert store_identity(store) != state["bound"]["store_identity"]
+    resumed = tune(target, settings, budget=3, store=store, state_path=path, resume=True)
+    assert resumed.state.run_id == first.state.run_id and len(resumed.state.trials) == 3
+
+
+def test_a_state_from_before_amk_kept_its_binding_resumes_with_a_note_that_it_was_not_checked(tmp_path):
+    from amk.core.errors import LeftOutWarning
+
+    path = tmp_path / "s.json"
+    target, settings = target_for(ToyBackend())
+    tune(target, settings, budget=2, state_path=path)
+    state = json.loads(path.read_text())
+    del state["bound"]
+    path.write_text(json.dumps(state))
+    with pytest.warns(LeftOutWarning, match="predates the record of the store and search space"):
+        resumed = tune(target, settings, budget=3, state_path=path, resume=True)
+    assert len(resumed.state.trials) == 3 and json.loads(path.read_text())["bound"] is not None
+
+
 def test_the_minutes_limit_stops_the_loop():
     target, settings = target_for(ToyBackend(ToyBackend.Options(sleep_s=0.05)))
     result = tune(target, settings, budget=0, minutes=0.2 / 60)

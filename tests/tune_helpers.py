@@ -75,6 +75,7 @@ class ToyBackend(Backend):
 
     name: ClassVar[str] = "toy"
     version: ClassVar[str] = "1"
+    resumable_options: ClassVar[frozenset[str]] = frozenset({"sleep_s"})  # slower, the same latencies
 
     @attrs.frozen
     class Options:

@@ -313,6 +313,8 @@ class CommandBackend(Backend):
     version: ClassVar[str] = "1"
     measurement_kind: ClassVar[MeasurementKind] = MeasurementKind.MEASURED
     isolation: ClassVar[str] = "process"  # a hung or crashing program costs one record, not the run
+    # Options a resumed tune run may change (amk.tuning.binding): they bound a run, not the latency it reports.
+    resumable_options: ClassVar[frozenset[str]] = frozenset({"timeout_s"})
 
     @attrs.frozen
     class Options:

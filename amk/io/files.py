@@ -80,3 +80,13 @@ def write_atomically(path: str | os.PathLike, data: str | bytes, what: str) -> N
     """Write ``data`` as the whole of ``path``, atomically (see :func:`atomic_file`); raises FileWriteError."""
     with atomic_file(path, what, mode="wb" if isinstance(data, bytes) else "w") as f:
         f.write(data)
+
+
+def file_identity(path: str | os.PathLike) -> tuple:
+    """What makes two paths one file, however they are spelled (``a.jsonl``, ``./a.jsonl``, a symlink, a hard
+    link): its device and inode; for a file that does not exist yet, its resolved path."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ("path", os.path.realpath(path))
+    return ("file", st.st_dev, st.st_ino)

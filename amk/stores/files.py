@@ -1,4 +1,4 @@
-"""A file store's own files: what makes two paths one store, and backups under names no other file holds.
+"""A file store's own files: backups under names no other file holds.
 
 A backup takes a name no file has (``os.link`` and ``O_EXCL`` fail rather than replace, and never follow a
 symlink planted there), so two backups made in the same second are two files.
@@ -48,16 +48,6 @@ def create_exclusive(directory: Path, stem: str, suffix: str = "") -> tuple[int,
         except FileExistsError:
             continue
     raise FileExistsError(f"no unique name for {stem} in {directory}")
-
-
-def file_identity(path: str | os.PathLike) -> tuple:
-    """What makes two paths one file, however they are spelled (``a.jsonl``, ``./a.jsonl``, a symlink, a hard
-    link): its device and inode; for a file that does not exist yet, its resolved path."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return ("path", os.path.realpath(path))
-    return ("file", st.st_dev, st.st_ino)
 
 
 def non_empty_path(instance: Any, attribute: attrs.Attribute, value: str) -> None:

@@ -48,7 +48,8 @@ from amk.core.migrations import SCHEMA_VERSION
 from amk.core.records import Record, record_from_dict, record_id, record_to_json
 from amk.core.store import CorpusProblem, CorpusQuery, CorpusStats, Store, match_key, shape_counts
 from amk.core.workload import Workload
-from amk.stores.files import create_exclusive, file_identity, link_unique, non_empty_path
+from amk.io.files import file_identity
+from amk.stores.files import create_exclusive, link_unique, non_empty_path
 
 if TYPE_CHECKING:
     from amk.stores.jsonl_columns import ColumnsRead

@@ -26,9 +26,9 @@ import attrs
 from amk.core.errors import StoreError
 from amk.core.migrations import SCHEMA_VERSION
 from amk.core.records import Record, record_id
-from amk.io.files import write_error
+from amk.io.files import file_identity, write_error
 from amk.stores import sql
-from amk.stores.files import create_exclusive, file_identity, non_empty_path
+from amk.stores.files import create_exclusive, non_empty_path
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS amk_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

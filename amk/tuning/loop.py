@@ -28,6 +28,7 @@ from amk.core.errors import ConfigError, Interrupted, InvalidConfigError
 from amk.core.plugins import Registry
 from amk.core.records import Measurement, MeasurementKind, Provenance, Record, Verdict
 from amk.core.store import CorpusQuery, Store
+from amk.tuning.binding import RunBinding, binding_of, check_binding, store_identity
 from amk.tuning.gates import ab_decision, floor_guard
 from amk.tuning.isolation import Measurer, make_measurer
 from amk.tuning.policy import OrderingPolicy, make_policy
@@ -149,6 +150,7 @@ class _Session:
         self.store = store
         self.state_path = state_path
         self.records: list[Record] = []
+        self._identity_taken = False
         self.rng = np.random.default_rng()
         self.rng.bit_generator.state = state.rng_state
         self.untried = np.ones(len(target.candidates), dtype=bool)
@@ -273,6 +275,11 @@ class _Session:
         return trial
 
     def save(self) -> None:
+        if self.records and not self._identity_taken and self.store is not None and self.state.bound is not None:
+            # A store may only have its lasting identity once it holds a record (a JSONL file is created by
+            # its first append): what a resume compares.
+            self.state.bound.store_identity = store_identity(self.store)
+            self._identity_taken = True
         self.state.rng_state = self.rng.bit_generator.state
         self.state.elapsed_s = round(self.elapsed, 3)
         self._completed = self._as_completed()
@@ -362,11 +369,11 @@ def _start_from_known(state: TuneState, target: TuneTarget, known: Mapping[int, 
         state.incumbent_key, state.incumbent_us = target.keys[i], best_us
 
 
-def new_state(target: TuneTarget, seed: int) -> TuneState:
+def new_state(target: TuneTarget, seed: int, bound: RunBinding | None = None) -> TuneState:
     return TuneState(
         run_id=uuid.uuid4().hex[:12], target=target.target_id, seed=seed,
         rng_state=_json_safe_rng_state(np.random.default_rng(seed)),
-        seed_queue=list(target.seeds), warm_sources=list(target.seed_sources),
+        seed_queue=list(target.seeds), warm_sources=list(target.seed_sources), bound=bound,
     )
 
 
@@ -424,11 +431,14 @@ def _tune(target: TuneTarget, settings: TuneSettings, seed: int, budget: int, mi
         if state_path is None:
             raise ConfigError("resuming needs the state file of the run; pass its path.")
         state = TuneState.load(state_path, target.target_id)
+        bound = binding_of(target, store)
+        check_binding(state.bound, bound, state_path)
+        state.bound = bound  # the same inputs, as this session names them (a file its first record created)
         state.sessions += 1
         state.stop_reason = None
         replay = adopt_from_store(state, target, store, settings.ab_rounds)
     else:
-        state = new_state(target, seed)
+        state = new_state(target, seed, binding_of(target, store))
         replay = {}
     known = known_results(target, store, state.run_id) if takes_known_results(target.backend, settings) else {}
     _start_from_known(state, target, known)

@@ -24,6 +24,7 @@ from amk.core.errors import TuneStateError, ValidationError
 from amk.core.inputs import parse_json, strict_converter
 from amk.core.records import Verdict
 from amk.io.files import write_atomically
+from amk.tuning.binding import RunBinding
 
 STATE_VERSION = 1
 _converter = strict_converter(forbid_extra_keys=True, detailed_validation=True)
@@ -65,6 +66,9 @@ class TuneState:
     known: int = 0
     known_best_us: float | None = None
     known_best_source: str | None = None
+    # The store, search space and measurement the trials were made with (amk.tuning.binding): a resume with
+    # other ones is refused. None: a state written before amk kept it (resumed, with a warning).
+    bound: RunBinding | None = None
     version: int = STATE_VERSION
 
     def save(self, path: Path) -> None:
