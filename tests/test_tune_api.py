@@ -142,6 +142,11 @@ def test_a_resume_naming_the_same_store_file_another_way_goes_on(corpus, tmp_pat
     again = amk.tune(linear, space, kind="predicted", budget=5, store="jsonl:./corpus.jsonl", resume=True)
     assert again.report["run_id"] == resumed.report["run_id"] == first.report["run_id"]
     assert again.evaluations == 5 and again.report["sessions"] == 3
+    rewritten = tmp_path / "rewritten.jsonl"  # as corpus migrate does: the same path, a new file (inode)
+    rewritten.write_bytes((tmp_path / "corpus.jsonl").read_bytes())
+    rewritten.replace(tmp_path / "corpus.jsonl")
+    after = amk.tune(linear, space, kind="predicted", budget=6, store=corpus, resume=True)
+    assert after.report["run_id"] == first.report["run_id"] and after.evaluations == 6
 
 
 def test_process_isolation_is_refused_with_what_to_use_instead(corpus):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ class RunBinding:
     candidates: str  # "<count> configs, sha256 <digest>" of the candidate keys in order
     backend: str  # "<name> <version>"
     measurement: dict[str, Any]  # {"kind": ..., "unit": ... (when the backend has one), "options": {...}}
+    store_file: str | None = None  # the resolved path of a store kept in one file (None: a server, memory)
 
 
 def _json_safe(value: Any) -> Any:
@@ -72,17 +74,25 @@ def binding_of(target: Any, store: Store | None) -> RunBinding:
     digest = hashlib.sha256("\n".join(target.keys).encode()).hexdigest()[:16]
     return RunBinding(
         store=store.describe() if store is not None else None, store_identity=store_identity(store),
+        store_file=_store_file(store),
         space=_space_of(target.space), candidates=f"{len(target.keys)} configs, sha256 {digest}",
         backend=f"{target.backend.name} {target.backend.version}", measurement=_measurement_of(target.backend))
 
 
-def _same_store(old: Any, new: Any) -> bool:
-    """Whether identities name one store: equal, or ``old`` was a file not yet created (its path) that is the
-    file ``new`` names now (a run whose first record created the file)."""
-    if old == new:
+def _store_file(store: Store | None) -> str | None:
+    path = getattr(getattr(store, "options", None), "path", None)
+    return os.path.realpath(path) if isinstance(path, str) else None
+
+
+def _same_store(old: RunBinding, new: RunBinding) -> bool:
+    """Whether two bindings name one store: equal identities; or ``old``'s was a file not yet created (its
+    path) that is the file ``new``'s names now (a run whose first record created the file); or both are the
+    file at one resolved path (``corpus migrate`` rewrites a file under a new inode)."""
+    if old.store_identity == new.store_identity or (old.store_file is not None and old.store_file == new.store_file):
         return True
-    return (isinstance(old, list) and len(old) == 2 and old[0] == "path" and isinstance(old[1], str)
-            and _json_safe(file_identity(old[1])) == new)
+    identity = old.store_identity
+    return (isinstance(identity, list) and len(identity) == 2 and identity[0] == "path" and isinstance(identity[1], str)
+            and _json_safe(file_identity(identity[1])) == new.store_identity)
 
 
 def _words(value: Any) -> str:
@@ -92,7 +102,7 @@ def _words(value: Any) -> str:
 def differences(old: RunBinding, new: RunBinding) -> list[str]:
     """What differs between the run's binding and this call's, one plain sentence each (empty: none)."""
     out = []
-    if not _same_store(old.store_identity, new.store_identity):
+    if not _same_store(old, new):
         same_name = " (the same name, another store: a relative path from another directory?)" \
             if old.store == new.store else ""
         out.append(f"the store: the run's records are in {old.store or 'no store'}, this call's store is "
