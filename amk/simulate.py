@@ -137,6 +137,7 @@ def load_cache(path: Path, device: str | None = None) -> CacheFile:
     from amk.core.errors import LeftOutWarning
     from amk.formats import read_file
 
+    named_by_file = False
     try:
         items = list(read_file(path, device=device))
     except ImportFormatError as exc:
@@ -144,13 +145,13 @@ def load_cache(path: Path, device: str | None = None) -> CacheFile:
             raise
         warnings.warn(f"{path} names no device; simulated as device {_stem(path)!r} (its file name); "
                       f"--device {path.name}=NAME names it", LeftOutWarning, stacklevel=2)
-        items = list(read_file(path, device=_stem(path)))
+        items, named_by_file = list(read_file(path, device=_stem(path))), True
     records = [i.record for i in items if i.record is not None]
     problems = [i.problem for i in items if i.problem is not None]
     if not records:
         raise AmkError(f"{path}: no usable entries; check the file with 'amk corpus validate'.")
     for item in items:
-        if item.note is not None:
+        if item.note is not None and not (named_by_file and "from --device" in item.note.message):  # said above
             warnings.warn(f"{item.note.where}: {item.note.message}", LeftOutWarning, stacklevel=2)
     if problems:
         warnings.warn(f"{path}: {len(problems)} entr{'y' if len(problems) == 1 else 'ies'} that could not be read "

@@ -160,11 +160,13 @@ def test_import_and_validate_of_a_cache_naming_no_device_ask_for_device_and_take
 def test_simulate_takes_device_for_a_cache_that_names_none(tmp_path):
     from amk.simulate import load_cache
 
-    cache = load_cache(CASES / "kernel-tuner-1.5-c-backend-cache.json", "my-cpu")
+    with pytest.warns(UserWarning, match="device 'my-cpu' from --device"):
+        cache = load_cache(CASES / "kernel-tuner-1.5-c-backend-cache.json", "my-cpu")
     assert cache.device_label == "my-cpu" and len(cache.records) == 4
-    with pytest.warns(UserWarning, match="names no device"):
+    with pytest.warns(UserWarning) as said:
         by_name = load_cache(CASES / "kernel-tuner-1.5-c-backend-cache.json")
     assert by_name.device_label == "kernel-tuner-1-5-c-backend-cache"
+    assert [str(w.message).split("; ")[0].endswith("names no device") for w in said] == [True]  # not "from --device"
 
 
 def test_tune_with_the_replay_backend_replays_a_cache_naming_no_device_as_the_tuned_device(tmp_path):

@@ -80,13 +80,16 @@ def write_plot(result: TuneResult, path: Path) -> str | None:
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     if points:
         ax.step([p[0] for p in points], [p[1] for p in points], where="post", label="best so far")
+    else:
+        ax.text(0.5, 0.5, "no config passed yet: no best so far", ha="center", va="center", transform=ax.transAxes)
     if result.target.floor_us:
         ax.axhline(result.target.floor_us, color="grey", linestyle="--", label="physical floor")
     ax.set_xlabel("evaluations")
     ax.set_ylabel(f"latency (us, {result.target.backend.measurement_kind.value})")
     ax.set_title(f"{result.target.workload.name} on {result.target.device.name} ({result.target.backend.name})")
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
     fig.tight_layout()
     try:
         with atomic_file(path, "the plot", mode="wb") as f:
