@@ -31,7 +31,7 @@ def _input_files(paths: tuple[Path, ...], app: AppContext) -> list[Path]:
     """The files named, and the data files under each folder named (sorted); other files in a folder are
     said in one note, and so are the files amk itself keeps there (the store's file, the reports and state
     under ``[tune] state_dir``): importing them would append the store to itself, or read a report as data."""
-    from amk.stores.files import file_identity
+    from amk.io.files import file_identity
     from amk.tuning.settings import tune_settings
 
     store_path = getattr(app.config.options("store"), "path", None)
@@ -140,7 +140,7 @@ def import_command(app: AppContext, files: tuple[Path, ...], fmt: str | None, de
     skipped and counted.
     """
     from amk.core.records import content_id
-    from amk.stores.files import file_identity
+    from amk.io.files import file_identity
 
     options = _import_options(device, t1, kernel, problem_size)
     paths = _input_files(files, app)
