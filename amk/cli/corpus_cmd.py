@@ -11,7 +11,7 @@ import click
 
 from amk.cli.context import AppContext, pass_app, store_file_missing
 from amk.cli.output import note
-from amk.cli.params import FINITE, STORE_URL
+from amk.cli.params import FINITE, OUTPUT_OR_STDOUT, STORE_URL
 from amk.cli.problems import echo_problems, echo_unreadable
 from amk.formats import EXPORT_NAMES, FORMATS
 from amk.io.display import shown
@@ -343,8 +343,8 @@ def _what_matches_nothing(store, device: str | None, workload_kind: str | None, 
 
 
 @corpus_group.command("export")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write to this file (replaced when complete) instead of stdout.")
+@click.option("-o", "--output", type=OUTPUT_OR_STDOUT,
+              help="Write to this file (replaced when complete) instead of stdout (also: -o -).")
 @click.option("--format", "fmt", default="jsonl", show_default=True, metavar="|".join(EXPORT_NAMES),
               help="Output format.")
 @click.option("--device", help="Only records of this device.")
