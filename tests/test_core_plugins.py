@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -5,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import amk_env
 from plugin_helpers import write_distribution, write_ranker_plugin
 
 from amk.core.errors import MissingDependencyError, PluginError, UnknownNameError
@@ -120,6 +122,30 @@ def test_two_plugins_registering_one_name_are_reported_and_the_name_refused(site
     assert any("already registered by plug_one" in p.message for p in registry.problems)
     with pytest.raises(PluginError, match=r"registered by more than one plugin .*plug_one.*plug_two"):
         registry.get(Ranker, "same")
+
+
+def test_amk_plugins_shows_a_clashing_name_as_refused_with_every_provider(site, run_amk):
+    write_ranker_plugin(site, "amk-one", "plug_one", "same")
+    write_ranker_plugin(site, "amk-two", "plug_two", "knn")
+    write_ranker_plugin(site, "amk-three", "plug_three", "same")
+    env = amk_env([str(site)])
+    text = run_amk("plugins", env=env).stdout
+    for name, providers in (("same", ("amk-one 1.2.3", "amk-three 1.2.3")), ("knn", ("amk 0.", "amk-two 1.2.3"))):
+        [row] = [line for line in text.splitlines() if line.split()[:2] == ["ranker", name]]
+        assert all(p in row for p in providers) and "refused" in row and " ok" not in row, row
+    rows = json.loads(run_amk("plugins", "--json", env=env).stdout)["implementations"]
+    [same] = [r for r in rows if r["name"] == "same"]
+    assert not same["usable"] and sorted(same["providers"]) == ["amk-one", "amk-three"]
+
+
+def test_an_unknown_name_names_each_plugin_with_a_problem_once_and_not_a_clash_as_failed_to_load(site):
+    write_ranker_plugin(site, "amk-one", "plug_one", "same")
+    write_ranker_plugin(site, "amk-two", "plug_two", "same")
+    write_distribution(site, "amk-broken", "plug_broken", "raise ImportError('needs libfoo')")
+    with pytest.raises(UnknownNameError) as info:
+        build_registry().get(Ranker, "nope")
+    assert "failed to load" not in str(info.value) and str(info.value).count("plug_broken") == 1
+    assert "plug_two" in str(info.value)
 
 
 def test_a_hook_that_raises_is_reported_and_the_rest_still_load(site):

@@ -190,3 +190,15 @@ def test_stats_has_a_row_per_shape_of_a_workload_measured_at_several(run_amk, tm
     assert [row[1:] for row in rows] == [["3", "problem_size=[1024,", "1024]"], ["2", "problem_size=[2048,", "2048]"]]
     shapes = json.loads(run_amk("--store", url, "corpus", "stats", "--json").stdout)["shapes"]["kernel_tuner:matmul"]
     assert [(r["shape"]["problem_size"], r["records"]) for r in shapes] == [([1024, 1024], 3), ([2048, 2048], 2)]
+
+
+def test_export_to_dash_writes_stdout_and_a_json_report_to_dash_is_a_usage_error(run_amk, tmp_path):
+    with open_store(f"sqlite:{tmp_path / 's.sqlite'}") as store:
+        store.append(RECORDS)
+    done = run_amk("--store", "sqlite:s.sqlite", "corpus", "export", "-o", "-")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [record_to_json(r) for r in RECORDS] and not (tmp_path / "-").exists()
+    for args in (("evaluate", "--json", "-"), ("simulate", "--caches", ".", "--plot", "-")):
+        refused = run_amk("--store", "sqlite:s.sqlite", *args)
+        assert refused.returncode == 2 and "'-' (stdout) is not allowed here" in refused.stderr, refused.stderr
+        assert not (tmp_path / "-").exists()

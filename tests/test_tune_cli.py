@@ -94,6 +94,20 @@ def test_tune_replays_a_kernel_tuner_cache_with_the_other_devices_as_corpus(run_
     assert len(replayed) == 3 and {r["measurement"]["kind"] for r in replayed} == {"replayed"}
 
 
+def test_tune_resume_with_the_replay_file_named_by_another_path_to_it_goes_on(run_amk, tmp_path):
+    write_cache(tmp_path / "A100.json", device_name="NVIDIA A100-PCIE-40GB")
+    target = ["tune", "--workload", "kernel_tuner:toy_kernel", "--problem-size", "1024,1024", "--device", "a100",
+              "--backend", "replay"]
+    assert run_amk(*target, "--backend-option", "cache=A100.json", "--budget", "2").returncode == 0
+    out = run_amk(*target, "--backend-option", f"cache={tmp_path / 'A100.json'}", "--budget", "4", "--resume",
+                  "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["evaluations"] == 4
+    write_cache(tmp_path / "B.json", device_name="NVIDIA A100-PCIE-40GB")  # same content, another file
+    other = run_amk(*target, "--backend-option", "cache=B.json", "--budget", "6", "--resume")
+    assert other.returncode == 1 and "the backend option cache" in other.stderr
+
+
 def test_tune_names_a_bad_workload_option_as_a_usage_error_without_a_traceback(run_amk):
     out = run_amk("tune", "--workload", "nocolon", "--device", "h100")
     assert out.returncode == 2 and "KIND:NAME" in out.stderr and "Traceback" not in out.stderr

@@ -11,7 +11,7 @@ import click
 
 from amk.cli.context import AppContext, pass_app, store_file_missing
 from amk.cli.output import note
-from amk.cli.params import FINITE, STORE_URL
+from amk.cli.params import FINITE, OUTPUT_OR_STDOUT, STORE_URL
 from amk.cli.problems import echo_problems, echo_unreadable
 from amk.formats import EXPORT_NAMES, FORMATS
 from amk.io.display import shown
@@ -31,7 +31,7 @@ def _input_files(paths: tuple[Path, ...], app: AppContext) -> list[Path]:
     """The files named, and the data files under each folder named (sorted); other files in a folder are
     said in one note, and so are the files amk itself keeps there (the store's file, the reports and state
     under ``[tune] state_dir``): importing them would append the store to itself, or read a report as data."""
-    from amk.stores.files import file_identity
+    from amk.io.files import file_identity
     from amk.tuning.settings import tune_settings
 
     store_path = getattr(app.config.options("store"), "path", None)
@@ -140,7 +140,7 @@ def import_command(app: AppContext, files: tuple[Path, ...], fmt: str | None, de
     skipped and counted.
     """
     from amk.core.records import content_id
-    from amk.stores.files import file_identity
+    from amk.io.files import file_identity
 
     options = _import_options(device, t1, kernel, problem_size)
     paths = _input_files(files, app)
@@ -343,8 +343,8 @@ def _what_matches_nothing(store, device: str | None, workload_kind: str | None, 
 
 
 @corpus_group.command("export")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write to this file (replaced when complete) instead of stdout.")
+@click.option("-o", "--output", type=OUTPUT_OR_STDOUT,
+              help="Write to this file (replaced when complete) instead of stdout (also: -o -).")
 @click.option("--format", "fmt", default="jsonl", show_default=True, metavar="|".join(EXPORT_NAMES),
               help="Output format.")
 @click.option("--device", help="Only records of this device.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import click
@@ -56,3 +57,26 @@ class StoreUrl(click.ParamType):
 
 
 STORE_URL = StoreUrl()
+
+
+class OutputFile(click.ParamType):
+    """A file to write (a Path). ``-`` is stdout where the command can write its output there (returned as
+    None, what the option's absence means), else refused (exit 2): it would make a file named ``-``."""
+
+    name = "file"
+
+    def __init__(self, stdout_ok: bool) -> None:
+        self.stdout_ok = stdout_ok
+        self.path = click.Path(dir_okay=False, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path | None:
+        if str(value) == "-":
+            if self.stdout_ok:
+                return None
+            self.fail("'-' (stdout) is not allowed here: stdout carries the command's own output; "
+                      "give a file name (./- for a file named '-').", param, ctx)
+        return self.path.convert(value, param, ctx)
+
+
+OUTPUT_OR_STDOUT = OutputFile(stdout_ok=True)
+OUTPUT_FILE = OutputFile(stdout_ok=False)

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from amk.cli.context import AppContext, pass_app
-from amk.cli.params import FINITE_NON_NEGATIVE
+from amk.cli.params import FINITE_NON_NEGATIVE, OUTPUT_FILE
 from amk.cli.problems import echo_unreadable
 from amk.cli.target import (
     KIND_CHOICES,
@@ -259,7 +259,7 @@ def _refuse_partial_configs(items: list[dict], columns, workload, path: str) -> 
 @click.option("--no-baseline", is_flag=True, help="Leave out the pooled-replay baseline.")
 @click.option("--kind", "kinds", multiple=True, type=click.Choice(KIND_CHOICES),
               help="Measurement kinds to learn from and evaluate on (repeatable; default: measured).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--json", "json_path", type=OUTPUT_FILE,
               help="Also write the per-group results to this file as a JSON list.")
 @pass_app
 def evaluate_command(app: AppContext, split: str, rankers: tuple[str, ...], featurizer: str | None,

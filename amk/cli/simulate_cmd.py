@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from amk.cli.context import AppContext, pass_app
+from amk.cli.params import OUTPUT_FILE
 
 
 def _fmt(value: float | None, budget: int | None = None) -> str:
@@ -31,9 +32,9 @@ def _fmt(value: float | None, budget: int | None = None) -> str:
                    "strategy NAME (e.g. kt:diff_evo). Default: amk's four (tpe when optuna is installed) and, "
                    "when kernel_tuner is installed, Kernel Tuner's diff_evo, genetic_algorithm, hybrid_vndx, "
                    "adaptive_tabu_greywolf, simulated_annealing, bayes_opt and random_sample.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--json", "json_path", type=OUTPUT_FILE,
               help="Also write the rows (with each strategy's best-so-far curve) as a JSON list to this file.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--plot", "plot_path", type=OUTPUT_FILE,
               help="Where the PNG of best-so-far curves goes (default: .amk/simulate/FOLDER.png).")
 @click.option("--device", "device_pairs", multiple=True, metavar="FILE=NAME",
               help="The device of a cache file (its name, with or without .json/.json.gz) whose device_name is "

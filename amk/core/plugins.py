@@ -151,7 +151,7 @@ class Registry:
         available = ", ".join(sorted(self.implementations[kind])) or "none"
         broken = ""
         if self.problems:
-            broken = " (plugins that failed to load: " + ", ".join(p.plugin for p in self.problems) + ")"
+            broken = f" (plugins with problems, see amk plugins: {', '.join(dict.fromkeys(p.plugin for p in self.problems))})"
         raise UnknownNameError(f"no {kind} named {name!r}; available {kind}s: {available}{broken}.")
 
     def create(self, kind: type[T], name: str, options: Any = None) -> T:

@@ -65,8 +65,16 @@ def _measurement_of(backend: Any) -> dict[str, Any]:
     # A backend's ``resumable_options`` (a class attribute, e.g. the command backend's timeout_s) change how
     # long a measurement may take, not the latency it reports: a resumed run may change them.
     free = getattr(backend, "resumable_options", frozenset())
-    out["options"] = {k: v for k, v in options.items() if k not in free}
+    out["options"] = {k: _file_or_value(v) for k, v in options.items() if k not in free}
     return _json_safe(out)
+
+
+def _file_or_value(value: Any) -> Any:
+    """An option that names an existing file (a replay cache) as its resolved path, so ``A100.json`` and
+    ``/abs/A100.json`` are one input; any other value as it is."""
+    if isinstance(value, str) and value and os.path.isfile(value):
+        return os.path.realpath(value)
+    return value
 
 
 def binding_of(target: Any, store: Store | None) -> RunBinding:
@@ -137,7 +145,7 @@ def differences(old: RunBinding, new: RunBinding) -> list[str]:
             out.append(f"the {what}: {old.measurement.get(key)!r} then, {new.measurement.get(key)!r} now")
     old_o, new_o = old.measurement.get("options", {}), new.measurement.get("options", {})
     for key in sorted(old_o.keys() | new_o.keys()):
-        if old_o.get(key) != new_o.get(key):
+        if old_o.get(key) != new_o.get(key) and _file_or_value(old_o.get(key)) != new_o.get(key):
             out.append(f"the backend option {key}: {_words(old_o.get(key))} then, {_words(new_o.get(key))} now")
     return out
 
