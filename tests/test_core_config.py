@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -99,10 +100,21 @@ def test_invalid_toml_names_the_file(project, registry):
 
 
 def test_a_missing_config_file_is_a_clear_error(project, registry):
-    with pytest.raises(ConfigError, match="'.*nope.toml' given by --config is missing or no regular file"):
+    with pytest.raises(ConfigError, match="'.*nope.toml' given by --config is missing or a directory"):
         load_config(project / "nope.toml", cwd=project, registry=registry)
-    with pytest.raises(ConfigError, match="'/dev/null' given by --config is missing or no regular file"):
-        load_config("/dev/null", cwd=project, registry=registry)
+    with pytest.raises(ConfigError, match="given by --config is missing or a directory"):
+        load_config(project, cwd=project, registry=registry)
+
+
+def test_a_config_given_as_a_pipe_or_dev_null_is_read(project, registry):
+    assert load_config("/dev/null", cwd=project, registry=registry).selection("ranker").name == "knn"  # empty
+    read, write = os.pipe()
+    os.write(write, b'[ranker]\nk = 7\n')
+    os.close(write)
+    try:
+        assert load_config(f"/dev/fd/{read}", cwd=project, registry=registry).options("ranker").k == 7
+    finally:
+        os.close(read)
 
 
 def test_a_store_url_selects_the_store_and_its_path_relative_to_the_file(project, registry):

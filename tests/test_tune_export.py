@@ -112,3 +112,17 @@ def test_corpus_export_writes_a_kernel_tuner_cache_that_imports_back(run_amk, tm
     exported = json.loads((tmp_path / "out.json").read_text())
     assert exported["tune_params_keys"] == ["tile_size_x", "block_size_x"]
     assert list(exported["cache"]) == list(json.loads(cache.read_text())["cache"])
+
+
+def test_records_spanning_many_kernels_devices_and_sizes_name_each_difference_and_how_many_more(tmp_path):
+    records = []
+    for i in range(7):
+        cache = write_cache(tmp_path / f"{i}.json", device_name=["NVIDIA RTX A4000", "NVIDIA RTX A6000"][i % 2],
+                            kernel=f"k{i}", problem_size=(1024 * (i + 1), 64))
+        records += _records(cache)
+    with pytest.raises(ExportError) as refused:
+        write_kernel_tuner(records, io.StringIO())
+    text = str(refused.value)
+    assert "7 kernels (kernel_tuner:k0, kernel_tuner:k1, kernel_tuner:k2, kernel_tuner:k3, kernel_tuner:k4, ... " \
+        "(2 more)): choose one with --workload-name; 2 devices (" in text
+    assert "7 problem sizes ([1024, 64]; [2048, 64]; [3072, 64]; [4096, 64]; [5120, 64]; ... (2 more)): " in text

@@ -177,14 +177,14 @@ def find_config_file(explicit: str | os.PathLike | None = None, cwd: Path | None
     cwd = cwd or Path.cwd()
     if explicit:
         path = Path(explicit)
-        if not path.is_file():
-            raise ConfigError(f"config file {str(path)!r} given by --config is missing or no regular file; check the path.")
+        if not path.exists() or path.is_dir():  # a pipe (--config <(...)) or /dev/null reads as a file
+            raise ConfigError(f"config file {str(path)!r} given by --config is missing or a directory; check the path.")
         return path, "--config"
     env = os.environ.get(ENV_VAR)
     if env:
         path = Path(env)
-        if not path.is_file():
-            raise ConfigError(f"config file {env!r} named by ${ENV_VAR} is missing or no regular file; fix or unset ${ENV_VAR}.")
+        if not path.exists() or path.is_dir():
+            raise ConfigError(f"config file {env!r} named by ${ENV_VAR} is missing or a directory; fix or unset ${ENV_VAR}.")
         return path, f"${ENV_VAR}"
     if (cwd / CONFIG_FILE).is_file():
         return cwd / CONFIG_FILE, CONFIG_FILE

@@ -208,8 +208,8 @@ class Store(Implementation):
         raise UnsupportedOperationError(f"the {self.name!r} store does not support migrate; copy it into a new store instead.")
 
     def describe(self) -> str:
-        """Where this store keeps its records, for messages."""
-        return self.name
+        """Where this store keeps its records, for messages (by default its name and its ``path`` option)."""
+        return f"{self.name}:{path}" if isinstance(path := getattr(self.options, "path", None), str) else self.name
 
     def close(self) -> None:
         """Release files, connections and locks."""

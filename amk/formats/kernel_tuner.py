@@ -335,19 +335,22 @@ def one_target(records: list[Record], what: str) -> None:
     kernels = sorted({f"{r.workload.kind}:{r.workload.name}" for r in records})
     devices = sorted({r.device.name for r in records})
     shapes = sorted({json.dumps(r.workload.shape, sort_keys=True) for r in records})
+    def some(names: list[str], sep: str) -> str:
+        return sep.join(names[:5]) + (f"{sep}... ({len(names) - 5} more)" if len(names) > 5 else "")
+
     differ = []
     if len(kernels) > 1:
-        differ.append(f"{len(kernels)} kernels ({', '.join(kernels[:5])}): choose one with --workload-name")
+        differ.append(f"{len(kernels)} kernels ({some(kernels, ', ')}): choose one with --workload-name")
     if len(devices) > 1:
-        differ.append(f"{len(devices)} devices ({', '.join(devices[:5])}): choose one with --device")
+        differ.append(f"{len(devices)} devices ({some(devices, ', ')}): choose one with --device")
     if len(shapes) > 1:
         shown = [json.dumps(s["problem_size"]) if set(s) == {"problem_size"} else json.dumps(s)
                  for s in (json.loads(text) for text in shapes)]
-        differ.append(f"{len(shapes)} problem sizes ({'; '.join(shown[:5])}): choose one with --problem-size "
+        differ.append(f"{len(shapes)} problem sizes ({some(shown, '; ')}): choose one with --problem-size "
                       "(or --shape)")
     if differ:
         raise ExportError(f"{what} holds one kernel on one device at one problem size, but the records span "
-                          + " and ".join(differ) + ".")
+                          + "; ".join(differ) + ".")
 
 
 def kernel_tuner_cache(records: Iterable[Record]) -> dict[str, Any]:
