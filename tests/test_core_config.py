@@ -109,12 +109,14 @@ def test_a_missing_config_file_is_a_clear_error(project, registry):
 def test_a_config_given_as_a_pipe_or_dev_null_is_read(project, registry):
     assert load_config("/dev/null", cwd=project, registry=registry).selection("ranker").name == "knn"  # empty
     read, write = os.pipe()
-    os.write(write, b'[ranker]\nk = 7\n')
+    os.write(write, b'[ranker]\nk = 7\n[store]\nurl = "jsonl:data/c.jsonl"\n')
     os.close(write)
     try:
-        assert load_config(f"/dev/fd/{read}", cwd=project, registry=registry).options("ranker").k == 7
+        config = load_config(f"/dev/fd/{read}", cwd=project, registry=registry)
     finally:
         os.close(read)
+    assert config.options("ranker").k == 7
+    assert config.options("store").path == str(project / "data" / "c.jsonl")  # relative to where amk runs
 
 
 def test_a_store_url_selects_the_store_and_its_path_relative_to_the_file(project, registry):
