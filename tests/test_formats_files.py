@@ -197,3 +197,15 @@ def test_a_cache_entry_whose_time_is_a_list_or_an_object_is_one_problem_naming_t
     records, [problem], _ = records_of(path)
     assert len(records) == 1 and problem.where == f"{path}#32"
     assert problem.reason.startswith(f"'time' is {time!r}") and "milliseconds" in problem.reason
+
+
+def test_a_cache_key_that_disagrees_with_its_entrys_values_is_read_by_the_values_and_said(tmp_path):
+    header = {"device_name": "NVIDIA A100-PCIE-40GB", "kernel_name": "k", "problem_size": [64],
+              "tune_params_keys": ["bx", "by"], "tune_params": {"bx": [32, 64], "by": [1]}, "objective": "time"}
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({**header, "cache": {"32,1": {"bx": 64, "by": 1, "time": 1.0},
+                                                    "64,1": {"bx": 64, "by": 1, "time": 2.0}}}))
+    records, problems, notes = records_of(path)
+    assert [r.config for r in records] == [{"bx": 64, "by": 1}] * 2 and problems == []
+    assert notes == ["a cache key that disagrees with the entry's own parameter values (read by the values) in "
+                     "1 entry (32,1)"]

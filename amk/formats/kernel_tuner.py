@@ -234,6 +234,8 @@ def _record(key: str, entry: Any, params: list[str], param_set: set[str], worklo
             raise ValueError(f"tune parameter {name!r} = {value!r} holds bytes that are not UTF-8")
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"tune parameter {name!r} is {value!r}, not a value a kernel can be built with")
+    if key != _entry_key(params, config):  # Kernel Tuner keys an entry by its values in tune_params_keys order
+        tally.add("a cache key that disagrees with the entry's own parameter values (read by the values)", key)
     measurement = entry_measurement(entry, param_set)
     timestamp, readable = parse_timestamp(entry.get("timestamp"))
     if not readable:
