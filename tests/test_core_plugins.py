@@ -222,5 +222,5 @@ def test_a_missing_optional_dependency_gives_an_install_hint(site):
         def register_rankers(register):
             register(Needy)
     """)
-    with pytest.raises(MissingDependencyError, match=r"pip install 'amk\[needy\]'"):
+    with pytest.raises(MissingDependencyError, match=r"pip install 'amk-needy\[needy\]'"):  # its own distribution's extra
         build_registry().create(Ranker, "needy")

@@ -50,8 +50,7 @@ def _backend_report(registry, name: str, measure: bool) -> dict:
     row: dict = {"name": name, "plugin": impl.plugin, "can_run": False, "why": "", "device": None}
     missing = impl.missing_requirements
     if missing:
-        extras = ",".join(sorted(set(missing.values())))
-        row["why"] = f"needs {', '.join(sorted(missing))}: pip install 'amk[{extras}]'"
+        row["why"] = f"needs {', '.join(sorted(missing))}: {impl.install_hint}"
         return row
     backend = registry.create(Backend, name)
     try:

@@ -28,7 +28,7 @@ def plugins_command(as_json: bool) -> None:
                 "providers": [p.distribution for p in providers],
                 "usable": not missing and len(providers) == 1,
                 "missing": sorted(missing),
-                "install": f"pip install 'amk[{','.join(sorted(set(missing.values())))}]'" if missing else None,
+                "install": impl.install_hint if missing else None,
                 "refused": ("registered by more than one plugin; uninstall all but one of them"
                             if len(providers) > 1 else None),
             })

@@ -77,6 +77,11 @@ class Registered:
         """Modules this implementation needs that are not importable here -> the extra that installs them."""
         return {m: extra for m, extra in self.requires.items() if importlib.util.find_spec(m) is None}
 
+    @property
+    def install_hint(self) -> str:
+        """``pip install 'DIST[extras]'``: the extras of its own distribution that install what it misses."""
+        return f"pip install '{self.distribution}[{','.join(sorted(set(self.missing_requirements.values())))}]'"
+
 
 def _load_lazy(impl: Registered) -> type:
     """The class a lazy registration names, checked against its kind and its declaration."""
@@ -160,11 +165,8 @@ class Registry:
         impl = self.get(kind, name)
         missing = impl.missing_requirements
         if missing:
-            extras = sorted(set(missing.values()))
-            raise MissingDependencyError(
-                f"the {impl.kind} {name!r} needs {', '.join(sorted(missing))}, which is not installed; "
-                f"install it with: pip install 'amk[{','.join(extras)}]'."
-            )
+            raise MissingDependencyError(f"the {impl.kind} {name!r} needs {', '.join(sorted(missing))}, which is "
+                                         f"not installed; install it with: {impl.install_hint}.")
         return impl.cls(options)
 
     def _add(self, impl: Registered) -> None:
