@@ -26,6 +26,8 @@ def corpus_group() -> None:
 # In a folder, the files amk reads: the names its formats are written under (others are listed as skipped).
 DATA_SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz", ".gz")
 FORMAT_CHOICES = [name for fmt in FORMATS for name in (fmt.name, *fmt.aliases)]
+# What amk tune writes under [tune] state_dir (amk.tuning.state, amk.tuning.report); the folder may hold others'.
+TUNE_FILES = (".state.json", ".state.json.lock", ".report.json", ".best.png")
 
 
 def _input_files(paths: tuple[Path, ...], app: AppContext) -> list[Path]:
@@ -49,7 +51,7 @@ def _input_files(paths: tuple[Path, ...], app: AppContext) -> list[Path]:
         skipped.extend(unreadable)
         for found in regular:
             where = found.resolve()
-            if file_identity(found) == store_id or where.is_relative_to(state_dir) or (
+            if file_identity(found) == store_id or (where.is_relative_to(state_dir) and where.name.endswith(TUNE_FILES)) or (
                     store_side is not None and where.parent == store_side.parent
                     and where.name.startswith(f"{store_side.name}.")):
                 own.append(found)
