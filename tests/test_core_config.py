@@ -117,6 +117,19 @@ def test_a_config_given_as_a_pipe_or_dev_null_is_read(project, registry):
         os.close(read)
 
 
+def test_relative_paths_of_a_config_given_as_a_pipe_or_dev_null_are_relative_to_the_working_directory(
+        project, registry):
+    assert load_config("/dev/null", cwd=project, registry=registry).options("store").path.startswith(str(project))
+    read, write = os.pipe()
+    os.write(write, b'[store]\nurl = "jsonl:c.jsonl"\n')
+    os.close(write)
+    try:  # not /proc/<pid>/fd/c.jsonl, nor /dev/.amk/corpus.jsonl
+        assert load_config(f"/dev/fd/{read}", cwd=project, registry=registry).options("store").path == \
+            str(project / "c.jsonl")
+    finally:
+        os.close(read)
+
+
 def test_a_store_url_selects_the_store_and_its_path_relative_to_the_file(project, registry):
     (project / "amk.toml").write_text('[store]\nurl = "jsonl:data/corpus.jsonl"\n')
     config = load_config(cwd=project, registry=registry)
