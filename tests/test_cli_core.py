@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -165,3 +166,42 @@ def test_importing_a_folder_leaves_out_amks_own_files_and_never_appends_the_stor
     assert store.read_text().count("\n") == before.count("\n") + len(json.loads(cache.read_text())["cache"])
     (tmp_path / "empty").mkdir()
     assert "holds no data file" in cli.invoke(amk.cli.main, ["corpus", "import", "empty"]).stderr
+
+
+def test_validating_a_folder_reads_linked_folders_and_names_the_entries_it_cannot_read(tmp_path, monkeypatch):
+    import shutil
+
+    from click.testing import CliRunner
+
+    import amk.cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    shutil.copy(REPO_ROOT / "tests" / "data" / "ingest" / "export-gemm-1024.json", tmp_path / "elsewhere" / "g.json")
+    (tmp_path / "runs" / "linked").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "runs" / "parent").symlink_to(tmp_path)  # a loop: each real folder is read once
+    (tmp_path / "runs" / "gone.json").symlink_to(tmp_path / "deleted.json")
+    os.mkfifo(tmp_path / "runs" / "pipe.jsonl")
+    done = CliRunner().invoke(amk.cli.main, ["-q", "corpus", "validate", "runs"])
+    assert done.exit_code == 0, done.output
+    assert done.stdout.count("g.json: ") == 1 and "valid records" in done.stdout
+    assert "runs/gone.json" in done.stderr and "runs/pipe.jsonl" in done.stderr
+
+
+def test_importing_the_folder_that_is_the_tune_state_dir_reads_its_data_and_leaves_out_only_tune_files(
+        tmp_path, monkeypatch):
+    import shutil
+
+    from click.testing import CliRunner
+
+    import amk.cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "amk.toml").write_text('[store]\nurl = "jsonl:corpus.jsonl"\n[tune]\nstate_dir = "."\n')
+    shutil.copy(REPO_ROOT / "tests" / "data" / "ingest" / "export-gemm-1024.json", tmp_path / "gemm.json")
+    (tmp_path / "k-a100-replay.state.json").write_text("{}")
+    done = CliRunner().invoke(amk.cli.main, ["-q", "corpus", "import", "."])
+    assert done.exit_code == 0, done.output
+    assert "gemm.json: imported 2 records" in done.stdout
+    assert "amk's own" in done.stderr and "k-a100-replay.state.json" in done.stderr and "gemm" not in done.stderr

@@ -107,7 +107,9 @@ def test_a_missing_config_file_is_a_clear_error(project, registry):
 
 
 def test_a_config_given_as_a_pipe_or_dev_null_is_read(project, registry):
-    assert load_config("/dev/null", cwd=project, registry=registry).selection("ranker").name == "knn"  # empty
+    empty = load_config("/dev/null", cwd=project, registry=registry)
+    assert empty.selection("ranker").name == "knn"
+    assert empty.options("store").path == str(project / ".amk" / "corpus.jsonl")  # not /dev/.amk/corpus.jsonl
     read, write = os.pipe()
     os.write(write, b'[ranker]\nk = 7\n[store]\nurl = "jsonl:data/c.jsonl"\n')
     os.close(write)

@@ -278,6 +278,39 @@ def test_a_run_killed_before_its_first_record_created_the_store_file_resumes_on_
     assert resumed.state.run_id == first.state.run_id and len(resumed.state.trials) == 3
 
 
+@pytest.mark.parametrize(("edit", "says"), [
+    (lambda b: b["space"].update(knobs=[1]), r"\$\.bound\.space\.knobs is \[1\], not a JSON object"),
+    (lambda b: b["space"]["knobs"].update(x=5), r"\$\.bound\.space\.knobs\['x'\] is not a knob"),
+    (lambda b: b["space"].update(restrictions="x < 2"), r"\$\.bound\.space\.restrictions is \"x < 2\""),
+    (lambda b: b["measurement"].update(options=None), r"\$\.bound\.measurement\.options is null"),
+])
+def test_a_state_whose_binding_was_edited_into_another_shape_is_malformed_naming_the_part(tmp_path, edit, says):
+    from amk.core.errors import TuneStateError
+
+    path = tmp_path / "s.json"
+    target, settings = target_for(ToyBackend())
+    tune(target, settings, budget=2, state_path=path)
+    state = json.loads(path.read_text())
+    edit(state["bound"])
+    path.write_text(json.dumps(state))
+    with pytest.raises(TuneStateError, match=f"is malformed \\({says}"):
+        tune(target, settings, budget=3, state_path=path, resume=True)
+
+
+def test_a_resume_whose_store_file_was_deleted_since_is_refused_not_reported_from_an_empty_store(tmp_path):
+    from amk.core.errors import TuneStateError
+
+    path, corpus = tmp_path / "s.json", tmp_path / "c.jsonl"
+    store = JsonlStore(JsonlStore.Options(path=str(corpus)))
+    target, settings = target_for(ToyBackend())
+    tune(target, settings, budget=2, store=store, state_path=path)
+    corpus.unlink()
+    with pytest.raises(TuneStateError, match=r"holds no record of 2 of the 2 evaluation\(s\) of run \w+"):
+        tune(target, settings, budget=3, store=JsonlStore(JsonlStore.Options(path=str(corpus))), state_path=path,
+             resume=True)
+    assert not corpus.exists()
+
+
 def test_a_state_from_before_amk_kept_its_binding_resumes_with_a_note_that_it_was_not_checked(tmp_path):
     from amk.core.errors import LeftOutWarning
 

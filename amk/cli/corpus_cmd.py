@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -25,6 +26,8 @@ def corpus_group() -> None:
 # In a folder, the files amk reads: the names its formats are written under (others are listed as skipped).
 DATA_SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz", ".gz")
 FORMAT_CHOICES = [name for fmt in FORMATS for name in (fmt.name, *fmt.aliases)]
+# What amk tune writes under [tune] state_dir (amk.tuning.state, amk.tuning.report); the folder may hold others'.
+TUNE_FILES = (".state.json", ".state.json.lock", ".report.json", ".best.png")
 
 
 def _input_files(paths: tuple[Path, ...], app: AppContext) -> list[Path]:
@@ -44,9 +47,11 @@ def _input_files(paths: tuple[Path, ...], app: AppContext) -> list[Path]:
             files.append(path)
             continue
         found_before = len(files)
-        for found in sorted(p for p in path.rglob("*") if p.is_file()):
+        regular, unreadable = _entries_under(path)
+        skipped.extend(unreadable)
+        for found in regular:
             where = found.resolve()
-            if file_identity(found) == store_id or where.is_relative_to(state_dir) or (
+            if file_identity(found) == store_id or (where.is_relative_to(state_dir) and where.name.endswith(TUNE_FILES)) or (
                     store_side is not None and where.parent == store_side.parent
                     and where.name.startswith(f"{store_side.name}.")):
                 own.append(found)
@@ -60,8 +65,26 @@ def _input_files(paths: tuple[Path, ...], app: AppContext) -> list[Path]:
                    f"{_listed(own)}", err=True)
     if skipped:
         click.echo(f"amk: note: {len(skipped)} file(s) in the folders given are no data files "
-                   f"({', '.join(DATA_SUFFIXES)}) and were not read: {_listed(skipped)}", err=True)
+                   f"({', '.join(DATA_SUFFIXES)}, regular files or links to them) and were not read: "
+                   f"{_listed(skipped)}", err=True)
     return files
+
+
+def _entries_under(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(the regular files under ``folder``, the other entries there: broken links, pipes, sockets, folders
+    that cannot be listed), both sorted. Linked folders are followed (each real folder once, so a link to a parent ends there), as a link
+    to a file is: a folder of links is read like the folder it links to."""
+    regular, other, seen = [], [], set()
+    for top, dirs, names in os.walk(folder, followlinks=True, onerror=lambda exc: other.append(Path(exc.filename))):
+        real = os.stat(top)
+        if (real.st_dev, real.st_ino) in seen:
+            dirs.clear()
+            continue
+        seen.add((real.st_dev, real.st_ino))
+        for name in names:
+            found = Path(top, name)
+            (regular if found.is_file() else other).append(found)
+    return sorted(regular), sorted(other)
 
 
 def _listed(paths: list[Path]) -> str:

@@ -223,7 +223,7 @@ def load_config(explicit: str | os.PathLike | None = None, cwd: Path | None = No
         elif path.name == "pyproject.toml":
             data = data.get("tool", {}).get("amk", data)
     where = str(path) if path else DEFAULT_ORIGIN
-    base_dir = path.parent.resolve() if path and path.is_file() else cwd  # a piped config: paths from here
+    base_dir = path.parent.resolve() if path and path.is_file() else cwd  # a pipe, /dev/null: where amk runs
 
     unknown = sorted(set(data) - set(KIND_NAMES) - set(SETTINGS_SECTIONS))
     if unknown:

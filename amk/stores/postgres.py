@@ -213,16 +213,15 @@ class PostgresStore(sql.SqlStore):
     def _append_rows(self, rows: list[sql.RecordRow], record_ids: Sequence[str] | None = None) -> None:
         conn = self.writer
         pending: dict[str, dict[Any, int]] = {}
+        keys = self._row_keys(rows)
         with conn.transaction():
-            pending["workload"] = self._intern(conn, "workload", {r.workload for r in rows})
-            pending["device"] = self._intern(conn, "device", {r.device for r in rows})
-            pending["config"] = self._intern(conn, "config", {r.config_key for r in rows})
+            for i, kind in enumerate(("workload", "device", "config")):
+                pending[kind] = self._intern(conn, kind, {k[i]: r[i] for k, r in zip(keys, rows)})
 
-            def id_of(kind: str, value: Any) -> int:
-                return self._ids[kind].get(value) or pending[kind][value]
+            def id_of(kind: str, key: str) -> int:
+                return self._ids[kind].get(key) or pending[kind][key]
 
-            ids = [(id_of("workload", r.workload), id_of("device", r.device), id_of("config", r.config_key))
-                   for r in rows]
+            ids = [(id_of("workload", w), id_of("device", d), id_of("config", c)) for w, d, c in keys]
             pairs = sorted({(d, w) for w, d, _ in ids} - self._ids["pair"].keys())
             if pairs:
                 with conn.cursor() as cur:
@@ -245,18 +244,24 @@ class PostgresStore(sql.SqlStore):
             self._ids[kind].update(pending[kind])
         self._ids["pair"].update(dict.fromkeys(pairs, 1))
 
-    def _intern(self, conn, kind: str, values: set) -> dict[Any, int]:
-        """Ids of the unique-table entries ``values`` not yet known here, inserting those that are new."""
-        new = [v for v in values if v not in self._ids[kind]]
+    def _row_keys(self, rows: list[sql.RecordRow]) -> list[tuple[str, str, str]]:
+        """Each row's (workload, device, config) unique-table key (``sql.unique_key``)."""
+        return [(self._unique_key("workload", r.workload), self._unique_key("device", r.device), r.config_key)
+                for r in rows]
+
+    def _intern(self, conn, kind: str, values: dict[str, Any]) -> dict[str, int]:
+        """Ids of the unique-table entries ``values`` (by their ``sql.unique_key``) not yet known here, inserting
+        those that are new."""
+        new = {k: v for k, v in values.items() if k not in self._ids[kind]}
         if not new:
             return {}
         table, columns = _UNIQUE_TABLES[kind]
         if kind == "workload":
-            rows = {w: sql.workload_row(w) for w in new}
+            rows = {k: sql.workload_row(w) for k, w in new.items()}
         elif kind == "device":
-            rows = {d: (sql.device_key(d), d.name) for d in new}
+            rows = {k: (k, d.name) for k, d in new.items()}
         else:
-            rows = {c: (c,) for c in new}
+            rows = {k: (k,) for k in new}
         ordered = sorted(rows.values())  # one insertion order for every writer: no deadlocks between them
         placeholders = ", ".join(["%s"] * len(ordered[0]))
         with conn.cursor() as cur:
@@ -307,10 +312,11 @@ class PostgresStore(sql.SqlStore):
     def _rewrite(self, row_ids: list[int], rows: list[sql.RecordRow]) -> dict[str, dict[Any, int]]:
         conn = self.writer
         with conn.transaction():
-            pending = {kind: self._intern(conn, kind, values) for kind, values in (
-                ("workload", {r.workload for r in rows}), ("device", {r.device for r in rows}),
-                ("config", {r.config_key for r in rows}))}
+            keys = self._row_keys(rows)
+            pending = {kind: self._intern(conn, kind, {k[i]: r[i] for k, r in zip(keys, rows)})
+                       for i, kind in enumerate(("workload", "device", "config"))}
+            keys_of = {id(r): k for r, k in zip(rows, keys)}
             self._rewrite_rows(conn, row_ids, rows, lambda r: tuple(
-                self._ids[k].get(v) or pending[k][v]
-                for k, v in (("workload", r.workload), ("device", r.device), ("config", r.config_key))))
+                self._ids[kind].get(key) or pending[kind][key]
+                for kind, key in zip(("workload", "device", "config"), keys_of[id(r)])))
         return pending

@@ -168,6 +168,39 @@ def device_key(device: Device) -> str:
     return canonical_json(attrs.asdict(device))
 
 
+def unique_key(kind: str, value: Any) -> str:
+    """The key of a workload's, device's or config's unique-table row: what makes two of them one row. Not
+    Python's equality, under which a shape {"x": 1} is {"x": true} and {"x": 1.0} (one row would give all
+    three records the first one's shape)."""
+    if kind == "workload":
+        return value.key
+    return device_key(value) if kind == "device" else value
+
+
+_DEVICE_FIELDS = tuple(f.name for f in attrs.fields(Device))
+
+
+class UniqueKeys:
+    """``unique_key`` of the workloads and devices of many records, each distinct one serialised once: they are
+    remembered by their fields' reprs, which tell apart what Python's equality does not (1, 1.0 and True;
+    0.0 and -0.0) and cost a fraction of the canonical JSON."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, dict[tuple, str]] = {"workload": {}, "device": {}}
+
+    def __call__(self, kind: str, value: Any) -> str:
+        if kind == "workload":
+            seen = (value.kind, value.name, *((k, repr(v)) for k, v in value.shape.items()))
+        elif kind == "device":
+            seen = tuple(repr(getattr(value, f)) for f in _DEVICE_FIELDS)
+        else:
+            return value
+        key = self._keys[kind].get(seen)
+        if key is None:
+            key = self._keys[kind][seen] = unique_key(kind, value)
+        return key
+
+
 def workload_row(workload: Workload) -> tuple[str, str, str, str]:
     """(key, kind, name, shape JSON) of a workload's unique-table row."""
     return workload.key, workload.kind, workload.name, canonical_json(workload.shape)
@@ -389,8 +422,10 @@ class SqlStore(Store):
         super().__init__(options)
         self._tables = UniqueTables(self._fetch_unique)
         self._problems: list[CorpusProblem] = []
-        # Unique-table ids this store has interned or seen committed: workload/device/config -> id, pairs.
+        # Unique-table ids this store has interned or seen committed: workload/device/config (by unique_key) ->
+        # id, pairs.
         self._ids: dict[str, dict[Any, int]] = {"workload": {}, "device": {}, "config": {}, "pair": {}}
+        self._unique_key = UniqueKeys()
 
     @abstractmethod
     def _fetchall(self, statement: str, params: Sequence[Any] = ()) -> list[tuple]:

@@ -303,25 +303,24 @@ class SqliteStore(sql.SqlStore):
         conn.executemany("INSERT INTO amk_bodies (id, body) VALUES (?, ?)", body_values)
 
     def _intern(self, conn: sqlite3.Connection, kind: str, value: Any, pending: dict[str, dict[Any, int]]) -> int:
-        known = self._ids[kind].get(value)
+        key = self._unique_key(kind, value)
+        known = self._ids[kind].get(key)
         if known is None:
-            known = pending[kind].get(value)
+            known = pending[kind].get(key)
         if known is not None:
             return known
         if kind == "workload":
-            key, *cols = sql.workload_row(value)
-            conn.execute("INSERT OR IGNORE INTO amk_workloads (key, kind, name, shape) VALUES (?, ?, ?, ?)", (key, *cols))
+            conn.execute("INSERT OR IGNORE INTO amk_workloads (key, kind, name, shape) VALUES (?, ?, ?, ?)",
+                         sql.workload_row(value))
             table = "amk_workloads"
         elif kind == "device":
-            key = sql.device_key(value)
             conn.execute("INSERT OR IGNORE INTO amk_devices (key, name) VALUES (?, ?)", (key, value.name))
             table = "amk_devices"
         else:
-            key = value
             conn.execute("INSERT OR IGNORE INTO amk_configs (key) VALUES (?)", (key,))
             table = "amk_configs"
         new_id = conn.execute(f"SELECT id FROM {table} WHERE key = ?", (key,)).fetchone()[0]
-        pending[kind][value] = new_id
+        pending[kind][key] = new_id
         return new_id
 
     # -- reading ------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import numpy as np
 from amk.core.columns import config_key
 from amk.core.records import MeasurementKind, Record, Verdict, content_id, record_id, record_to_json
 from amk.core.store import CorpusQuery, CorpusStats, Store
+from amk.core.workload import Workload
 from amk.testing._base import Check, CheckReport, NotApplicable, bind, expect, run_checks
 from amk.testing.samples import column_rows, sample_queries, sample_record, sample_records
 
@@ -296,6 +297,21 @@ def records_streamed_from_a_generator_keep_their_own_configs(subject: StoreSubje
         expect(got == expected, "records appended from a generator should come back with their own configs, in order")
 
 
+def shapes_equal_in_python_but_not_in_json_come_back_as_written(subject: StoreSubject) -> None:
+    """Workloads whose shapes Python calls equal ({"x": 1}, {"x": 1.0}, {"x": true}; 0.0 and -0.0) are
+    distinct records: each comes back with its own shape, in query() and in stats()."""
+    base = sample_record(0)
+    shapes = [{"x": 1}, {"x": 1.0}, {"x": True}, {"x": 0.0}, {"x": -0.0}]
+    records = [attrs.evolve(base, workload=Workload("kernel_tuner", "odd", shape)) for shape in shapes]
+    with subject.fresh() as store:
+        store.append(records[:2])
+        store.append(records[2:])  # a second append: what the first interned must not take these in
+        got, expected = _jsons(store.query()), _jsons(records)
+        expect(got == expected, f"each record should keep its own shape: {_row_diff(got, expected)}")
+        expect(store.stats() == CorpusStats.of(records), f"stats() should count each shape apart, got "
+                                                          f"{store.stats().shapes}")
+
+
 def records_survive_closing_the_store(subject: StoreSubject) -> None:
     """What was appended is there, unchanged, when the store is opened again after close()."""
     with subject.fresh() as store:
@@ -403,6 +419,7 @@ STORE_CHECKS: tuple[Callable[[StoreSubject], None], ...] = (
     repeated_measurements_are_kept_as_samples,
     an_empty_store_answers_every_question,
     records_streamed_from_a_generator_keep_their_own_configs,
+    shapes_equal_in_python_but_not_in_json_come_back_as_written,
     records_survive_closing_the_store,
     a_second_handle_sees_appends_made_through_the_first,
     append_new_appends_only_the_records_the_store_does_not_hold,

@@ -36,6 +36,25 @@ class RunBinding:
     measurement: dict[str, Any]  # {"kind": ..., "unit": ... (when the backend has one), "options": {...}}
     store_file: str | None = None  # the resolved path of a store kept in one file (None: a server, memory)
 
+    def check(self) -> None:
+        """TypeError naming the first part (``$.bound...``) that a binding amk wrote could not hold: what
+        :func:`differences` reads is mappings and lists of the shapes above (a state file edited by hand)."""
+        knobs = _field(self.space, "knobs", dict, "$.bound.space")
+        for name, knob in knobs.items():
+            if not isinstance(knob, dict) or not isinstance(knob.get("choices", []), list):
+                raise TypeError(f"$.bound.space.knobs[{name!r}] is not a knob ({{\"choices\": [...], \"default\": ...}})")
+        restrictions = _field(self.space, "restrictions", list, "$.bound.space")
+        if not all(isinstance(text, str) for text in restrictions):
+            raise TypeError("$.bound.space.restrictions is not a list of texts")
+        _field(self.measurement, "options", dict, "$.bound.measurement")
+
+
+def _field(mapping: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    value = mapping.get(key, kind())
+    if not isinstance(value, kind):
+        raise TypeError(f"{where}.{key} is {json.dumps(value)[:40]}, not a JSON {'object' if kind is dict else 'array'}")
+    return value
+
 
 def _json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=repr))

@@ -24,7 +24,7 @@ import numpy as np
 
 from amk.core.backend import Backend
 from amk.core.columns import CorpusColumns, config_key
-from amk.core.errors import ConfigError, Interrupted, InvalidConfigError
+from amk.core.errors import ConfigError, Interrupted, InvalidConfigError, TuneStateError
 from amk.core.plugins import Registry
 from amk.core.records import Measurement, MeasurementKind, Provenance, Record, Verdict
 from amk.core.store import CorpusQuery, Store
@@ -324,24 +324,38 @@ def adopt_from_store(state: TuneState, target: TuneTarget, store: Store | None,
     recorded re-measurements (the ``2 * ab_rounds`` made just before the candidate's record: those of an
     attempt killed mid-A/B come earlier and are left out). So the resumed incumbent, tried set and A/B
     results are those of the uninterrupted run, and nothing is measured twice.
+
+    Raises TuneStateError when the store lacks the record of an evaluation the state holds (the file was
+    deleted or replaced at the same path, a memory store of another process): the run's best would be
+    reported from a store holding no record of it.
     """
     if store is None:
         return {}
     known = len(state.trials)
     candidates: dict[int, tuple[Record, list[Record]]] = {}
     ab_seen: dict[int, list[Record]] = {}
+    held: set[int] = set()
     query = CorpusQuery(device=target.device.name, workload_kind=target.workload.kind,
                         workload_name=target.workload.name)
     for record in store.query(query):
         extra = record.provenance.extra
         evaluation = extra.get("evaluation")
-        if extra.get("run") != state.run_id or type(evaluation) is not int or evaluation <= known:
+        if extra.get("run") != state.run_id or type(evaluation) is not int:
+            continue
+        if evaluation <= known:
+            if extra.get("role") == "candidate":
+                held.add(evaluation)
             continue
         if extra.get("role") in ("ab-incumbent", "ab-challenger"):
             ab_seen.setdefault(evaluation, []).append(record)
         elif extra.get("role") == "candidate":
             ab = ab_seen.pop(evaluation, [])
             candidates[evaluation] = (record, ab[len(ab) - 2 * ab_rounds:] if ab_rounds else [])
+    if len(held) < known:
+        raise TuneStateError(
+            f"the store {store.describe()} holds no record of {known - len(held)} of the {known} evaluation(s) of "
+            f"run {state.run_id} that its tune state holds (was it deleted or replaced?); resume with the store "
+            "the run appended to, or start a new run without --resume (resume=False in amk.tune).")
     out: dict[int, Replayed] = {}
     for evaluation in sorted(candidates):
         if evaluation != known + len(out) + 1:

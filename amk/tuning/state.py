@@ -123,6 +123,8 @@ class TuneState:
                 raise ValueError(f"$.{name} {getattr(self, name)!r} is negative")
         if not (math.isfinite(self.elapsed_s) and self.elapsed_s >= 0):
             raise ValueError(f"$.elapsed_s {self.elapsed_s!r} is not a duration")
+        if self.bound is not None:
+            self.bound.check()
         import numpy as np
 
         try:  # the random state a generator can take back
