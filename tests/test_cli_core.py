@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import attrs
 from conftest import REPO_ROOT, amk_env
 from tune_helpers import write_cache
 
@@ -205,3 +206,16 @@ def test_importing_the_folder_that_is_the_tune_state_dir_reads_its_data_and_leav
     assert done.exit_code == 0, done.output
     assert "gemm.json: imported 2 records" in done.stdout
     assert "amk's own" in done.stderr and "k-a100-replay.state.json" in done.stderr and "gemm" not in done.stderr
+
+
+def test_stats_tells_apart_shapes_that_compare_equal_in_python(run_amk, tmp_path):
+    from amk.core.config import open_store
+    from amk.testing import sample_record
+
+    base = sample_record(3)  # a kernel_tuner record
+    shapes = [{}, {"x": 0}, {"x": 0.0}, {"x": False}, {"x": [1, "a"]}]
+    with open_store(f"jsonl:{tmp_path / 'c.jsonl'}") as store:
+        store.append([attrs.evolve(base, workload=attrs.evolve(base.workload, shape=s)) for s in shapes])
+    out = run_amk("--store", "jsonl:c.jsonl", "corpus", "stats").stdout
+    texts = sorted(line.split(maxsplit=2)[2] for line in out.splitlines() if line.startswith("kernel_tuner:"))
+    assert texts == sorted(["shape unknown", "x=0", "x=0.0", "x=false", 'x=[1, "a"]'])

@@ -200,6 +200,14 @@ def import_command(app: AppContext, files: tuple[Path, ...], fmt: str | None, de
 MAX_SHAPE_ROWS = 20  # shapes of one workload that stats lists a row each; the rest share one row
 
 
+def _shape_text(workload: str, shape: dict) -> str:
+    """``key=value, ...`` of a shape, values as JSON writes them (``true``, ``[1, 2]``), strings bare; a decode
+    shape leaves out its unknown (0) fields. ``shape unknown`` only for a shape with nothing in it."""
+    decode = workload.startswith("decode:")
+    known = {k: v for k, v in shape.items() if v is not None and not (decode and v == 0 and not isinstance(v, bool))}
+    return ", ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in known.items()) or "shape unknown"
+
+
 @corpus_group.command("stats")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @pass_app
@@ -229,10 +237,7 @@ def stats_command(app: AppContext, as_json: bool) -> None:
         for key in stats.by_workload:
             shapes = stats.shapes.get(key, [])  # a row per shape (a workload measured at several sizes), most first
             for shape in shapes[:MAX_SHAPE_ROWS]:
-                known = {k: v for k, v in shape["shape"].items() if v not in (0, None)}
-                text = ", ".join(f"{k}={v if isinstance(v, (int, float, str)) else json.dumps(v)}"
-                                 for k, v in known.items())
-                rows.append((key, shape["records"], text or "shape unknown"))
+                rows.append((key, shape["records"], _shape_text(key, shape["shape"])))
             if len(shapes) > MAX_SHAPE_ROWS:
                 rest = shapes[MAX_SHAPE_ROWS:]
                 rows.append((key, sum(s["records"] for s in rest), f"{len(rest)} more shapes (--json lists them)"))
