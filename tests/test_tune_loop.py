@@ -283,6 +283,7 @@ def test_a_run_killed_before_its_first_record_created_the_store_file_resumes_on_
     (lambda b: b["space"]["knobs"].update(x=5), r"\$\.bound\.space\.knobs\['x'\] is not a knob"),
     (lambda b: b["space"].update(restrictions="x < 2"), r"\$\.bound\.space\.restrictions is \"x < 2\""),
     (lambda b: b["measurement"].update(options=None), r"\$\.bound\.measurement\.options is null"),
+    (lambda b: [1], r"\$\.bound is \[1\], not a JSON object"),
 ])
 def test_a_state_whose_binding_was_edited_into_another_shape_is_malformed_naming_the_part(tmp_path, edit, says):
     from amk.core.errors import TuneStateError
@@ -291,7 +292,7 @@ def test_a_state_whose_binding_was_edited_into_another_shape_is_malformed_naming
     target, settings = target_for(ToyBackend())
     tune(target, settings, budget=2, state_path=path)
     state = json.loads(path.read_text())
-    edit(state["bound"])
+    state["bound"] = edit(state["bound"]) or state["bound"]  # an edit in place, or a whole new value
     path.write_text(json.dumps(state))
     with pytest.raises(TuneStateError, match=f"is malformed \\({says}"):
         tune(target, settings, budget=3, state_path=path, resume=True)

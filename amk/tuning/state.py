@@ -90,6 +90,8 @@ class TuneState:
         if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
             raise TuneStateError(f"the tune state {path} is not a version {STATE_VERSION} state; delete it and start again.")
         try:
+            if not isinstance(data.get("bound"), (dict, type(None))):  # cattrs would say "unknown error"
+                raise TypeError(f"$.bound is {json.dumps(data['bound'])[:40]}, not a JSON object")
             state = _converter.structure(data, cls)
             state._check()
         except (cattrs.errors.CattrsError, ValueError, TypeError, KeyError) as exc:
