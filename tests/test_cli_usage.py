@@ -108,6 +108,28 @@ def test_rank_refuses_partial_configs_naming_each_and_its_missing_knobs(run_amk,
         in out.stderr
 
 
+def test_rank_refuses_knob_values_of_a_type_the_corpus_never_had(run_amk, conv_store):
+    (conv_store / "cands.json").write_text(json.dumps([{"block_size_x": 16, "tile_size_x": 2},
+                                                       {"block_size_x": "32", "tile_size_x": True},
+                                                       {"block_size_x": None, "tile_size_x": [2]}]))
+    out = run_amk("rank", "cands.json", "--workload", "kernel_tuner:toy_kernel", "--problem-size", "1024,1024",
+                  "--device", "a6000")
+    assert out.returncode == 1
+    assert "3 knob value(s) of a type no kernel_tuner:toy_kernel config in the corpus has (#2 block_size_x is text " \
+           '"32" where the corpus has a number; #3 block_size_x is null where the corpus has a number; #3 tile_size_x ' \
+           "is a list [2] where the corpus has a number)" in out.stderr  # true is 1 where knobs match: accepted
+
+
+def test_rank_says_which_knobs_the_prior_cannot_use(run_amk, conv_store):
+    (conv_store / "cands.json").write_text(json.dumps([{"block_size_x": 16, "tile_size_x": 2, "bogus": 1},
+                                                       {"block_size_x": 16, "tile_size_x": 2, "bogus": 2}]))
+    out = run_amk("rank", "cands.json", "--workload", "kernel_tuner:toy_kernel", "--problem-size", "1024,1024",
+                  "--device", "a6000")
+    assert out.returncode == 0, out.stderr
+    assert "2 candidate(s) have knob(s) no kernel_tuner:toy_kernel config in the corpus has (bogus): the prior " \
+           "cannot use them" in out.stderr
+
+
 def test_warm_start_flags_seeds_beyond_the_shape_radius(run_amk, conv_store):
     out = run_amk("warm-start", "--workload", "kernel_tuner:toy_kernel", "--problem-size", "8192,8192",
                   "--device", "a100", "--radius", "0.1")
