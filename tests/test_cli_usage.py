@@ -34,6 +34,8 @@ def test_global_options_are_accepted_after_the_command_too(run_amk, tmp_path):
     ["warm-start", "--workload", "kernel_tuner:k", "--problem-size", "4096,-1", "--device", "a100"],
     ["warm-start", "--workload", "kernel_tuner:k", "--problem-size", "1024,,1024", "--device", "a100"],
     ["warm-start", "--workload", "kernel_tuner:k", "--problem-size", ",", "--device", "a100"],
+    ["evaluate", "--ranker", "nope"],
+    ["evaluate", "--featurizer", "nope"],
     ["simulate", "--caches", ".", "--seeds", "0"],
     ["simulate", "--caches", ".", "--strategy", "randon"],
     ["--store", "mysql://db/amk", "corpus", "stats"],
@@ -47,6 +49,12 @@ def test_every_usage_error_exits_2_without_a_traceback(run_amk, args):
     out = run_amk(*args)
     assert out.returncode == 2, (out.stdout, out.stderr)
     assert "Traceback" not in out.stderr and "Error" in out.stderr
+
+
+def test_evaluate_with_nothing_to_hold_out_names_the_kinds_it_looked_for(run_amk):
+    out = run_amk("evaluate", "--ranker", "knn", "--kind", "predicted")
+    assert out.returncode == 1
+    assert "needs predicted PASS rows on at least two devices" in out.stderr
 
 
 def test_every_missing_shape_field_is_named_at_once(run_amk):

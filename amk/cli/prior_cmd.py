@@ -320,15 +320,23 @@ def evaluate_command(app: AppContext, split: str, rankers: tuple[str, ...], feat
     """
     import attrs
 
+    from amk.core.errors import UnknownNameError
+    from amk.core.featurizer import Featurizer
     from amk.core.plugins import get_registry
     from amk.core.ranker import Ranker
     from amk.prior.evaluation import evaluate, summarize
 
     registry = get_registry()
+    # An unknown name is a usage error (exit 2), one whose dependency is missing a clear error: before any work.
+    for kind, option, names in ((Featurizer, "'--featurizer'", [featurizer] if featurizer else []),
+                                (Ranker, "'--ranker'", rankers)):
+        for name in names:
+            try:
+                registry.create(kind, name)
+            except UnknownNameError as exc:
+                raise click.BadParameter(str(exc), param_hint=option) from None
     if rankers:
         names = list(rankers)
-        for name in names:
-            registry.create(Ranker, name)  # unknown or not installed: a clear error now
     else:
         names = [n for n in registry.names(Ranker) if not registry.get(Ranker, n).missing_requirements]
     config = app.config
@@ -342,8 +350,9 @@ def evaluate_command(app: AppContext, split: str, rankers: tuple[str, ...], feat
         results = evaluate(columns, splits=splits, rankers=specs, featurizer=feat, baseline=not no_baseline,
                            kinds=parse_kinds(kinds), progress=progress.report)
     if not results:
-        raise AmkError("nothing to evaluate: the store needs measured PASS rows on at least two devices "
-                       "(or workloads) to hold one out; import some with 'amk corpus import'.")
+        raise AmkError(f"nothing to evaluate: the store needs {'/'.join(k.value for k in parse_kinds(kinds))} PASS "
+                       "rows on at least two devices (or workloads) to hold one out; import some with 'amk corpus "
+                       "import' (--kind chooses which measurement kinds count).")
     if json_path:
         json_path.write_text(json.dumps([attrs.asdict(r) for r in results], indent=2))
     from amk.cli.output import table
