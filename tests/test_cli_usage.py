@@ -217,3 +217,19 @@ def test_a_problem_size_reads_as_kernel_tuner_keeps_it():
 
     assert parse_problem_size("4096") == 4096 and parse_problem_size("4096,") == [4096]
     assert parse_problem_size(" 1024, 2048 ") == [1024, 2048] and parse_problem_size("bx*64,8") == ["bx*64", 8]
+
+
+def test_a_shape_with_a_list_is_given_as_a_json_object_and_named_so_in_messages(run_amk, tmp_path):
+    key = [1024, 1024, "torch.float16"]  # a Triton tuning key: --shape KEY=VALUE,... cannot say it
+    (tmp_path / "mm.autotune.json").write_text(json.dumps({"key": key, "configs_timings": [
+        [{"kwargs": {"BLOCK": 64}, "num_warps": 4, "num_stages": 3, "num_ctas": 1}, [0.5, 0.4, 0.6]],
+        [{"kwargs": {"BLOCK": 128}, "num_warps": 4, "num_stages": 3, "num_ctas": 1}, [0.9, 0.8, 1.0]]]}))
+    args = ["tune", "--workload", "triton:mm", "--device", "h100", "--backend", "replay",
+            "--backend-option", "cache=mm.autotune.json", "--budget", "2"]
+    out = run_amk(*args, "--shape", json.dumps({"key": key}))
+    assert out.returncode == 0, out.stderr
+    assert 'best: 500.000 us (replayed)' in out.stdout
+    wrong = run_amk(*args, "--shape", "key=1024")
+    assert wrong.returncode == 1
+    assert '({"key": 1024}) on \'h100\'; it holds: mm ({"key": [1024, 1024, "torch.float16"]}) on h100' in wrong.stderr
+    assert run_amk(*args, "--shape", '{"key": [1024').returncode == 2

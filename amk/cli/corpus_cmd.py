@@ -351,7 +351,7 @@ def _what_matches_nothing(store, device: str | None, workload_kind: str | None, 
 @click.option("--workload-kind", help="Only workloads of this kind (decode, kernel_tuner, ...).")
 @click.option("--workload-name", help="Only the workload of this name.")
 @click.option("--problem-size", metavar="N,N,...", help="Only workloads of this problem size (shape problem_size).")
-@click.option("--shape", metavar="KEY=VALUE,...", help="Only workloads whose shape has these values.")
+@click.option("--shape", metavar="KEY=VALUE,...", help="Only workloads whose shape has these values (or a JSON object).")
 @click.option("--verdict", type=click.Choice(["PASS", "FAIL", "REJECTED", "TIMEOUT", "CRASH"]),
               help="Only records with this verdict.")
 @click.option("--kind", type=click.Choice(["measured", "predicted", "replayed"]), help="Only this measurement kind.")
