@@ -34,6 +34,8 @@ def test_global_options_are_accepted_after_the_command_too(run_amk, tmp_path):
     ["warm-start", "--workload", "kernel_tuner:k", "--problem-size", "4096,-1", "--device", "a100"],
     ["warm-start", "--workload", "kernel_tuner:k", "--problem-size", "1024,,1024", "--device", "a100"],
     ["warm-start", "--workload", "kernel_tuner:k", "--problem-size", ",", "--device", "a100"],
+    ["evaluate", "--ranker", "nope"],
+    ["evaluate", "--featurizer", "nope"],
     ["simulate", "--caches", ".", "--seeds", "0"],
     ["simulate", "--caches", ".", "--strategy", "randon"],
     ["--store", "mysql://db/amk", "corpus", "stats"],
@@ -47,6 +49,12 @@ def test_every_usage_error_exits_2_without_a_traceback(run_amk, args):
     out = run_amk(*args)
     assert out.returncode == 2, (out.stdout, out.stderr)
     assert "Traceback" not in out.stderr and "Error" in out.stderr
+
+
+def test_evaluate_with_nothing_to_hold_out_names_the_kinds_it_looked_for(run_amk):
+    out = run_amk("evaluate", "--ranker", "knn", "--kind", "predicted")
+    assert out.returncode == 1
+    assert "needs predicted PASS rows on at least two devices" in out.stderr
 
 
 def test_every_missing_shape_field_is_named_at_once(run_amk):
@@ -106,6 +114,28 @@ def test_rank_refuses_partial_configs_naming_each_and_its_missing_knobs(run_amk,
     assert out.returncode == 1
     assert "2 of 3 candidate(s) are partial configs (#2 lacks tile_size_x; #3 lacks block_size_x, tile_size_x)" \
         in out.stderr
+
+
+def test_rank_refuses_knob_values_of_a_type_the_corpus_never_had(run_amk, conv_store):
+    (conv_store / "cands.json").write_text(json.dumps([{"block_size_x": 16, "tile_size_x": 2},
+                                                       {"block_size_x": "32", "tile_size_x": True},
+                                                       {"block_size_x": None, "tile_size_x": [2]}]))
+    out = run_amk("rank", "cands.json", "--workload", "kernel_tuner:toy_kernel", "--problem-size", "1024,1024",
+                  "--device", "a6000")
+    assert out.returncode == 1
+    assert "3 knob value(s) of a type no kernel_tuner:toy_kernel config in the corpus has (#2 block_size_x is text " \
+           '"32" where the corpus has a number; #3 block_size_x is null where the corpus has a number; #3 tile_size_x ' \
+           "is a list [2] where the corpus has a number)" in out.stderr  # true is 1 where knobs match: accepted
+
+
+def test_rank_says_which_knobs_the_prior_cannot_use(run_amk, conv_store):
+    (conv_store / "cands.json").write_text(json.dumps([{"block_size_x": 16, "tile_size_x": 2, "bogus": 1},
+                                                       {"block_size_x": 16, "tile_size_x": 2, "bogus": 2}]))
+    out = run_amk("rank", "cands.json", "--workload", "kernel_tuner:toy_kernel", "--problem-size", "1024,1024",
+                  "--device", "a6000")
+    assert out.returncode == 0, out.stderr
+    assert "2 candidate(s) have knob(s) no kernel_tuner:toy_kernel config in the corpus has (bogus): the prior " \
+           "cannot use them" in out.stderr
 
 
 def test_warm_start_flags_seeds_beyond_the_shape_radius(run_amk, conv_store):
@@ -187,3 +217,19 @@ def test_a_problem_size_reads_as_kernel_tuner_keeps_it():
 
     assert parse_problem_size("4096") == 4096 and parse_problem_size("4096,") == [4096]
     assert parse_problem_size(" 1024, 2048 ") == [1024, 2048] and parse_problem_size("bx*64,8") == ["bx*64", 8]
+
+
+def test_a_shape_with_a_list_is_given_as_a_json_object_and_named_so_in_messages(run_amk, tmp_path):
+    key = [1024, 1024, "torch.float16"]  # a Triton tuning key: --shape KEY=VALUE,... cannot say it
+    (tmp_path / "mm.autotune.json").write_text(json.dumps({"key": key, "configs_timings": [
+        [{"kwargs": {"BLOCK": 64}, "num_warps": 4, "num_stages": 3, "num_ctas": 1}, [0.5, 0.4, 0.6]],
+        [{"kwargs": {"BLOCK": 128}, "num_warps": 4, "num_stages": 3, "num_ctas": 1}, [0.9, 0.8, 1.0]]]}))
+    args = ["tune", "--workload", "triton:mm", "--device", "h100", "--backend", "replay",
+            "--backend-option", "cache=mm.autotune.json", "--budget", "2"]
+    out = run_amk(*args, "--shape", json.dumps({"key": key}))
+    assert out.returncode == 0, out.stderr
+    assert 'best: 500.000 us (replayed)' in out.stdout
+    wrong = run_amk(*args, "--shape", "key=1024")
+    assert wrong.returncode == 1
+    assert '({"key": 1024}) on \'h100\'; it holds: mm ({"key": [1024, 1024, "torch.float16"]}) on h100' in wrong.stderr
+    assert run_amk(*args, "--shape", '{"key": [1024').returncode == 2

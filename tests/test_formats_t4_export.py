@@ -53,3 +53,30 @@ def test_a_t4_export_of_a_kernel_tuner_cache_names_its_device_so_the_import_read
     back, problems = read(out, kernel=records[0].workload.name, problem_size=tuple(size) if isinstance(size, list) else size)
     assert problems == []
     assert {r.device.name for r in back} == {records[0].device.name} != {"export"}
+
+
+def test_results_of_t4_files_in_different_units_keep_their_runtimes_in_milliseconds(tmp_path):
+    import json
+
+    from test_formats_t4 import _records as read
+
+    def result(runtimes, unit):
+        return {"configuration": {"bx": 16}, "times": {"runtimes": runtimes, "compilation": runtimes[0]},
+                "invalidity": "correct", "correctness": 1, "objectives": ["time"],
+                "measurements": [{"name": "time", "value": runtimes[1], "unit": unit}]}
+
+    records = []
+    for name, timeunit, runtimes in (("ms_T4.json", "ms", [1.0, 1.1, 1.2]), ("s_T4.json", "seconds", [0.002, 0.0021])):
+        (tmp_path / name).write_text(json.dumps({"schema_version": "1.0.0", "metadata": {"timeunit": timeunit},
+                                                 "results": [result(runtimes, "")]}))
+        records += read(tmp_path / name, kernel="k", problem_size=8, device="a100")[0]
+    out = tmp_path / "both_T4.json"
+    with out.open("w") as f:
+        write_records(records, f, "t4")
+    written = json.loads(out.read_text())["results"]
+    assert [r["times"]["runtimes"] for r in written] == [[1.0, 1.1, 1.2], pytest.approx([2.0, 2.1])]
+    assert written[1]["times"]["compilation"] == pytest.approx(2.0) and written[1]["measurements"][0]["unit"] == "ms"
+    back, problems = read(out, kernel="k", problem_size=8)
+    assert problems == []
+    assert [(r.measurement.latency_us, r.measurement.samples) for r in back] == \
+        [(r.measurement.latency_us, r.measurement.samples) for r in records] == [(1100.0, 3), (2050.0, 2)]

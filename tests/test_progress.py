@@ -50,3 +50,14 @@ def test_on_a_terminal_it_is_a_bar_with_the_count_the_rate_and_the_status():
     os.close(leader)
     text = drawn.decode(errors="replace")
     assert "4/4" in text and "evaluations/s" in text and "best 12.500 us" in text and "━" in text
+
+
+def test_an_import_counts_the_entries_it_read_not_its_notes(run_amk, tmp_path):
+    import json
+
+    (tmp_path / "mm.autotune.json").write_text(json.dumps({"key": [8], "configs_timings": [
+        [{"kwargs": {"BLOCK": b}, "num_warps": 4, "num_stages": 3, "num_ctas": 1}, [0.5, 0.4, 0.6]] for b in (64, 128)]}))
+    out = run_amk("corpus", "import", "mm.autotune.json", "--device", "h100")  # one note: the device from --device
+    assert out.returncode == 0, out.stderr
+    assert "amk: note:" in out.stderr
+    assert [line.split()[2] for line in out.stderr.splitlines() if line.startswith("import ")] == ["0", "2"]

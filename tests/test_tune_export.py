@@ -126,3 +126,49 @@ def test_records_spanning_many_kernels_devices_and_sizes_name_each_difference_an
     assert "7 kernels (kernel_tuner:k0, kernel_tuner:k1, kernel_tuner:k2, kernel_tuner:k3, kernel_tuner:k4, ... " \
         "(2 more)): choose one with --workload-name; 2 devices (" in text
     assert "7 problem sizes ([1024, 64]; [2048, 64]; [3072, 64]; [4096, 64]; [5120, 64]; ... (2 more)): " in text
+
+
+def _measured(config, verdict, latency_us=None, reason=None, backend="cuda"):
+    from amk.core.devices import resolve_device
+    from amk.core.records import Measurement, MeasurementKind, Provenance, Record
+    from amk.core.workload import Workload
+
+    return Record(workload=Workload("kernel_tuner", "k", {"problem_size": [8]}), device=resolve_device("h100"),
+                  config=config, provenance=Provenance(backend=backend),
+                  measurement=Measurement(verdict=verdict, kind=MeasurementKind.MEASURED, latency_us=latency_us,
+                                          reason=reason))
+
+
+def test_a_config_measured_several_times_is_one_entry_its_fastest_pass_and_the_rest_are_counted(tmp_path):
+    from amk.core.errors import LeftOutWarning
+    from amk.core.records import Verdict
+
+    records = [_measured({"bx": 32}, Verdict.PASS, 300.0), _measured({"bx": 32}, Verdict.PASS, 250.0),
+               _measured({"bx": 32}, Verdict.PASS, 400.0), _measured({"bx": 64}, Verdict.PASS, 100.0),
+               _measured({"bx": 64}, Verdict.FAIL, reason="wrong output")]
+    with pytest.warns(LeftOutWarning, match=r"3 record\(s\) left out of the Kernel Tuner cache: it holds one entry "
+                                            r"per config and 2 config\(s\) have several records"):
+        cache = kernel_tuner_cache(records)["cache"]
+    assert cache["32"]["time"] == pytest.approx(0.25) and cache["64"]["time"] == pytest.approx(0.1)
+
+
+def test_every_failure_verdict_but_timeout_round_trips_and_a_timeout_is_said(tmp_path):
+    from amk.core.errors import LeftOutWarning
+    from amk.core.records import Verdict
+
+    records = [_measured({"bx": 1}, Verdict.FAIL, reason="wrong output"), _measured({"bx": 2}, Verdict.CRASH),
+               _measured({"bx": 3}, Verdict.REJECTED), _measured({"bx": 4}, Verdict.TIMEOUT)]
+    with pytest.warns(LeftOutWarning, match=r"1 TIMEOUT record\(s\) written as RuntimeFailedConfig"):
+        again = _round_trip(records, tmp_path)
+    assert [r.measurement.verdict for r in again] == [Verdict.FAIL, Verdict.CRASH, Verdict.REJECTED, Verdict.CRASH]
+
+
+def test_another_formats_header_is_not_written_as_the_caches(tmp_path):
+    from amk.core.records import Verdict
+
+    record = _measured({"bx": 1}, Verdict.PASS, 10.0, backend="t4")
+    record = attrs.evolve(record, provenance=attrs.evolve(record.provenance, extra={"header": {
+        "schema_version": "1.0.0", "metadata": {"timeunit": "ms"}, "device_name": "NVIDIA H100 80GB HBM3"}}))
+    data = kernel_tuner_cache([record])
+    assert "schema_version" not in data and "metadata" not in data  # T4's schema version is no cache schema's
+    assert data["device_name"] == "NVIDIA H100 80GB HBM3"

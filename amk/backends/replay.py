@@ -44,6 +44,13 @@ def recorded_times_ms(record: Record) -> list[float] | None:
     return None
 
 
+def _shape_text(shape: Mapping[str, Any]) -> str:
+    """A shape as JSON: what ``--shape`` reads back (a Python repr's quotes it does not)."""
+    import json
+
+    return json.dumps(shape, sort_keys=True)
+
+
 def _target_key(workload: Workload, device: Device) -> tuple[str, str]:
     return workload.key, device.name
 
@@ -63,7 +70,7 @@ class RecordedData:
             # The latest record of a config wins: a re-import or a later measurement replaces older data.
             table[config_key(record.config)] = record
             if key not in self.knob_order:
-                self.labels[key] = f"{record.workload.name} ({record.workload.shape}) on {record.device.name}"
+                self.labels[key] = f"{record.workload.name} ({_shape_text(record.workload.shape)}) on {record.device.name}"
                 extra = record.provenance.extra
                 header = extra.get("header") if isinstance(extra, Mapping) else None
                 declared = header.get("tune_params_keys") if isinstance(header, Mapping) else None
@@ -80,7 +87,7 @@ class RecordedData:
         if table is None:
             known = ", ".join(sorted(self.labels.values())[:10]) or "nothing"
             raise BackendError(
-                f"the replay data holds nothing for {workload.name!r} ({workload.shape}) on {device.name!r}; "
+                f"the replay data holds nothing for {workload.name!r} ({_shape_text(workload.shape)}) on {device.name!r}; "
                 f"it holds: {known}. Check --workload and --device or the replay data."
             )
         return table

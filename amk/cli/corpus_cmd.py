@@ -92,24 +92,31 @@ def _listed(paths: list[Path]) -> str:
 
 
 def _read_input(path: Path, fmt: str | None, options, progress=None):
-    """(records, problems) of one file, its notes said on stderr (``progress``: counts the entries read);
-    a file that cannot be read at all is one problem."""
+    """(records, problems) of one file, its notes said on stderr (``progress``: counts the entries read,
+    records and bad entries; a note is no entry); a file that cannot be read at all is one problem."""
     from amk.core.errors import ImportFormatError
     from amk.core.store import CorpusProblem
     from amk.formats import read_file
 
     records, problems = [], []
-    items = read_file(path, fmt, options=options)
+    if progress:
+        progress.update(0, "read")
     try:
-        for item in (progress.counted(items, status="read") if progress else items):
+        for item in read_file(path, fmt, options=options):
             if item.record is not None:
                 records.append(item.record)
             elif item.problem is not None:
                 problems.append(item.problem)
             else:
                 click.echo(f"amk: note: {shown(item.note.where)}: {shown(item.note.message)}", err=True)
+                continue
+            if progress and (len(records) + len(problems)) % 10_000 == 0:
+                progress.update(len(records) + len(problems), "read")
     except ImportFormatError as exc:
         return [], [CorpusProblem(str(path), str(exc).removeprefix(f"{path}: "))]
+    finally:
+        if progress:
+            progress.update(len(records) + len(problems), "read")
     return records, problems
 
 
@@ -379,7 +386,7 @@ def _what_matches_nothing(store, device: str | None, workload_kind: str | None, 
 @click.option("--workload-kind", help="Only workloads of this kind (decode, kernel_tuner, ...).")
 @click.option("--workload-name", help="Only the workload of this name.")
 @click.option("--problem-size", metavar="N,N,...", help="Only workloads of this problem size (shape problem_size).")
-@click.option("--shape", metavar="KEY=VALUE,...", help="Only workloads whose shape has these values.")
+@click.option("--shape", metavar="KEY=VALUE,...", help="Only workloads whose shape has these values (or a JSON object).")
 @click.option("--verdict", type=click.Choice(["PASS", "FAIL", "REJECTED", "TIMEOUT", "CRASH"]),
               help="Only records with this verdict.")
 @click.option("--kind", type=click.Choice(["measured", "predicted", "replayed"]), help="Only this measurement kind.")

@@ -155,7 +155,7 @@ def rank_command(app: AppContext, candidates: str, workload_spec: str, shape: st
     columns = _read_columns(app)
     learn = parse_kinds(kinds)
     note_left_out_kinds(columns, workload.kind, learn, chosen=bool(kinds))
-    _refuse_partial_configs(items, columns, workload, candidates)
+    _check_candidates(items, columns, workload, candidates)
     prior = make_ranker(columns, device=dev.name if device_only else None,
                         featurizer=config.create(Featurizer), ranker=config.create(Ranker), kinds=learn)
     scores = prior.score(workload, dev, items)
@@ -214,38 +214,81 @@ def _trained_on(prior, columns, kinds, device: str | None) -> str:
             f"on {n_devices} device(s) (featurizer {prior.featurizer.name}, ranker {prior.ranker.name}){left_out}")
 
 
-def _knob_names(config: dict, prefix: str = "") -> set[str]:
-    """Every knob of a config: nested objects as dotted names (``kernel_knobs.cpasync``), lists as one value."""
-    names: set[str] = set()
+def _knob_values(config: dict, prefix: str = "") -> dict[str, object]:
+    """Every knob of a config and its value: nested objects as dotted names (``kernel_knobs.cpasync``),
+    lists as one value."""
+    values: dict[str, object] = {}
     for key, value in config.items():
         if isinstance(value, dict):
-            names |= _knob_names(value, f"{prefix}{key}.")
+            values.update(_knob_values(value, f"{prefix}{key}."))
         else:
-            names.add(f"{prefix}{key}")
-    return names
+            values[f"{prefix}{key}"] = value
+    return values
 
 
-def _refuse_partial_configs(items: list[dict], columns, workload, path: str) -> None:
-    """ValidationError naming every candidate that lacks a knob each corpus config of this workload has
-    (decode: of any decode workload), and which knobs; nothing to check when the corpus has none."""
+def _knob_names(config: dict) -> set[str]:
+    return set(_knob_values(config))
+
+
+def _value_type(value: object) -> str:
+    """The JSON type of a knob value in words; true/false count as numbers (true == 1 where knobs match)."""
+    if value is None:
+        return "null"
+    if isinstance(value, (bool, int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    return "a list" if isinstance(value, list) else type(value).__name__
+
+
+def _check_candidates(items: list[dict], columns, workload, path: str) -> None:
+    """Check the candidates against the corpus configs of this workload (decode: of any decode workload);
+    nothing to check when the corpus has none. ValidationError naming every candidate that lacks a knob
+    each of those configs has, or gives a knob a value of a JSON type none of them has (the text "32"
+    where the corpus has numbers: the prior would score it as an unknown category); a note naming the
+    knobs no corpus config has (the prior cannot use them: candidates differing only there score alike)."""
     import numpy as np
+
+    from amk.cli.output import note
 
     same = [i for i, w in enumerate(columns.workloads)
             if w.kind == workload.kind and (workload.kind == "decode" or w.name == workload.name)]
     if not same:
         return
     rows = np.isin(columns.workload_index, same)
-    configs = [columns.configs[int(c)] for c in np.unique(columns.config_index[rows])]
-    expected = set.intersection(*(_knob_names(c) for c in configs))
-    partial = [(n, sorted(expected - _knob_names(item))) for n, item in enumerate(items, 1)]
-    partial = [(n, missing) for n, missing in partial if missing]
+    configs = [_knob_values(columns.configs[int(c)]) for c in np.unique(columns.config_index[rows])]
+    expected = set.intersection(*(set(c) for c in configs))
+    types: dict[str, set[str]] = {}
+    for config in configs:
+        for knob, value in config.items():
+            types.setdefault(knob, set()).add(_value_type(value))
+    given = [_knob_values(item) for item in items]
+    target = f"{workload.kind}:{workload.name}"
+
+    def listed(found: list[str]) -> str:
+        return "; ".join(found[:5]) + (f"; and {len(found) - 5} more" if len(found) > 5 else "")
+
+    partial = [f"#{n} lacks {', '.join(sorted(expected - set(values)))}"
+               for n, values in enumerate(given, 1) if expected - set(values)]
     if partial:
-        shown = "; ".join(f"#{n} lacks {', '.join(missing)}" for n, missing in partial[:5])
-        more = f"; and {len(partial) - 5} more" if len(partial) > 5 else ""
         raise ValidationError(
-            f"{path}: {len(partial)} of {len(items)} candidate(s) are partial configs ({shown}{more}): every "
-            f"{workload.kind}:{workload.name} config in the corpus has these knobs; give each candidate all of them."
+            f"{path}: {len(partial)} of {len(items)} candidate(s) are partial configs ({listed(partial)}): every "
+            f"{target} config in the corpus has these knobs; give each candidate all of them."
         )
+    mistyped = [f"#{n} {knob} is {json.dumps(value) if value is None else f'{_value_type(value)} {json.dumps(value)}'}"
+                f" where the corpus has {' or '.join(sorted(types[knob]))}"
+                for n, values in enumerate(given, 1) for knob, value in values.items()
+                if knob in types and _value_type(value) not in types[knob]]
+    if mistyped:
+        raise ValidationError(
+            f"{path}: {len(mistyped)} knob value(s) of a type no {target} config in the corpus has "
+            f"({listed(mistyped)}); give each value as the corpus has it (2, not \"2\")."
+        )
+    unknown = sorted({knob for values in given for knob in values if knob not in types})
+    if unknown:
+        with_them = sum(1 for values in given if set(values) - set(types))
+        note(f"{path}: {with_them} candidate(s) have knob(s) no {target} config in the corpus has "
+             f"({', '.join(unknown)}): the prior cannot use them, so candidates that differ only there score alike")
 
 
 @click.command("evaluate")
@@ -277,15 +320,23 @@ def evaluate_command(app: AppContext, split: str, rankers: tuple[str, ...], feat
     """
     import attrs
 
+    from amk.core.errors import UnknownNameError
+    from amk.core.featurizer import Featurizer
     from amk.core.plugins import get_registry
     from amk.core.ranker import Ranker
     from amk.prior.evaluation import evaluate, summarize
 
     registry = get_registry()
+    # An unknown name is a usage error (exit 2), one whose dependency is missing a clear error: before any work.
+    for kind, option, names in ((Featurizer, "'--featurizer'", [featurizer] if featurizer else []),
+                                (Ranker, "'--ranker'", rankers)):
+        for name in names:
+            try:
+                registry.create(kind, name)
+            except UnknownNameError as exc:
+                raise click.BadParameter(str(exc), param_hint=option) from None
     if rankers:
         names = list(rankers)
-        for name in names:
-            registry.create(Ranker, name)  # unknown or not installed: a clear error now
     else:
         names = [n for n in registry.names(Ranker) if not registry.get(Ranker, n).missing_requirements]
     config = app.config
@@ -299,8 +350,9 @@ def evaluate_command(app: AppContext, split: str, rankers: tuple[str, ...], feat
         results = evaluate(columns, splits=splits, rankers=specs, featurizer=feat, baseline=not no_baseline,
                            kinds=parse_kinds(kinds), progress=progress.report)
     if not results:
-        raise AmkError("nothing to evaluate: the store needs measured PASS rows on at least two devices "
-                       "(or workloads) to hold one out; import some with 'amk corpus import'.")
+        raise AmkError(f"nothing to evaluate: the store needs {'/'.join(k.value for k in parse_kinds(kinds))} PASS "
+                       "rows on at least two devices (or workloads) to hold one out; import some with 'amk corpus "
+                       "import' (--kind chooses which measurement kinds count).")
     if json_path:
         json_path.write_text(json.dumps([attrs.asdict(r) for r in results], indent=2))
     from amk.cli.output import table

@@ -18,9 +18,10 @@ Name the workload and device like this:
   --workload kernel_tuner:convolution_kernel --problem-size 4096,4096
   --device h100   (or any device string: "NVIDIA A100-PCIE-40GB" resolves to a100,
                    "NVIDIA A100 80GB PCIe MIG 1g.10gb" to a100-pcie-80gb-mig-1g.10gb)
-A workload is KIND:NAME; its shape is --shape KEY=VALUE,... and, for Kernel Tuner kernels,
---problem-size N,N,... (the cache header's problem_size; a single N is a number, "N," a list
-of one). Decode workloads match by shape (the nearest shape transfers whatever its name); other
+A workload is KIND:NAME; its shape is --shape KEY=VALUE,... (or a JSON object, for lists:
+--shape '{"key": [1024, 1024, "torch.float16"]}' names a Triton tuning key) and, for Kernel Tuner
+kernels, --problem-size N,N,... (the cache header's problem_size; a single N is a number, "N," a
+list of one). Decode workloads match by shape (the nearest shape transfers whatever its name); other
 kinds only within the same kernel."""
 
 
@@ -51,7 +52,19 @@ def parse_problem_size(text: str) -> Any:
 
 
 def parse_shape(shape: str | None) -> dict[str, Any]:
-    """A shape from ``KEY=VALUE,...`` (numbers where a value reads as one); click.BadParameter when malformed."""
+    """A shape from ``KEY=VALUE,...`` (numbers where a value reads as one) or a JSON object (for values
+    that are lists or text with commas: a Triton tuning key); click.BadParameter when malformed."""
+    if shape is not None and shape.strip().startswith("{"):
+        import json
+
+        try:
+            values = json.loads(shape)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"{shape!r} is not a JSON object ({exc}); give KEY=VALUE,... or a JSON object "
+                                     'such as {"key": [1024, "torch.float16"]}.', param_hint="'--shape'") from None
+        if not isinstance(values, dict):
+            raise click.BadParameter(f"{shape!r} must be one JSON object.", param_hint="'--shape'")
+        return values
     values: dict[str, Any] = {}
     for item in (shape or "").split(","):
         if not item.strip():
@@ -99,7 +112,7 @@ def workload_options(func):
     for option in reversed((
         click.option("--workload", "workload_spec", required=True, metavar="KIND:NAME",
                      help="The workload: decode:NAME or kernel_tuner:KERNEL (any kind:name)."),
-        click.option("--shape", metavar="KEY=VALUE,...", help="The workload's shape."),
+        click.option("--shape", metavar="KEY=VALUE,...", help="The workload's shape (or a JSON object)."),
         click.option("--problem-size", metavar="N,N,...", help="Kernel Tuner problem size (shape problem_size)."),
         click.option("--device", required=True, help="The device: h100, a100, 'NVIDIA RTX A6000', ..."),
         click.option("--kind", "kinds", multiple=True, type=click.Choice(KIND_CHOICES),

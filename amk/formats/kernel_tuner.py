@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from amk.core.devices import Device
-from amk.core.errors import AmkError, ExportError, ImportFormatError, MissingDependencyError
+from amk.core.errors import AmkError, ExportError, ImportFormatError, LeftOutWarning, MissingDependencyError
 from amk.core.records import Measurement, MeasurementKind, Provenance, Record, Verdict
 from amk.core.workload import Workload
 from amk.formats import ImportItem, ImportOptions, file_device, read_file
@@ -291,10 +291,11 @@ def _schema_items(source: Source) -> Iterator[ImportItem]:
 
 
 # -- writing ------------------------------------------------------------------------------------------
-# amk verdicts -> the Kernel Tuner marker a failure is written as (when its reason is not one already).
+# amk verdicts -> the Kernel Tuner marker a failure is written as (when its reason is not one already): each
+# reads back as the same verdict (FAILURE_VERDICTS) but TIMEOUT, which Kernel Tuner has no marker for.
 VERDICT_MARKERS: dict[Verdict, str] = {
     Verdict.REJECTED: "InvalidConfig",
-    Verdict.FAIL: "RuntimeFailedConfig",
+    Verdict.FAIL: "ErrorConfig",
     Verdict.CRASH: "RuntimeFailedConfig",
     Verdict.TIMEOUT: "RuntimeFailedConfig",
 }
@@ -383,11 +384,45 @@ def kernel_tuner_cache(records: Iterable[Record]) -> dict[str, Any]:
     data["tune_params"] = {p: _sorted_values(list({json.dumps(r.config[p]): r.config[p] for r in records}.values()))
                            for p in params}
     data["objective"] = header.get("objective", "time")
-    for key, value in header.items():  # whatever else the original header held (versions, ...)
-        if key not in data and key not in ("tune_params",):
-            data[key] = value
-    data["cache"] = {_entry_key(params, r.config): _entry(r, params) for r in records}
+    if first.provenance.backend == BACKEND_NAME:  # whatever else a Kernel Tuner header held (versions, ...);
+        for key, value in header.items():           # another format's (T4's schema_version) is not the cache's
+            if key not in data and key not in ("tune_params",):
+                data[key] = value
+    data["cache"] = {key: _entry(r, params) for key, r in _one_per_config(records, params).items()}
     return data
+
+
+def _one_per_config(records: list[Record], params: list[str]) -> dict[str, Record]:
+    """The record each cache entry is written from, by entry key in first-seen order: a cache holds one
+    entry per config, so a config with several records is its fastest PASS record (the stores' best-of,
+    docs/stores.md), else its last one. A LeftOutWarning says how many records were left out so, and how
+    many TIMEOUT records were written as RuntimeFailedConfig (Kernel Tuner has no timeout marker)."""
+    import warnings
+    from collections import Counter
+
+    def better(new: Record, kept: Record) -> bool:
+        if kept.measurement.verdict is not Verdict.PASS:
+            return True  # a PASS over a failure; the last of failures
+        return new.measurement.verdict is Verdict.PASS and new.measurement.latency_us < kept.measurement.latency_us
+
+    chosen: dict[str, Record] = {}
+    counts: Counter[str] = Counter()
+    for record in records:
+        key = _entry_key(params, record.config)
+        counts[key] += 1
+        if key not in chosen or better(record, chosen[key]):
+            chosen[key] = record
+    if len(records) > len(chosen):
+        repeated = sum(1 for n in counts.values() if n > 1)
+        warnings.warn(f"{len(records) - len(chosen)} record(s) left out of the Kernel Tuner cache: it holds one "
+                      f"entry per config and {repeated} config(s) have several records; each is written as its "
+                      "fastest PASS record, else its last one", LeftOutWarning, stacklevel=3)
+    timeouts = sum(1 for r in chosen.values()
+                   if r.measurement.verdict is Verdict.TIMEOUT and r.measurement.reason not in FAILURE_VERDICTS)
+    if timeouts:
+        warnings.warn(f"{timeouts} TIMEOUT record(s) written as RuntimeFailedConfig: Kernel Tuner has no timeout "
+                      "marker, so they import back as CRASH", LeftOutWarning, stacklevel=3)
+    return chosen
 
 
 def write_kernel_tuner(records: Iterable[Record], out: TextIO) -> int:

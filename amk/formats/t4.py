@@ -319,6 +319,27 @@ def _built_result(record: Record, params: list[str]) -> dict[str, Any]:
     return result
 
 
+def _result_in_ms(record: Record, params: list[str], us_per_unit: float) -> dict[str, Any]:
+    """A result read from T4 as it was read, its times (``times``, the runtimes, an objective measurement
+    without a unit of its own) in milliseconds: for a document whose results came in several units."""
+    import copy
+
+    kept = copy.deepcopy(kept_extra(record, "t4"))
+    factor = us_per_unit / 1e3
+    times = kept.get("times")
+    for key, value in (times.items() if isinstance(times, dict) else ()):
+        if isinstance(value, list):
+            times[key] = [t * factor if is_finite_number(t) else t for t in value]
+        elif is_finite_number(value):
+            times[key] = value * factor
+    objectives = [o for o in kept.get("objectives") or [] if isinstance(o, str)] or ["time"]
+    for measurement in kept.get("measurements") or []:
+        if isinstance(measurement, dict) and measurement.get("name") in objectives and \
+                is_finite_number(measurement.get("value")) and unit_us(measurement.get("unit"), None) is None:
+            measurement.update(value=measurement["value"] * factor, unit="ms")
+    return {"configuration": {p: record.config[p] for p in params}, **kept}
+
+
 def _kept_unit(record: Record) -> tuple[dict[str, Any], float] | None:
     """(metadata, microseconds per time unit) of a record read from T4, None for any other record."""
     kept = kept_extra(record, "t4")
@@ -333,8 +354,9 @@ def t4_document(records: Iterable[Record]) -> dict[str, Any]:
     """The T4 results document of ``records`` (one kernel on one device at one problem size).
 
     A result read from T4 is written back as read, with its file's ``metadata``, when every record is in
-    milliseconds (the unit amk writes) and the T4 ones share one ``metadata``; otherwise each result is
-    built from its record, with the device in ``metadata.device_name`` (T4 has no device field).
+    milliseconds (the unit amk writes) and the T4 ones share one ``metadata``; otherwise a result read from
+    T4 is written as read with its times in milliseconds, any other built from its record, with the device
+    in ``metadata.device_name`` (T4 has no device field).
     """
     from amk.formats.kernel_tuner import one_target
 
@@ -354,6 +376,8 @@ def t4_document(records: Iterable[Record]) -> dict[str, Any]:
                               f"{sorted(record.config)}); a T4 file holds one kernel's search space.")
         if verbatim and unit is not None:
             results.append({"configuration": {p: record.config[p] for p in params}, **kept_extra(record, "t4")})
+        elif unit is not None:
+            results.append(_result_in_ms(record, params, unit[1]))
         else:
             results.append(_built_result(record, params))
     metadata = json.loads(metadatas.pop()) if verbatim else {}
