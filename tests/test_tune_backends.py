@@ -53,6 +53,27 @@ def test_replay_measures_a_recorded_config_as_its_recorded_median_of_kind_replay
     assert m.latency_us == pytest.approx(synthetic_time_ms(64, 2, 1.0, 64) * 1000)
 
 
+def test_a_config_recorded_several_times_replays_as_its_median_pass_else_its_latest_failure(cache):
+    import attrs
+
+    from amk.core.records import Measurement
+
+    records = [i.record for i in read_kernel_tuner(cache)]
+    passed = next(r for r in records if r.config == {"block_size_x": 64, "tile_size_x": 2})
+    failed = next(r for r in records if r.measurement.verdict is Verdict.CRASH)
+
+    def sample(record, verdict, latency_us=None):
+        return attrs.evolve(record, measurement=Measurement(verdict=verdict, kind=MeasurementKind.MEASURED,
+                                                            latency_us=latency_us, reason="x"))
+    again = [sample(passed, Verdict.FAIL), sample(passed, Verdict.PASS, 1.0), sample(passed, Verdict.PASS, 50.0),
+             sample(passed, Verdict.PASS, 70.0), sample(passed, Verdict.FAIL)]  # a failed build first and last
+    backend = ReplayBackend.from_records(records + again + [sample(failed, Verdict.TIMEOUT)])
+    m = backend.measure(passed.workload, passed.device, passed.config)
+    assert m.verdict is Verdict.PASS and m.latency_us == 50.0  # the lower median of 1, 50, 70 and the import's
+    late = backend.measure(failed.workload, failed.device, failed.config)
+    assert late.verdict is Verdict.TIMEOUT  # no PASS: the latest failure
+
+
 def test_replay_gives_a_config_absent_from_the_data_a_failed_measurement(replay):
     backend, workload, device = replay
     m = backend.measure(workload, device, {"block_size_x": 48, "tile_size_x": 2})

@@ -56,7 +56,8 @@ def _target_key(workload: Workload, device: Device) -> tuple[str, str]:
 
 
 class RecordedData:
-    """Records indexed by (workload, device) and then by config, for lookups in O(1)."""
+    """Records indexed by (workload, device) and then by config, for lookups in O(1); a config with several
+    records replays as :func:`replayed_sample` picks."""
 
     def __init__(self, records: Iterable[Record]) -> None:
         self.by_target: dict[tuple[str, str], dict[str, Record]] = {}
@@ -64,11 +65,10 @@ class RecordedData:
         self.declared_choices: dict[tuple[str, str], dict[str, list[Any]]] = {}
         self.labels: dict[tuple[str, str], str] = {}
         self._knobs: dict[tuple[str, str], list[Knob]] = {}
+        samples: dict[tuple[str, str], dict[str, list[Record]]] = {}
         for record in records:
             key = _target_key(record.workload, record.device)
-            table = self.by_target.setdefault(key, {})
-            # The latest record of a config wins: a re-import or a later measurement replaces older data.
-            table[config_key(record.config)] = record
+            samples.setdefault(key, {}).setdefault(config_key(record.config), []).append(record)
             if key not in self.knob_order:
                 self.labels[key] = f"{record.workload.name} ({_shape_text(record.workload.shape)}) on {record.device.name}"
                 extra = record.provenance.extra
@@ -80,6 +80,8 @@ class RecordedData:
                 tune_params = header.get("tune_params") if isinstance(header, Mapping) else None
                 if isinstance(tune_params, Mapping):
                     self.declared_choices[key] = {k: list(v) for k, v in tune_params.items() if isinstance(v, list)}
+        self.by_target = {key: {config: replayed_sample(recs) for config, recs in table.items()}
+                          for key, table in samples.items()}
 
     def table(self, workload: Workload, device: Device) -> dict[str, Record]:
         key = _target_key(workload, device)
@@ -107,6 +109,15 @@ class RecordedData:
             knobs.append(Knob(name, tuple(values)))
         self._knobs[key] = knobs
         return knobs
+
+
+def replayed_sample(samples: list[Record]) -> Record:
+    """The record a config replays as, of its samples in append order: the PASS at the lower median latency
+    when any passed (as a warm start ranks it: one noisy sample, or a failed first build, does not decide),
+    else the latest record (its latest failure)."""
+    passed = sorted((r for r in samples if r.measurement.verdict is Verdict.PASS
+                     and r.measurement.latency_us is not None), key=lambda r: r.measurement.latency_us)
+    return passed[(len(passed) - 1) // 2] if passed else samples[-1]
 
 
 def _sorted_values(values: Iterable[Any]) -> list[Any]:
