@@ -116,7 +116,7 @@ def test_replay_reads_a_cache_file_named_in_its_options_with_the_device_given(tm
 
 def test_replay_names_what_it_holds_when_asked_for_another_target(replay):
     backend, workload, _ = replay
-    with pytest.raises(BackendError, match=r"holds: toy_kernel \(\{'problem_size': \[1024, 1024\]\}\) on a4000"):
+    with pytest.raises(BackendError, match=r'holds: toy_kernel \(\{"problem_size": \[1024, 1024\]\}\) on a4000'):
         backend.search_space(workload, resolve_device("h100"))
 
 
