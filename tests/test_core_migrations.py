@@ -40,6 +40,13 @@ def test_nothing_of_an_upstream_record_is_lost(upstream):
         assert schedule_back == raw["schedule"]
 
 
+def test_an_original_record_with_an_iso_time_migrates_keeping_the_time_as_written():
+    raw = {"model": "x(4096h/2L)", "gpu": "h100", "correctness": "PASS", "latency_us": 10.0, "bound_us": 0.0,
+           "schedule": {"threads_per_block": 256}, "notes": "kind=measured-gpu", "ts": "2024-03-01T12:00:00Z"}
+    record = record_from_dict(raw)  # was: "$.provenance.timestamp is not a number"
+    assert record.provenance.timestamp is None and record.provenance.extra["ts"] == "2024-03-01T12:00:00Z"
+
+
 def test_shapes_come_from_the_model_name_when_the_record_has_no_shape(upstream):
     by_name = {raw["model"]: record for raw, record in upstream}
     one_b = model_shape(by_name["llama-1B-shape(2048h/16L/128k-vocab)"].workload)

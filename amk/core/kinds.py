@@ -1,8 +1,6 @@
-"""The one table of plugin kinds: each kind's name, base class, registering hook and embedded default.
-
-Everything that enumerates kinds (the registry, the config file's sections, ``amk plugins``) reads
-:data:`KINDS`; adding a kind is one row here plus its hookspec.
-"""
+"""The one table of plugin kinds: each kind's name, base class, registering hook and embedded default. Everything
+that enumerates kinds (the registry, the config file's sections, ``amk plugins``) reads :data:`KINDS`; adding a
+kind is one row here plus its hookspec."""
 
 from __future__ import annotations
 

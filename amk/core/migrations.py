@@ -128,6 +128,8 @@ def _v0_to_v1(rec: dict[str, Any]) -> dict[str, Any]:
     for key in ("regime", "ir_version", "abi_version"):
         if key in rec:
             extra[key] = rec[key]
+    if isinstance(ts, str):  # an ISO time: kept as written (a record's timestamp is seconds since the epoch)
+        extra["ts"], ts = ts, None
     if "pct_of_roofline" in rec:
         # Stored by the original as 100*latency/bound, the inverse of its documentation; kept verbatim.
         extra["upstream_pct_of_roofline"] = rec["pct_of_roofline"]
