@@ -263,17 +263,27 @@ def test_a_resume_whose_space_enumerates_other_configs_under_the_same_knobs_is_r
         tune(fewer, settings, budget=4, state_path=path, resume=True)
 
 
-def test_a_run_killed_before_its_first_record_created_the_store_file_resumes_on_that_file(tmp_path):
-    from amk.tuning.binding import store_identity
-
-    path, corpus = tmp_path / "s.json", tmp_path / "c.jsonl"
-    store = JsonlStore(JsonlStore.Options(path=str(corpus)))
+def _state_edited_after_a_run(tmp_path, edit, store=None):
+    """A first run of the toy target (2 evaluations), then its state file's ``bound`` edited by ``edit`` (in
+    place, or replaced by what it returns): (target, settings, state path, first run's result)."""
+    path = tmp_path / "s.json"
     target, settings = target_for(ToyBackend())
     first = tune(target, settings, budget=2, store=store, state_path=path)
     state = json.loads(path.read_text())
-    state["bound"]["store_identity"] = ["path", str(corpus)]  # as saved before the file existed
+    state["bound"] = edit(state["bound"]) or state["bound"]
     path.write_text(json.dumps(state))
-    assert store_identity(store) != state["bound"]["store_identity"]
+    return target, settings, path, first
+
+
+def test_a_run_killed_before_its_first_record_created_the_store_file_resumes_on_that_file(tmp_path):
+    from amk.tuning.binding import store_identity
+
+    corpus = tmp_path / "c.jsonl"
+    store = JsonlStore(JsonlStore.Options(path=str(corpus)))
+    as_before = ["path", str(corpus)]  # the identity saved before the file existed
+    target, settings, path, first = _state_edited_after_a_run(
+        tmp_path, lambda b: b.update(store_identity=as_before), store)
+    assert store_identity(store) != as_before
     resumed = tune(target, settings, budget=3, store=store, state_path=path, resume=True)
     assert resumed.state.run_id == first.state.run_id and len(resumed.state.trials) == 3
 
@@ -288,12 +298,7 @@ def test_a_run_killed_before_its_first_record_created_the_store_file_resumes_on_
 def test_a_state_whose_binding_was_edited_into_another_shape_is_malformed_naming_the_part(tmp_path, edit, says):
     from amk.core.errors import TuneStateError
 
-    path = tmp_path / "s.json"
-    target, settings = target_for(ToyBackend())
-    tune(target, settings, budget=2, state_path=path)
-    state = json.loads(path.read_text())
-    state["bound"] = edit(state["bound"]) or state["bound"]  # an edit in place, or a whole new value
-    path.write_text(json.dumps(state))
+    target, settings, path, _ = _state_edited_after_a_run(tmp_path, edit)
     with pytest.raises(TuneStateError, match=f"is malformed \\({says}"):
         tune(target, settings, budget=3, state_path=path, resume=True)
 
