@@ -143,7 +143,7 @@ def test_evaluate_an_empty_store_is_a_clear_error(run_amk, tmp_path):
 
 def test_evaluate_an_unknown_ranker_lists_the_known_ones(run_amk, store_dir):
     out = run_amk("--store", "jsonl:c.jsonl", "evaluate", "--ranker", "nope")
-    assert out.returncode == 1 and "knn" in out.stderr
+    assert out.returncode == 2 and "knn" in out.stderr  # a usage error
 
 
 def test_importing_amk_and_its_registry_loads_no_heavy_library():

@@ -234,8 +234,6 @@ def _record(key: str, entry: Any, params: list[str], param_set: set[str], worklo
             raise ValueError(f"tune parameter {name!r} = {value!r} holds bytes that are not UTF-8")
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"tune parameter {name!r} is {value!r}, not a value a kernel can be built with")
-    if key != _entry_key(params, config):  # Kernel Tuner keys an entry by its values in tune_params_keys order
-        tally.add("a cache key that disagrees with the entry's own parameter values (read by the values)", key)
     measurement = entry_measurement(entry, param_set)
     timestamp, readable = parse_timestamp(entry.get("timestamp"))
     if not readable:
@@ -247,11 +245,14 @@ def _record(key: str, entry: Any, params: list[str], param_set: set[str], worklo
         extra["kernel_tuner_time_ms"] = entry["time"]
     for field in found:
         tally.add(f"{field!r} NaN or infinite, kept as null", key)
-    return Record(
+    record = Record(
         workload=workload, device=dev, config=config, measurement=measurement,
         provenance=Provenance(backend=BACKEND_NAME, backend_version=backend_version, timestamp=timestamp,
                               source=where, extra={"entry": extra, "header": header_extra}),
     )
+    if key != _entry_key(params, config):  # Kernel Tuner keys an entry by its values in tune_params_keys order
+        tally.add("a cache key that disagrees with the entry's own parameter values (read by the values)", key)
+    return record
 
 
 def _tally_replaced_bytes(source: Source, tally: Tally) -> None:
