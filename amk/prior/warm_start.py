@@ -79,9 +79,7 @@ def _ordered_rows(workload: Workload, device: Device, columns: CorpusColumns, sh
     dist = wdist[columns.workload_index[rows]]
     near = dist <= shape_radius
     if near.any():
-        rows = rows[near]
-    rows = _median_sample_rows(rows, columns)
-    dist = wdist[columns.workload_index[rows]]
+        rows, dist = rows[near], dist[near]
     groups, keys = group_rows(columns.workload_index[rows], columns.device_index[rows], len(columns.devices))
     relative = relative_to_best(columns.latency_us[rows], groups, len(keys))
     order = np.lexsort((relative, np.round(dist, 3), device_rank[columns.device_index[rows]]))
@@ -89,20 +87,6 @@ def _ordered_rows(workload: Workload, device: Device, columns: CorpusColumns, sh
     _, first = np.unique(columns.config_index[rows], return_index=True)
     first.sort()
     return rows[first], dist[first], relative[first]
-
-
-def _median_sample_rows(rows: np.ndarray, columns: CorpusColumns) -> np.ndarray:
-    """``rows`` with one row per (workload, device, config) left: its sample at the lower median latency, so
-    a config measured several times (A/B re-measurement, repeated runs) ranks by its median, not by its
-    luckiest sample, and its seed still points at a real record."""
-    n_devices, n_configs = max(len(columns.devices), 1), max(len(columns.configs), 1)
-    key = ((columns.workload_index[rows].astype(np.int64) * n_devices + columns.device_index[rows]) * n_configs
-           + columns.config_index[rows])
-    order = np.lexsort((columns.latency_us[rows], key))
-    sorted_key = key[order]
-    starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
-    counts = np.diff(np.r_[starts, len(order)])
-    return np.sort(rows[order[starts + (counts - 1) // 2]])
 
 
 def _seed(columns: CorpusColumns, row: int, dist: float, relative: float) -> Seed:
