@@ -31,6 +31,7 @@ from amk.core.errors import BackendError
 from amk.core.records import Measurement, MeasurementKind, Record, Verdict
 from amk.core.space import Knob, SearchSpace
 from amk.core.workload import Workload
+from amk.formats.values import representative
 
 ABSENT_REASON = "the config is not in the recorded data"
 
@@ -57,7 +58,7 @@ def _target_key(workload: Workload, device: Device) -> tuple[str, str]:
 
 class RecordedData:
     """Records indexed by (workload, device) and then by config, for lookups in O(1); a config with several
-    records replays as :func:`replayed_sample` picks."""
+    records replays as its :func:`~amk.formats.values.representative` (its fastest PASS, else its latest)."""
 
     def __init__(self, records: Iterable[Record]) -> None:
         self.by_target: dict[tuple[str, str], dict[str, Record]] = {}
@@ -80,7 +81,7 @@ class RecordedData:
                 tune_params = header.get("tune_params") if isinstance(header, Mapping) else None
                 if isinstance(tune_params, Mapping):
                     self.declared_choices[key] = {k: list(v) for k, v in tune_params.items() if isinstance(v, list)}
-        self.by_target = {key: {config: replayed_sample(recs) for config, recs in table.items()}
+        self.by_target = {key: {config: representative(recs) for config, recs in table.items()}
                           for key, table in samples.items()}
 
     def table(self, workload: Workload, device: Device) -> dict[str, Record]:
@@ -109,15 +110,6 @@ class RecordedData:
             knobs.append(Knob(name, tuple(values)))
         self._knobs[key] = knobs
         return knobs
-
-
-def replayed_sample(samples: list[Record]) -> Record:
-    """The record a config replays as, of its samples in append order: the PASS at the lower median latency
-    when any passed (as a warm start ranks it: one noisy sample, or a failed first build, does not decide),
-    else the latest record (its latest failure)."""
-    passed = sorted((r for r in samples if r.measurement.verdict is Verdict.PASS
-                     and r.measurement.latency_us is not None), key=lambda r: r.measurement.latency_us)
-    return passed[(len(passed) - 1) // 2] if passed else samples[-1]
 
 
 def _sorted_values(values: Iterable[Any]) -> list[Any]:

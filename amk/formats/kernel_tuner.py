@@ -63,6 +63,7 @@ from amk.formats.values import (
     parse_timestamp,
     problem,
     problem_size,
+    representative,
     without_nonfinite,
 )
 
@@ -399,22 +400,13 @@ def _one_per_config(records: list[Record], params: list[str]) -> dict[str, Recor
     docs/stores.md), else its last one. A LeftOutWarning says how many records were left out so, and how
     many TIMEOUT records were written as RuntimeFailedConfig (Kernel Tuner has no timeout marker)."""
     import warnings
-    from collections import Counter
 
-    def better(new: Record, kept: Record) -> bool:
-        if kept.measurement.verdict is not Verdict.PASS:
-            return True  # a PASS over a failure; the last of failures
-        return new.measurement.verdict is Verdict.PASS and new.measurement.latency_us < kept.measurement.latency_us
-
-    chosen: dict[str, Record] = {}
-    counts: Counter[str] = Counter()
+    samples: dict[str, list[Record]] = {}
     for record in records:
-        key = _entry_key(params, record.config)
-        counts[key] += 1
-        if key not in chosen or better(record, chosen[key]):
-            chosen[key] = record
+        samples.setdefault(_entry_key(params, record.config), []).append(record)
+    chosen = {key: representative(recs) for key, recs in samples.items()}
     if len(records) > len(chosen):
-        repeated = sum(1 for n in counts.values() if n > 1)
+        repeated = sum(1 for recs in samples.values() if len(recs) > 1)
         warnings.warn(f"{len(records) - len(chosen)} record(s) left out of the Kernel Tuner cache: it holds one "
                       f"entry per config and {repeated} config(s) have several records; each is written as its "
                       "fastest PASS record, else its last one", LeftOutWarning, stacklevel=3)

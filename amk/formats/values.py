@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from amk.core.records import Record
+from amk.core.records import Record, Verdict
 from amk.core.store import CorpusProblem
 from amk.formats import ImportItem, ImportNote
 
@@ -115,6 +115,14 @@ class Tally:
             shown = ", ".join(examples[:3]) + (f" and {len(examples) - 3} more" if len(examples) > 3 else "")
             count = f"{len(examples)} entries" if len(examples) != 1 else "1 entry"
             yield ImportItem(note=ImportNote(self.where, f"{message} in {count} ({shown})"))
+
+
+def representative(samples: Sequence[Record]) -> Record:
+    """The record that stands for a config recorded several times (``samples`` in append order): its fastest
+    PASS, else its latest record. The stores' best-of (amk/core/store.py: each sample is already the median of
+    its repeats), so a failed build before or after a pass never hides the config."""
+    passed = [r for r in samples if r.measurement.verdict is Verdict.PASS and r.measurement.latency_us is not None]
+    return min(passed, key=lambda r: r.measurement.latency_us) if passed else samples[-1]
 
 
 def kept_extra(record: Record, part: str) -> dict[str, Any]:
