@@ -146,7 +146,8 @@ DEVICE = Device("testbox")
 
 def _backend(tmp_path: Path, space: str = 'restrictions = []\n[tune_params]\nx = [1, 2, 3]\n', **options):
     (tmp_path / "space.toml").write_text(space)
-    return CommandBackend(CommandBackend.Options(space=str(tmp_path / "space.toml"), cwd=str(tmp_path), **options))
+    return CommandBackend(CommandBackend.Options(**{"space": str(tmp_path / "space.toml"), "cwd": str(tmp_path),
+                                                    **options}))
 
 
 def test_a_json_line_with_a_list_of_repeats_gives_their_median_and_spread_in_us(tmp_path):
@@ -219,6 +220,16 @@ def test_a_template_naming_neither_a_knob_nor_a_shape_entry_is_refused_before_tu
         backend.search_space(WORKLOAD, DEVICE)
     with pytest.raises(BackendError, match="no indexing or attributes"):
         _backend(tmp_path, command="./bench {x.__class__}").search_space(WORKLOAD, DEVICE)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"command": './bench "--x={x}'}, r"cannot be split into arguments \(No closing quotation\); fix its quotes"),
+    ({"command": "./bench", "build": "gcc 'a.c"}, r"template \"gcc 'a.c\" cannot be split"),
+    ({"command": "./bench", "cwd": "no/such/dir"}, r"cwd 'no/such/dir' is no directory here"),
+])
+def test_a_mistake_every_config_would_fail_on_is_one_error_before_the_run(tmp_path, options, message):
+    with pytest.raises(BackendError, match=message):  # not one CRASH record per config
+        _backend(tmp_path, **options).search_space(WORKLOAD, DEVICE)
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -381,18 +381,26 @@ class CommandBackend(Backend):
             if unknown:
                 raise BackendError(f"the {label} template {template!r} names {unknown}, which are neither knobs "
                                    f"{space.knob_names} nor shape entries {sorted(workload.shape)}.")
+            if label in ("command", "build"):
+                self._argv(template, None)  # one error before the run, not a CRASH record per config
+        if self.options.cwd and not os.path.isdir(self.options.cwd):
+            raise BackendError(f"the command backend's cwd {self.options.cwd!r} is no directory here; fix the cwd "
+                               "option (every config would fail to start).")
 
     def _templates(self) -> list[tuple[str, str]]:
         out = [("command", self.options.command), ("build", self.options.build)]
         out += [(f"env {key}", value) for key, value in self.options.env.items()]
         return [(label, text) for label, text in out if text]
 
-    def _argv(self, template: str, values: Mapping[str, Any]) -> list[str]:
+    def _argv(self, template: str, values: Mapping[str, Any] | None) -> list[str]:
+        """``template`` split as a shell would (no shell runs), each word formatted with ``values`` (None: split
+        only). BackendError for a template that cannot be split (an unclosed quote)."""
         try:
             words = shlex.split(template)
         except ValueError as exc:
-            raise BackendError(f"the template {template!r} cannot be split into arguments ({exc}).") from None
-        return [word.format(**values) for word in words]
+            raise BackendError(f"the template {template!r} cannot be split into arguments ({exc}); fix its "
+                               "quotes.") from None
+        return words if values is None else [word.format(**values) for word in words]
 
     def _environment(self, values: Mapping[str, Any]) -> dict[str, str]:
         env = dict(os.environ)
