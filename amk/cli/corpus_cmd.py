@@ -175,7 +175,8 @@ def import_command(app: AppContext, files: tuple[Path, ...], fmt: str | None, de
     options = _import_options(device, t1, kernel, problem_size)
     paths = _input_files(files, app)
     with app.open_store() as store:
-        itself = next((p for p in paths if store.identity() is not None and file_identity(p) == store.identity()), None)
+        identity = store.identity()
+        itself = next((p for p in paths if identity is not None and file_identity(p) == identity), None)
         if itself is not None:
             raise click.UsageError(f"{shown(itself)} is the store being imported into ({shown(store.describe())}); "
                                    "nothing was imported: leave it out of FILES, or choose another store with --store")

@@ -226,10 +226,6 @@ def _knob_values(config: dict, prefix: str = "") -> dict[str, object]:
     return values
 
 
-def _knob_names(config: dict) -> set[str]:
-    return set(_knob_values(config))
-
-
 def _value_type(value: object) -> str:
     """The JSON type of a knob value in words; true/false count as numbers (true == 1 where knobs match)."""
     if value is None:

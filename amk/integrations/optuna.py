@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 import statistics
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -56,6 +55,7 @@ from amk.core.records import (
 from amk.core.space import Knob, SearchSpace
 from amk.core.store import CorpusQuery, Store
 from amk.core.workload import Workload
+from amk.tuning.objective import latency_problem
 
 VERDICT_ATTR = "amk_verdict"  # user attrs with_verdicts sets on a failing trial
 REASON_ATTR = "amk_reason"
@@ -106,13 +106,6 @@ def suggest(trial: Any, space: Mapping[str, Any]) -> dict[str, Any]:
             raise ValidationError(f"knob {name!r}: {type(dist).__name__} is not supported; use a categorical, int "
                                   "or float distribution.")
     return params
-
-
-def latency_problem(value: Any, unit: str) -> str | None:
-    """What is wrong with ``value`` as a latency (None: a positive finite number, numpy's included)."""
-    if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
-        return None
-    return f"the objective returned {value!r}; a latency is a positive finite number (in {unit})"
 
 
 def with_verdicts(objective: Callable[[Any], Any], *, unit: str = "ms") -> Callable[[Any], Any]:

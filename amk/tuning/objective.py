@@ -82,6 +82,14 @@ def guarded(restriction: Any) -> Any:
     return check
 
 
+def latency_problem(value: Any, unit: str) -> str | None:
+    """What is wrong with ``value`` as a latency in ``unit`` (None: a positive finite real number, numpy's
+    included, not a bool): what an objective, or an Optuna trial's value, must return."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        return None
+    return f"the objective returned {value!r}; a latency is a positive finite number (in {unit})"
+
+
 class ObjectiveBackend(Backend):
     """Measures a config by calling ``objective(config)``; the search space is given, not derived."""
 
@@ -120,7 +128,7 @@ class ObjectiveBackend(Backend):
         itself, anything else a CRASH that says what came back."""
         if isinstance(value, Measurement):
             return value
-        if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        if latency_problem(value, self.unit) is None:
             return Measurement(verdict=Verdict.PASS, kind=self.measurement_kind,
                                latency_us=latency_to_us(float(value), self.unit), samples=1)
         reason = (f"the objective returned {value!r} for {dict(config)!r}; it must return the config's latency, a "
