@@ -178,8 +178,7 @@ class PostgresStore(sql.SqlStore):
         if not records:
             return 0
         encoder = sql.RowEncoder()
-        # The unique key of each row: the keys themselves when they are record ids (the contract), else hashed.
-        keyed = dict(zip(records, records)) if identity is record_id else {k: record_id(r) for k, r in records.items()}
+        keyed = sql.row_record_ids(records, identity)  # the unique key of each row
 
         def attempt() -> int:
             held_keys = self._keyed_ids(list(keyed.values()))

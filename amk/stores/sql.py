@@ -47,7 +47,15 @@ from amk.core.devices import Device
 from amk.core.errors import RecordError, SchemaVersionError, StoreError, ValidationError
 from amk.core.inputs import parse_json
 from amk.core.migrations import SCHEMA_VERSION
-from amk.core.records import Measurement, MeasurementKind, Provenance, Record, Verdict, record_from_dict
+from amk.core.records import (
+    Measurement,
+    MeasurementKind,
+    Provenance,
+    Record,
+    Verdict,
+    record_from_dict,
+    record_id,
+)
 from amk.core.store import CorpusProblem, CorpusQuery, CorpusStats, Store, shape_counts
 from amk.core.workload import Workload
 
@@ -199,6 +207,12 @@ class UniqueKeys:
         if key is None:
             key = self._keys[kind][seen] = unique_key(kind, value)
         return key
+
+
+def row_record_ids(records: Mapping[str, Record], identity: Callable[[Record], str]) -> dict[str, str]:
+    """``append_new``'s ids -> the ``record_id`` each row is kept under (the SQL stores' unique key): the ids
+    themselves when they are record ids (the store contract), else each record hashed."""
+    return dict(zip(records, records)) if identity is record_id else {k: record_id(r) for k, r in records.items()}
 
 
 def workload_row(workload: Workload) -> tuple[str, str, str, str]:

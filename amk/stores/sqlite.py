@@ -202,8 +202,7 @@ class SqliteStore(sql.SqlStore):
         (by ``identity``, and by the ``record_id`` key), then the others, each row keyed by its record id."""
         if not records:
             return 0
-        # The unique key of each row: the keys themselves when they are record ids (the contract), else hashed.
-        keyed = dict(zip(records, records)) if identity is record_id else {k: record_id(r) for k, r in records.items()}
+        keyed = sql.row_record_ids(records, identity)  # the unique key of each row
         chunks: list[list[Record]] = [list(records.values())]
         ids: list[list[str]] = [list(keyed.values())]
 
